@@ -1,0 +1,3 @@
+from seqrec_cli.cli.app import main
+
+main()

@@ -1,0 +1,71 @@
+"""Load an export without the spec and recommend top-k raw item ids for raw item-id histories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from seqrec_cli.artifacts.format import verify_export
+from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.data.batching import PAD
+from seqrec_cli.spec.models import ModelSpec
+
+
+class Recommender:
+    """Usage:
+
+        rec = Recommender.load("exports/ml100k-sasrec")
+        rec.recommend(["50", "172", "133"], k=10)            # one history -> [(item_id, score), ...]
+        rec.recommend([["50", "172"], ["1", "2"]], k=5)        # many histories -> one list each
+    """
+
+    def __init__(self, model: SeqRecModel, item_ids: list[str], max_len: int, manifest: dict, device: str = "cpu"):
+        self.model = model.eval().to(device)
+        self.item_ids = item_ids
+        self.index = {raw: i for i, raw in enumerate(item_ids) if i != PAD}
+        self.max_len = max_len
+        self.manifest = manifest
+        self.device = torch.device(device)
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> Recommender:
+        folder = Path(folder)
+        manifest = verify_export(folder)
+        config = json.loads((folder / "config.json").read_text())
+        model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"])
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        item_ids = json.loads((folder / "item_ids.json").read_text())
+        return cls(model, item_ids, config["model"]["max_len"], manifest, device)
+
+    def encode_histories(self, histories: list[list[str]]) -> torch.Tensor:
+        """Raw ids -> [B, max_len] left-padded item indices; unknown ids are dropped."""
+        batch = torch.full((len(histories), self.max_len), PAD, dtype=torch.long)  # [B, L]
+        for row, history in enumerate(histories):
+            known = [self.index[h] for h in map(str, history) if h in self.index][-self.max_len :]
+            if not known:
+                raise ValueError(f"history {row} has no item known to this model's catalogue")
+            batch[row, self.max_len - len(known) :] = torch.tensor(known)
+        return batch
+
+    @torch.no_grad()
+    def scores(self, histories: list[list[str]], exclude_history: bool = True) -> torch.Tensor:
+        """[B, N + 1] scores; PAD and (optionally) every item of the history are -inf."""
+        inputs = self.encode_histories(histories)  # [B, L]
+        scores = self.model.score_all(inputs.to(self.device)).cpu()  # [B, N + 1]
+        if exclude_history:
+            for row, history in enumerate(histories):
+                seen = [self.index[h] for h in map(str, history) if h in self.index]
+                scores[row, seen] = float("-inf")
+        return scores
+
+    def recommend(self, histories, k: int = 10, exclude_history: bool = True):
+        single = bool(histories) and not isinstance(histories[0], (list, tuple))
+        batch = [list(histories)] if single else [list(h) for h in histories]
+        scores = self.scores(batch, exclude_history)  # [B, N + 1]
+        top = torch.topk(scores, min(k, len(self.item_ids) - 1), dim=1)  # stable order for equal scores is not promised
+        out = [[(self.item_ids[i], float(s)) for i, s in zip(idx.tolist(), val.tolist()) if s != float("-inf")]
+               for idx, val in zip(top.indices, top.values)]
+        return out[0] if single else out

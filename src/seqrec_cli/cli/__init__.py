@@ -1,0 +1,1 @@
+"""Typer app, one module per command. Torch is imported lazily so `--help` is instant."""

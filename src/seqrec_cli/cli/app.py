@@ -1,0 +1,23 @@
+"""The `seqrec` command."""
+
+from __future__ import annotations
+
+import typer
+
+from seqrec_cli.cli import evaluate, export, finetune, prepare
+
+app = typer.Typer(
+    name="seqrec",
+    help="Sequential recommendation experiments from one validated YAML spec.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("prepare")(prepare.prepare_command)
+app.command("finetune")(finetune.finetune_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("export")(export.export_command)
+
+
+def main() -> None:
+    app()

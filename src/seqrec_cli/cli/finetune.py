@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run from its last checkpoint")]
+
+
+class TrainDisplay:
+    """Renders finetune events: a per-epoch progress bar with loss, throughput and ETA."""
+
+    def __init__(self):
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True,
+        )
+        self.task = None
+        self.epoch = 0
+        self.epoch_started = 0.0
+
+    def __call__(self, kind: str, info: dict) -> None:
+        if kind == "prepare.reading":
+            console.print(f"preparing dataset from {info['source']}")
+        elif kind == "finetune.start":
+            self.epoch = info["start_epoch"]
+            console.print(f"run [bold]{info['run_dir']}[/]: {info['parameters']:,} parameters, "
+                          f"{info['train_positions_per_epoch']:,} target positions per epoch, "
+                          f"{info['runtime']['device']} {info['runtime']['precision']}")
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=info["steps_per_epoch"], epoch=self.epoch, loss=0.0, rate="")
+            self.epoch_started = time.perf_counter()
+        elif kind == "finetune.resumed":
+            console.print(f"resuming after epoch {info['epoch']}")
+        elif kind == "finetune.step":
+            elapsed = time.perf_counter() - self.epoch_started
+            rate = f"{info['step'] / max(elapsed, 1e-9):.1f} it/s"
+            self.progress.update(self.task, completed=info["step"], loss=info["loss"], rate=rate, epoch=self.epoch)
+        elif kind == "finetune.epoch":
+            line = (f"epoch {info['epoch']:>3}  loss {info['loss']:.4f}  {info['positions_per_s']:,.0f} pos/s  "
+                    f"{info['seconds']:.1f}s")
+            if "valid" in info:
+                mark = " *" if info["improved"] else ""
+                line += f"  valid {info['monitor']} {info['valid'][info['monitor']]:.4f}{mark}"
+            self.progress.console.print(line)
+            self.epoch = info["epoch"] + 1
+            self.epoch_started = time.perf_counter()
+            self.progress.reset(self.task, epoch=self.epoch, loss=info["loss"], rate="")
+        elif kind == "finetune.done":
+            self.progress.stop()
+
+
+def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False,
+                     resume: ResumeOpt = False) -> None:
+    """Train (or finetune) the model; early-stop on validation; keep the best checkpoint."""
+    with user_errors():
+        spec = load(spec_path, set_, dry_run)
+        from seqrec_cli.pipelines.finetune import finetune
+
+        display = TrainDisplay()
+        try:
+            result = finetune(spec, resume=resume, events=display)
+        finally:
+            display.progress.stop()
+        console.print(f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
+                      f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
+                      f"{result.run_dir}")

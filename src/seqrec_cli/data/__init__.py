@@ -1,0 +1,1 @@
+"""Raw readers, filtering, id maps, splits, the prepared-dataset store and batching."""

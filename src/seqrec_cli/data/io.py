@@ -1,0 +1,110 @@
+"""Open data files whatever their compression (.gz, .xz, .bz2, .zip or none) and hash them.
+
+Readers call these instead of `open` so that every format accepts compressed input for free,
+and so that a missing file or an ambiguous zip is a DataError with a fix, not a traceback.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import zipfile
+from pathlib import Path
+from typing import IO
+
+from seqrec_cli.errors import DataError
+
+# Stream openers by suffix; zip is handled apart because it holds several files.
+_STREAM_OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
+COMPRESSED_SUFFIXES = (*_STREAM_OPENERS, ".zip")
+
+
+def inner_name(path: Path | str) -> str:
+    """File name without its compression suffix: `ratings.csv.gz` -> `ratings.csv` (format detection)."""
+    name = Path(path).name
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def check_exists(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            "file or folder not found",
+            where=str(path),
+            fix="check the path; relative paths resolve under runtime.data_root (or env SEQREC_DATA_ROOT)",
+        )
+    return path
+
+
+def zip_members(path: Path) -> list[str]:
+    """Data members of a zip: folders and macOS resource forks are not data."""
+    with zipfile.ZipFile(check_exists(path)) as archive:
+        return [
+            name
+            for name in archive.namelist()
+            if not name.endswith("/") and not name.startswith("__MACOSX/") and "/._" not in f"/{name}"
+        ]
+
+
+def zip_member(path: Path, member: str | None = None) -> str:
+    """The member to read: the only data file, or `member` (a full name, or a bare name that is unique)."""
+    members = zip_members(path)
+    if member is None:
+        if len(members) == 1:
+            return members[0]
+        raise DataError(
+            f"zip has {len(members)} files, so which one to read is ambiguous: {', '.join(members[:20])}"
+            + (" ..." if len(members) > 20 else ""),
+            where=str(path),
+            fix="name the member (e.g. data.interactions: <member>) or unzip the file you want",
+        )
+    if member in members:
+        return member
+    # Accept a bare file name when it names exactly one member in some subfolder.
+    matches = [name for name in members if name.rsplit("/", 1)[-1] == member]
+    if len(matches) == 1:
+        return matches[0]
+    raise DataError(
+        f"zip has no single member named {member!r}; members: {', '.join(members[:20])}",
+        where=str(path),
+        fix="use one of the member names listed",
+    )
+
+
+def open_binary(path: Path, member: str | None = None) -> IO[bytes]:
+    """Readable binary file object (a context manager), decompressed by suffix."""
+    path = check_exists(Path(path))
+    if path.is_dir():
+        raise DataError("expected a file, found a folder", where=str(path), fix="name a file inside it")
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        name = zip_member(path, member)
+        archive = zipfile.ZipFile(path)
+        handle = archive.open(name)
+        # The member keeps its own reference to the underlying file, so closing the archive is safe.
+        archive.close()
+        return handle
+    if member is not None:
+        raise DataError(f"member {member!r} given, but this is not a zip file", where=str(path))
+    opener = _STREAM_OPENERS.get(suffix)
+    return opener(path, "rb") if opener else open(path, "rb")
+
+
+def open_text(path: Path, encoding: str = "utf-8", member: str | None = None) -> IO[str]:
+    """Readable text file object (a context manager); universal newlines, decompressed by suffix."""
+    return io.TextIOWrapper(open_binary(path, member), encoding=encoding)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of the file's bytes as stored (compressed files are hashed compressed)."""
+    digest = hashlib.sha256()
+    with open(check_exists(Path(path)), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

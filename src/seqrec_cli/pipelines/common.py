@@ -1,0 +1,67 @@
+"""Pieces several commands share: the prepared dataset of a spec, its run folder, its best model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seqrec_cli.core.checkpoint import load_checkpoint
+from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.core.runtime import Runtime, resolve_runtime
+from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.store import load_prepared
+from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
+from seqrec_cli.spec.loader import spec_hash
+from seqrec_cli.spec.models import ExperimentSpec
+
+BEST = "checkpoints/best.pt"
+LAST = "checkpoints/last.pt"
+
+
+def runtime_for(spec: ExperimentSpec) -> Runtime:
+    return resolve_runtime(spec.runtime.device, spec.runtime.precision, spec.runtime.threads)
+
+
+def load_dataset(spec: ExperimentSpec) -> tuple[Sequences, dict, Path]:
+    folder = prepared_dir(spec, resolved_data_spec(spec))
+    seqs, manifest = load_prepared(folder)
+    return seqs, manifest, folder
+
+
+def check_monitor(spec: ExperimentSpec) -> None:
+    name, _, k = spec.train.monitor.partition("@")
+    if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
+        raise UserError(f"train.monitor {spec.train.monitor!r} is not a metric this spec computes",
+                        where="train.monitor",
+                        fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
+
+
+def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime: Runtime,
+                       checkpoint: str = BEST) -> tuple[SeqRecModel, dict, Path]:
+    path = run_dir(spec) / checkpoint
+    payload = load_checkpoint(path)
+    if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
+        raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
+                        fix="evaluate with the spec the run was trained with, or train again")
+    model = SeqRecModel(spec.model, seqs.num_items)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint does not fit the spec's model section ({exc})", where=str(path),
+                        fix="use the same model section as at training time") from exc
+    return model.to(runtime.device), payload, path
+
+
+def read_run_info(spec: ExperimentSpec) -> dict:
+    path = run_dir(spec) / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def resumable_hash(spec: ExperimentSpec) -> str:
+    """Spec hash that ignores the knobs a user may change when continuing a run (length of training)."""
+    loose = spec.model_copy(deep=True)
+    loose.train.epochs = 1
+    loose.train.max_minutes = None
+    loose.train.patience = 1
+    return spec_hash(loose)

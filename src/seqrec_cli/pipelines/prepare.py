@@ -1,0 +1,77 @@
+"""`seqrec prepare`: raw interactions -> prepared dataset folder (a no-op when it already exists)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqrec_cli.data.io import open_binary
+from seqrec_cli.data.process import build_sequences
+from seqrec_cli.data.readers import read_interactions, read_item_info
+from seqrec_cli.data.store import read_manifest, write_prepared
+from seqrec_cli.errors import DataError, UserError
+from seqrec_cli.pipelines.paths import data_spec_hash, interactions_path, prepared_dir, resolved_data_spec
+from seqrec_cli.spec.models import ExperimentSpec
+
+Events = Callable[[str, dict], None]
+
+
+@dataclass
+class PrepareResult:
+    folder: Path
+    manifest: dict
+    reused: bool
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 of the decompressed bytes, so the checksum does not depend on the compressor."""
+    digest = hashlib.sha256()
+    with open_binary(path) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> PrepareResult:
+    data = resolved_data_spec(spec)
+    folder = prepared_dir(spec, data)
+    wanted_hash = data_spec_hash(data)
+    if folder.exists():
+        manifest = read_manifest(folder)
+        if manifest.get("data_spec_hash") != wanted_hash:
+            raise UserError(
+                "this prepared-dataset folder was made from a different data spec; refusing to overwrite it",
+                where=str(folder),
+                fix="set data.prepared_dir to a new folder, or delete the old one if you no longer need it",
+            )
+        events("prepare.reused", {"folder": str(folder)})
+        return PrepareResult(folder, manifest, reused=True)
+
+    source = interactions_path(spec, data)
+    started = time.perf_counter()
+    checksum = content_sha256(source)
+    if data.sha256 and checksum != data.sha256:
+        raise DataError(f"content sha256 {checksum} does not match the expected {data.sha256}",
+                        where=str(source), fix="use the canonical file, or remove/update data.sha256")
+    events("prepare.reading", {"source": str(source)})
+    raw = read_interactions(source, data)
+    seqs = build_sequences(raw, data)
+    table = None
+    if data.items is not None:
+        base = source.parent if source.is_file() else source
+        table = read_item_info(base, data.items)
+    manifest = write_prepared(folder, seqs, table, {
+        "dataset": data.dataset,
+        "data_spec": data.model_dump(mode="json"),
+        "data_spec_hash": wanted_hash,
+        "source": {"path": str(source), "content_sha256": checksum, "rows": len(raw)},
+        "split": data.split,
+        "tie_break": "timestamp, then original row order" if raw.timestamps is not None else "file order",
+        "created_unix": time.time(),
+        "seconds": round(time.perf_counter() - started, 3),
+    })
+    events("prepare.written", {"folder": str(folder)})
+    return PrepareResult(folder, manifest, reused=False)

@@ -1,0 +1,1 @@
+"""Experiment specs: pydantic models (one per YAML section) and the YAML + --set loader."""
