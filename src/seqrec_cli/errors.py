@@ -20,10 +20,13 @@ class UserError(Exception):
 class SpecError(UserError):
     """One or more problems in a YAML spec; `problems` holds (dotted key, message) pairs."""
 
-    def __init__(self, path: str, problems: list[tuple[str, str]]):
+    DEFAULT_FIX = "correct the key(s) listed above in the spec or the --set value; --dry-run checks a spec without running"
+
+    def __init__(self, path: str, problems: list[tuple[str, str]], fix: str | None = None):
         self.problems = problems
         lines = "\n".join(f"  - {key}: {msg}" for key, msg in problems)
-        super().__init__(f"{len(problems)} problem(s) in the spec\n{lines}", where=str(path))
+        super().__init__(f"{len(problems)} problem(s) in the spec\n{lines}", where=str(path),
+                         fix=fix or self.DEFAULT_FIX)
 
 
 class DataError(UserError):

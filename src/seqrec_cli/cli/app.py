@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seqrec_cli.cli import evaluate, export, finetune, prepare
+from seqrec_cli.cli import evaluate, export, finetune, prepare, recommend
 
 app = typer.Typer(
     name="seqrec",
@@ -17,6 +17,7 @@ app.command("prepare")(prepare.prepare_command)
 app.command("finetune")(finetune.finetune_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
+app.command("recommend")(recommend.recommend_command)
 
 
 def main() -> None:

@@ -9,10 +9,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from seqrec_cli.errors import UserError
 
-console = Console()
+console = Console(soft_wrap=True)  # never break a path or a file:line in a pipe
 err_console = Console(stderr=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="YAML experiment spec", show_default=False)]
@@ -29,7 +30,9 @@ def user_errors():
     try:
         yield
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False)
+        # escape: messages hold paths, zip members and "[from --set]", not markup; soft_wrap: never
+        # break a file:line or path when stderr is a pipe (rich would wrap at 80 columns)
+        err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 
@@ -39,7 +42,9 @@ def load(spec_path: Path, overrides: list[str] | None, dry_run: bool):
 
     spec = load_spec(spec_path, overrides or [])
     if dry_run:
-        console.print(f"# spec {spec_path} is valid; spec hash {spec_hash(spec)[:16]}", highlight=False)
-        console.print(dump_spec(spec), highlight=False, markup=False)
+        # soft_wrap: the printout must stay valid YAML (rich would wrap long values at 80 columns)
+        console.print(f"# spec {spec_path} is valid; spec hash {spec_hash(spec)[:16]}", highlight=False,
+                      markup=False, soft_wrap=True)
+        console.print(dump_spec(spec), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(0)
     return spec

@@ -46,7 +46,7 @@ def _natural_order(raw_ids: np.ndarray) -> np.ndarray:
     unique = np.unique(raw_ids.astype(str))
     try:
         return unique[np.argsort(unique.astype(np.int64), kind="stable")]
-    except ValueError:
+    except (ValueError, OverflowError):  # not integers, or integers beyond int64 (e.g. hashed ids)
         return unique
 
 

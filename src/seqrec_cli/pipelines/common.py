@@ -13,7 +13,7 @@ from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
 from seqrec_cli.spec.loader import spec_hash
-from seqrec_cli.spec.models import ExperimentSpec
+from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
 BEST = "checkpoints/best.pt"
 LAST = "checkpoints/last.pt"
@@ -59,9 +59,11 @@ def read_run_info(spec: ExperimentSpec) -> dict:
 
 
 def resumable_hash(spec: ExperimentSpec) -> str:
-    """Spec hash that ignores the knobs a user may change when continuing a run (length of training)."""
+    """Spec hash that ignores what a user may change when continuing a run: how long to train and
+    where/how to run it (device, precision, threads, paths)."""
     loose = spec.model_copy(deep=True)
     loose.train.epochs = 1
     loose.train.max_minutes = None
     loose.train.patience = 1
+    loose.runtime = RuntimeSpec()
     return spec_hash(loose)

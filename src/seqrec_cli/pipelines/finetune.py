@@ -48,8 +48,8 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
                             fix="pass --resume to continue it, or choose another name (--set name=...)")
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         if info.get("resumable_hash") != resumable_hash(spec):
-            raise UserError("run folder was made by a different spec (only train.epochs, train.patience and "
-                            "train.max_minutes may change on --resume)", where=str(folder),
+            raise UserError("run folder was made by a different spec (only train.epochs, train.patience, "
+                            "train.max_minutes and the runtime section may change on --resume)", where=str(folder),
                             fix="use the original spec, or choose another name (--set name=...)")
         return folder, (folder / LAST).is_file()
     folder.mkdir(parents=True, exist_ok=True)
