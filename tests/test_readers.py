@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqrec_cli.data.io import open_binary, open_text, sha256_file
-from seqrec_cli.data.readers import INTERACTION_READERS, ITEM_READERS, read_interactions, read_item_info
+from seqrec_cli.data.item_readers import ITEM_READERS, read_item_info
+from seqrec_cli.data.readers import INTERACTION_READERS, read_interactions
 from seqrec_cli.errors import DataError
 from seqrec_cli.spec.models import DataSpec, InteractionFormat, ItemInfoFormat, ItemInfoSpec
 

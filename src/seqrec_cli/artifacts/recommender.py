@@ -66,6 +66,6 @@ class Recommender:
         batch = [list(histories)] if single else [list(h) for h in histories]
         scores = self.scores(batch, exclude_history)  # [B, N + 1]
         top = torch.topk(scores, min(k, len(self.item_ids) - 1), dim=1)  # stable order for equal scores is not promised
-        out = [[(self.item_ids[i], float(s)) for i, s in zip(idx.tolist(), val.tolist()) if s != float("-inf")]
-               for idx, val in zip(top.indices, top.values)]
+        out = [[(self.item_ids[i], float(s)) for i, s in zip(idx.tolist(), val.tolist(), strict=True) if s != float("-inf")]
+               for idx, val in zip(top.indices, top.values, strict=True)]
         return out[0] if single else out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -11,26 +13,35 @@ from seqrec_cli.core.runtime import Runtime
 from seqrec_cli.data.batching import eval_batches
 from seqrec_cli.data.process import Sequences
 
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # [B, L] history windows -> [B, N + 1] scores
+
 
 @torch.no_grad()
-def rank_targets(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
-                 filter_seen: bool, runtime: Runtime) -> np.ndarray:
+def rank_targets(scorer: Scorer, seqs: Sequences, split: str, max_len: int, batch_size: int,
+                 filter_seen: bool, device: torch.device) -> np.ndarray:
     """1-based pessimistic rank of each user's held-out item for `split`, in user order."""
-    model.eval()
     ranks = []
     for batch in eval_batches(seqs, split, max_len, batch_size):
-        inputs = batch.inputs.to(runtime.device)  # [B, L]
-        with runtime.autocast():
-            scores = model.score_all(inputs)  # [B, N + 1]
+        scores = scorer(batch.inputs.to(device))  # [B, N + 1]
         exclude = None
         if filter_seen:
             exclude = torch.zeros_like(scores, dtype=torch.bool)  # [B, N + 1]
-            exclude[batch.seen_rows.to(runtime.device), batch.seen_items.to(runtime.device)] = True
-        ranks.append(pessimistic_ranks(scores, batch.targets.to(runtime.device), exclude).cpu().numpy())
+            exclude[batch.seen_rows.to(device), batch.seen_items.to(device)] = True
+        ranks.append(pessimistic_ranks(scores, batch.targets.to(device), exclude).cpu().numpy())
     return np.concatenate(ranks)
+
+
+def model_scorer(model: SeqRecModel, runtime: Runtime) -> Scorer:
+    model.eval()
+
+    def score(inputs: torch.Tensor) -> torch.Tensor:
+        with runtime.autocast():
+            return model.score_all(inputs)  # [B, N + 1]
+
+    return score
 
 
 def evaluate_split(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
                    filter_seen: bool, ks: list[int], runtime: Runtime) -> tuple[dict[str, float], np.ndarray]:
-    ranks = rank_targets(model, seqs, split, max_len, batch_size, filter_seen, runtime)
+    ranks = rank_targets(model_scorer(model, runtime), seqs, split, max_len, batch_size, filter_seen, runtime.device)
     return metrics_at_k(ranks, ks), ranks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -60,7 +60,6 @@ class TrainHooks:
     on_epoch: Callable[[EpochStats, dict | None], None] = lambda stats, val: None
     on_improved: Callable[[int], None] = lambda epoch: None
     save_state: Callable[[int], None] = lambda epoch: None
-    extra: dict = field(default_factory=dict)
 
 
 def train_epoch(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim.Optimizer, loss_fn: Callable,

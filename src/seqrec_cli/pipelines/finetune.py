@@ -138,7 +138,7 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
                             start_epoch=start_epoch, epochs=spec.train.epochs, eval_every=spec.train.eval_every,
                             grad_clip=spec.train.grad_clip, seed=spec.train.seed, deadline=deadline)
     seconds = time.time() - started
-    epochs_run = sum(1 for _ in open(folder / "metrics.jsonl")) if (folder / "metrics.jsonl").exists() else 0
+    epochs_run = len((folder / "metrics.jsonl").read_text().splitlines()) if (folder / "metrics.jsonl").exists() else 0
     info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
                  f"best_valid_{spec.train.monitor}": stopper.best, "epochs_run": epochs_run,
                  "seconds_this_session": round(seconds, 1)})

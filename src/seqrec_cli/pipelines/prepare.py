@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqrec_cli.data.io import open_binary
+from seqrec_cli.data.item_readers import read_item_info
 from seqrec_cli.data.process import build_sequences
-from seqrec_cli.data.readers import read_interactions, read_item_info
+from seqrec_cli.data.readers import read_interactions
 from seqrec_cli.data.store import read_manifest, write_prepared
 from seqrec_cli.errors import DataError, UserError
 from seqrec_cli.pipelines.paths import data_spec_hash, interactions_path, prepared_dir, resolved_data_spec
