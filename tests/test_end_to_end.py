@@ -378,3 +378,22 @@ def test_resume_continues_from_last_checkpoint(trained: Run) -> None:
     changed = invoke("finetune", trained.spec, "--set", "name=resumed", "--set", "model.hidden=32", "--resume")
     assert changed.exit_code == 2 and "different spec" in changed.stderr
     assert snapshot(run_dir) == before
+
+
+def test_init_from_starts_at_the_source_runs_best_weights(trained: Run) -> None:
+    """A second run initialised from the first (by run name) begins exactly at its best checkpoint."""
+    first = metrics_records(trained.run)
+    best_valid = max(r["valid"]["NDCG@10"] for r in first)
+    ok("finetune", trained.spec, "--set", "name=e2e-init", "--set", "train.init_from=e2e", "--set", "train.epochs=1",
+       "--set", "train.lr=1e-9")  # a vanishing lr: the one epoch cannot move the weights measurably
+    second = metrics_records(trained.out / "runs" / "e2e-init")
+    assert second[0]["valid"]["NDCG@10"] == pytest.approx(best_valid, abs=1e-6)
+
+
+def test_init_from_other_dataset_exits_2(trained: Run, tmp_path: Path) -> None:
+    other = tmp_path / "other.txt"
+    other.write_text("".join(f"u{u} {i}\n" for u in range(8) for i in range(1, 7)))
+    result = invoke("finetune", trained.spec, "--set", f"data.path={other}", "--set", "name=e2e-other",
+                    "--set", f"train.init_from={trained.run}")
+    assert result.exit_code == 2, result.output
+    assert "different prepared dataset" in flat(result.output)

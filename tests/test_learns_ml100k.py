@@ -27,7 +27,16 @@ FAST = ["model.max_len=50", "train.batch_size=64", "train.epochs=25", "train.eva
         "train.max_minutes=null", "runtime.device=cpu"]
 
 
-def test_sasrec_clearly_beats_most_popular_on_ml100k(tmp_path):
+@pytest.fixture
+def all_cores():
+    """Other test modules pin torch to one thread; this one trains for real, so use the machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_sasrec_clearly_beats_most_popular_on_ml100k(tmp_path, all_cores):
     spec = load_spec(REPO / "experiments/ml100k/sasrec.yaml",
                      [f"runtime.output_root={tmp_path}", f"runtime.data_root={DATA_ROOT}", *FAST])
     finetune(spec)

@@ -42,6 +42,8 @@ class TrainDisplay:
             self.progress.start()
             self.task = self.progress.add_task("train", total=info["steps_per_epoch"], epoch=self.epoch, loss=0.0, rate="")
             self.epoch_started = time.perf_counter()
+        elif kind == "finetune.init_from":
+            console.print(f"initialised from {info['path']}")
         elif kind == "finetune.resumed":
             console.print(f"resuming after epoch {info['epoch']}")
         elif kind == "finetune.step":

@@ -64,7 +64,7 @@ class TrainHooks:
 
 def train_epoch(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim.Optimizer, loss_fn: Callable,
                 runtime: Runtime, rng: np.random.Generator, grad_clip: float | None,
-                on_step: Callable[[int, int, float], None]) -> tuple[float, int]:
+                on_step: Callable[[int, int, float], None], scheduler=None) -> tuple[float, int]:
     """One pass over the training users; returns (mean loss per labelled position, positions)."""
     model.train()
     total_loss, total_pos = 0.0, 0
@@ -79,6 +79,8 @@ def train_epoch(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.opti
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         n = int((labels != IGNORE).sum())
         total_loss += float(loss.detach()) * n
         total_pos += n
@@ -88,12 +90,14 @@ def train_epoch(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.opti
 
 def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim.Optimizer, loss_fn: Callable,
                runtime: Runtime, stopper: EarlyStopping, hooks: TrainHooks, *, start_epoch: int, epochs: int,
-               eval_every: int, grad_clip: float | None, seed: int, deadline: float | None = None) -> str:
+               eval_every: int, grad_clip: float | None, seed: int, deadline: float | None = None,
+               scheduler=None) -> str:
     """Train epochs start_epoch..epochs; returns why it stopped: 'epochs', 'early_stop' or 'time_budget'."""
     for epoch in range(start_epoch, epochs + 1):
         rng = np.random.default_rng([seed, epoch])  # batch order depends only on (seed, epoch): resumable
         started = time.perf_counter()
-        loss, positions = train_epoch(model, batcher, optimizer, loss_fn, runtime, rng, grad_clip, hooks.on_step)
+        loss, positions = train_epoch(model, batcher, optimizer, loss_fn, runtime, rng, grad_clip, hooks.on_step,
+                                      scheduler)
         stats = EpochStats(epoch, loss, positions, time.perf_counter() - started)
         validated = None
         if epoch % eval_every == 0 or epoch == epochs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
-from seqrec_cli.spec.loader import spec_hash
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
 BEST = "checkpoints/best.pt"
@@ -66,4 +66,6 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.train.max_minutes = None
     loose.train.patience = 1
     loose.runtime = RuntimeSpec()
-    return spec_hash(loose)
+    # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
+    canonical = json.dumps(loose.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()

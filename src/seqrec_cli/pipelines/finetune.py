@@ -16,6 +16,7 @@ from seqrec_cli.core.evaluation import evaluate_split
 from seqrec_cli.core.losses import LOSSES
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import seed_everything
+from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import EarlyStopping, EpochStats, TrainHooks, train_loop
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.errors import UserError
@@ -56,6 +57,22 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
     return folder, False
 
 
+def init_weights(model: SeqRecModel, source: str, fingerprint: str, runs_root: Path) -> None:
+    """Load model weights from a run (its name, or its folder: the best checkpoint) or a checkpoint file."""
+    path = runs_root / source if (runs_root / source).is_dir() else Path(source).expanduser()
+    if path.is_dir():
+        path = path / BEST
+    payload = load_checkpoint(path)
+    if payload.get("fingerprint") != fingerprint:
+        raise UserError("train.init_from checkpoint was trained on a different prepared dataset", where=str(path),
+                        fix="point train.init_from at a run of the same data section")
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise UserError(f"train.init_from checkpoint does not fit this spec's model section ({exc})",
+                        where=str(path), fix="use the same model section as the source run") from exc
+
+
 def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
     check_monitor(spec)
     prepare(spec, events)
@@ -69,8 +86,13 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay,
                                   betas=(0.9, 0.98))
     batcher = TrainBatcher(seqs, spec.model.max_len, spec.train.batch_size, spec.train.bucket_by_length)
+    scheduler = make_scheduler(optimizer, spec.train.epochs * len(batcher), spec.train.warmup_steps,
+                               spec.train.schedule)
     stopper = EarlyStopping(spec.train.patience)
     start_epoch = 1
+    if spec.train.init_from and not has_state:
+        init_weights(model, spec.train.init_from, fingerprint["hash"], folder.parent)
+        events("finetune.init_from", {"path": spec.train.init_from})
     if has_state:
         state = load_checkpoint(folder / LAST)
         if state.get("fingerprint") != fingerprint["hash"]:
@@ -78,6 +100,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
                             fix="choose another run name")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:  # checkpoints written before schedules existed ran at a constant lr
+            scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         stopper = EarlyStopping(spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"})
         start_epoch = int(state["epoch"]) + 1
@@ -124,6 +148,7 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
 
     def save_state(epoch: int) -> None:
         save_checkpoint(folder / LAST, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                        "scheduler": scheduler.state_dict(),
                                         "epoch": epoch, "stopper": stopper.state(), "torch_rng": torch.get_rng_state(),
                                         "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"]})
 
@@ -136,7 +161,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
     if start_epoch <= spec.train.epochs and not stopper.should_stop:
         reason = train_loop(model, batcher, optimizer, LOSSES[spec.train.loss], runtime, stopper, hooks,
                             start_epoch=start_epoch, epochs=spec.train.epochs, eval_every=spec.train.eval_every,
-                            grad_clip=spec.train.grad_clip, seed=spec.train.seed, deadline=deadline)
+                            grad_clip=spec.train.grad_clip, seed=spec.train.seed, deadline=deadline,
+                            scheduler=scheduler)
     seconds = time.time() - started
     epochs_run = len((folder / "metrics.jsonl").read_text().splitlines()) if (folder / "metrics.jsonl").exists() else 0
     info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,

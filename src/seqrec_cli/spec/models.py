@@ -16,6 +16,7 @@ SplitKind = Literal["leave_one_out"]
 EncoderKind = Literal["sasrec"]
 LossKind = Literal["full_ce"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Schedule = Literal["constant", "cosine", "linear"]
 Precision = Literal["auto", "fp32", "bf16"]
 
 
@@ -95,6 +96,13 @@ class TrainSpec(Section):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     grad_clip: float | None = Field(default=1.0, gt=0)
+    schedule: Schedule = Field(default="constant", description="learning rate after warmup: constant, or decay to 0")
+    warmup_steps: int = Field(default=0, ge=0, description="linear warmup from 0 to lr over this many steps")
+    init_from: str | None = Field(
+        default=None,
+        description="start from the weights of another run (a run name under runs/, a run folder: its best "
+        "checkpoint, or a checkpoint file) trained on the same prepared dataset",
+    )
     seed: int = 42
     eval_every: int = Field(default=1, ge=1, description="validate every N epochs")
     patience: int = Field(default=10, ge=1, description="stop after N validations without improvement")
