@@ -73,6 +73,21 @@ def init_weights(model: SeqRecModel, source: str, fingerprint: str, runs_root: P
                         where=str(path), fix="use the same model section as the source run") from exc
 
 
+def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, spec: ExperimentSpec) -> tuple[int, EarlyStopping]:
+    """Load everything --resume needs from the last checkpoint; returns (next epoch, early-stopping state)."""
+    state = load_checkpoint(path)
+    if state.get("fingerprint") != fingerprint:
+        raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
+                        fix="choose another run name")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if "scheduler" in state:  # checkpoints written before schedules existed ran at a constant lr
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    stopper = EarlyStopping(spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"})
+    return int(state["epoch"]) + 1, stopper
+
+
 def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
     check_monitor(spec)
     prepare(spec, events)
@@ -94,17 +109,7 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
         init_weights(model, spec.train.init_from, fingerprint["hash"], folder.parent)
         events("finetune.init_from", {"path": spec.train.init_from})
     if has_state:
-        state = load_checkpoint(folder / LAST)
-        if state.get("fingerprint") != fingerprint["hash"]:
-            raise UserError("last checkpoint was trained on a different prepared dataset", where=str(folder / LAST),
-                            fix="choose another run name")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if "scheduler" in state:  # checkpoints written before schedules existed ran at a constant lr
-            scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        stopper = EarlyStopping(spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"})
-        start_epoch = int(state["epoch"]) + 1
+        start_epoch, stopper = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler, spec)
         events("finetune.resumed", {"epoch": start_epoch - 1})
 
     info = {
