@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,19 +19,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from seqrec_cli.data.io import sha256_file
 from seqrec_cli.errors import UserError
 
 EXPORT_FORMAT = "seqrec-export"
 EXPORT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, json_files: dict[str, object],
@@ -52,7 +44,7 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
         for name, text in text_files.items():
             (tmp / name).write_text(text, encoding="utf-8")
-        files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir())}
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         (tmp / MANIFEST).write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                                                 "files": files, **manifest_extra}, indent=2) + "\n")
         os.replace(tmp, folder)
@@ -75,7 +67,7 @@ def verify_export(folder: Path) -> dict:
                         where=str(path), fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})")
     for name, expected in manifest["files"].items():
         file = folder / name
-        if not file.is_file() or sha256_of(file) != expected:
+        if not file.is_file() or sha256_file(file) != expected:
             raise UserError("file missing or modified since export (sha256 mismatch)", where=str(file),
                             fix="export again from the run folder")
     return manifest

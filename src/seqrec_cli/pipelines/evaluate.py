@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from seqrec_cli.atomic import atomic_write_json
 from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.data.io import sha256_file
 from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained_model, runtime_for
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.spec.loader import spec_hash
@@ -25,10 +25,6 @@ PROTOCOL = {
 class EvaluateResult:
     path: Path
     report: dict
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST) -> EvaluateResult:
@@ -48,7 +44,7 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST) -> Evalua
         "dataset_fingerprint": manifest["fingerprint"],
         "spec_hash": spec_hash(spec),
         "seed": spec.train.seed,
-        "checkpoint": {"path": str(ckpt_path), "epoch": int(payload["epoch"]), "sha256": _sha256(ckpt_path)},
+        "checkpoint": {"path": str(ckpt_path), "epoch": int(payload["epoch"]), "sha256": sha256_file(ckpt_path)},
         "runtime": runtime.describe(),
         "seconds": round(time.perf_counter() - started, 3),
     }
