@@ -14,8 +14,8 @@ def training_popularity(seqs: Sequences) -> torch.Tensor:
     counts = np.zeros(seqs.num_items + 1, dtype=np.float64)
     holdout = SPLIT_HOLDOUT["train"]
     for u in range(seqs.num_users):
-        items = seqs.user_items(u)[: max(len(seqs.user_items(u)) - holdout, 0)]
-        np.add.at(counts, items, 1.0)
+        items = seqs.user_items(u)
+        np.add.at(counts, items[: max(len(items) - holdout, 0)], 1.0)
     scores = torch.from_numpy(counts).float()  # [N + 1]
     scores[PAD] = float("-inf")
     return scores

@@ -81,10 +81,10 @@ def train_epoch(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.opti
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        n = int((labels != IGNORE).sum())
-        total_loss += float(loss.detach()) * n
+        value, n = float(loss.detach()), int((labels != IGNORE).sum())  # one device sync each
+        total_loss += value * n
         total_pos += n
-        on_step(step + 1, len(batcher), float(loss.detach()))
+        on_step(step + 1, len(batcher), value)
     return total_loss / max(total_pos, 1), total_pos
 
 
