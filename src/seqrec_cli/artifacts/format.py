@@ -5,6 +5,7 @@
   item_ids.json      raw item id per item index (index 0 = PAD)
   items.jsonl        item side information, line i = item i
   metrics.json       evaluation reports of the run (valid/test) when present
+  item_text.safetensors  `vectors` [N + 1, E]: item text vectors (text-based item tables only)
   manifest.json      sha256 of every file above, spec hash, dataset fingerprint
 """
 
@@ -28,7 +29,8 @@ MANIFEST = "manifest.json"
 
 
 def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, json_files: dict[str, object],
-                 text_files: dict[str, str], manifest_extra: dict) -> Path:
+                 text_files: dict[str, str], manifest_extra: dict,
+                 tensor_files: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
     """Build the whole folder in a temp dir and rename it into place; never replaces an existing folder."""
     folder = Path(folder)
     if folder.exists():
@@ -44,6 +46,8 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
         for name, text in text_files.items():
             (tmp / name).write_text(text, encoding="utf-8")
+        for name, tensors in (tensor_files or {}).items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / name))
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         (tmp / MANIFEST).write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                                                 "files": files, **manifest_extra}, indent=2) + "\n")

@@ -35,7 +35,9 @@ class Recommender:
         folder = Path(folder)
         manifest = verify_export(folder)
         config = json.loads((folder / "config.json").read_text())
-        model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"])
+        text_path = folder / "item_text.safetensors"
+        vectors = load_file(str(text_path))["vectors"] if text_path.is_file() else None  # [N + 1, E]
+        model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"], vectors)
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         item_ids = json.loads((folder / "item_ids.json").read_text())
         return cls(model, item_ids, config["model"]["max_len"], manifest, device)

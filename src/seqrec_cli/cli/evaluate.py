@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+from seqrec_cli.cli.text_display import TextDisplay
 
 
 class Split(str, Enum):
@@ -15,6 +16,9 @@ class Split(str, Enum):
 
 
 SplitOpt = Annotated[Split, typer.Option("--split", help="which held-out item to rank")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="evaluate this run/checkpoint/export instead of the spec's run (zero-shot when it was "
+    "trained on another dataset with text items)")]
 
 
 def metrics_table(metrics: dict[str, float], title: str) -> Table:
@@ -30,16 +34,32 @@ def metrics_table(metrics: dict[str, float], title: str) -> Table:
 
 
 def evaluate_command(spec_path: SpecArg, split: SplitOpt = Split.test, set_: SetOpt = None,
-                     dry_run: DryRunOpt = False) -> None:
+                     dry_run: DryRunOpt = False, model: ModelOpt = None) -> None:
     """Full-ranking HR/NDCG/MRR@K of the best checkpoint; writes eval/<split>.json in the run folder."""
     with user_errors():
         spec = load(spec_path, set_, dry_run)
         from seqrec_cli.pipelines.evaluate import evaluate
 
-        with console.status(f"ranking the whole catalogue for every user ({split.value})..."):
-            result = evaluate(spec, split.value)
+        text = TextDisplay()
+        try:
+            result = evaluate(spec, split.value, model_source=model, events=text)
+        finally:
+            text.stop()
         rep = result.report
         title = (f"{spec.name} · {split.value} · {rep['users']:,} users · {rep['num_items']:,} items · "
                  f"filter_seen={rep['filter_seen']} · ties pessimistic")
         console.print(metrics_table(rep["metrics"], title))
-        console.print(f"checkpoint epoch {rep['checkpoint']['epoch']}; written {result.path}")
+        cold = rep.get("cold_start")
+        if cold:
+            if cold["rankable"] and cold["cold_metrics"]:
+                console.print(metrics_table(cold["cold_metrics"], f"cold targets · {cold['cold_targets']:,} users · "
+                                            f"{cold['cold_items']:,} items never seen in training"))
+                chance = ", ".join(f"{k} {v:.4f}" for k, v in cold["cold_chance"].items())
+                console.print(f"chance on cold targets (random scores): {chance}")
+            else:
+                console.print(f"cold targets: {cold['cold_targets']:,} users; not rankable by an id item table "
+                              f"(reported as 0)")
+        ckpt = rep["checkpoint"]
+        origin = f"checkpoint epoch {ckpt['epoch']}" if "epoch" in ckpt else \
+            f"model {ckpt['source']} ({'zero-shot' if ckpt['zero_shot'] else 'same dataset'})"
+        console.print(f"{origin}; written {result.path}")

@@ -14,6 +14,7 @@ from rich.progress import (
 )
 
 from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+from seqrec_cli.cli.text_display import TextDisplay
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run from its last checkpoint")]
 
@@ -30,20 +31,25 @@ class TrainDisplay:
         self.task = None
         self.epoch = 0
         self.epoch_started = 0.0
+        self.text = TextDisplay()
 
     def __call__(self, kind: str, info: dict) -> None:
+        if self.text(kind, info):
+            return
         if kind == "prepare.reading":
             console.print(f"preparing dataset from {info['source']}")
         elif kind == "finetune.start":
             self.epoch = info["start_epoch"]
-            console.print(f"run [bold]{info['run_dir']}[/]: {info['parameters']:,} parameters, "
+            console.print(f"run [bold]{info['run_dir']}[/]: {info['parameters']:,} parameters "
+                          f"({info['trainable_parameters']:,} trainable, train.method {info['method']}), "
                           f"{info['train_positions_per_epoch']:,} target positions per epoch, "
                           f"{info['runtime']['device']} {info['runtime']['precision']}")
             self.progress.start()
             self.task = self.progress.add_task("train", total=info["steps_per_epoch"], epoch=self.epoch, loss=0.0, rate="")
             self.epoch_started = time.perf_counter()
         elif kind == "finetune.init_from":
-            console.print(f"initialised from {info['path']}")
+            mode = "transfer: encoder + text adaptor; id table fresh" if info["mode"] == "transfer" else "all weights"
+            console.print(f"initialised from {info['path']} ({mode})")
         elif kind == "finetune.resumed":
             console.print(f"resuming after epoch {info['epoch']}")
         elif kind == "finetune.step":
@@ -76,6 +82,7 @@ def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt
             result = finetune(spec, resume=resume, events=display)
         finally:
             display.progress.stop()
+            display.text.stop()
         console.print(f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
                       f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
                       f"{result.run_dir}")

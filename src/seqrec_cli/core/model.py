@@ -5,27 +5,47 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seqrec_cli.core.encoders import ENCODERS
+from seqrec_cli.core.item_repr import TextItems
 from seqrec_cli.data.batching import PAD
 from seqrec_cli.spec.models import ModelSpec
 
 
 class SeqRecModel(nn.Module):
-    def __init__(self, spec: ModelSpec, num_items: int):
+    """model.items picks the item table: `id` (learned rows), `text` (adapted text vectors, which
+    need `text_vectors` [N + 1, E]) or `id+text` (their sum). Inputs and scores use the same table."""
+
+    def __init__(self, spec: ModelSpec, num_items: int, text_vectors: torch.Tensor | None = None):
         super().__init__()
         self.num_items = num_items
         self.hidden = spec.hidden
-        self.item_emb = nn.Embedding(num_items + 1, spec.hidden, padding_idx=PAD)  # row 0 = PAD
+        self.item_emb = None
+        self.text_items = None
+        if spec.items != "text":
+            self.item_emb = nn.Embedding(num_items + 1, spec.hidden, padding_idx=PAD)  # row 0 = PAD
+        if spec.items != "id":
+            if text_vectors is None or text_vectors.shape[0] != num_items + 1:
+                raise ValueError(f"model.items {spec.items!r} needs text vectors for {num_items} items + PAD")
+            self.text_items = TextItems(text_vectors, spec.hidden, spec.dropout, spec.text.adaptor, spec.text.experts)
+        # Items held out of training (cold start): zero rows while training, so nothing learns from them.
+        self.register_buffer("train_keep", torch.ones(num_items + 1, 1), persistent=False)  # [N + 1, 1]
         self.encoder = ENCODERS[spec.encoder](spec)
         self._init_weights()
 
+    def hold_out_items(self, items: torch.Tensor) -> None:
+        self.train_keep[items] = 0.0
+
     def _init_weights(self) -> None:
         # Unit-variance inputs after the sqrt(D) scale; small init elsewhere keeps early logits calm.
-        nn.init.normal_(self.item_emb.weight, std=1.0 / math.sqrt(self.hidden))
-        with torch.no_grad():
-            self.item_emb.weight[PAD].zero_()
+        if self.item_emb is not None:
+            # id+text: the id part starts at zero so the model starts from what the text says.
+            std = 1.0 / math.sqrt(self.hidden) if self.text_items is None else 0.0
+            nn.init.normal_(self.item_emb.weight, std=std)
+            with torch.no_grad():
+                self.item_emb.weight[PAD].zero_()
         for name, p in self.encoder.named_parameters():
             if p.dim() >= 2:
                 nn.init.normal_(p, std=0.02)
@@ -35,11 +55,15 @@ class SeqRecModel(nn.Module):
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         """inputs: [B, L] item ids (left-padded) -> hidden states [B, L, D]."""
         real = inputs != PAD  # [B, L]
-        x = self.item_emb(inputs) * math.sqrt(self.hidden)  # [B, L, D]
+        x = F.embedding(inputs, self.item_weights(), padding_idx=PAD) * math.sqrt(self.hidden)  # [B, L, D]
         return self.encoder(x, real)  # [B, L, D]
 
     def item_weights(self) -> torch.Tensor:
-        return self.item_emb.weight  # [N + 1, D]; column 0 (PAD) is masked wherever scores are used
+        """[N + 1, D] the one item table for inputs and scores; column 0 (PAD) is masked wherever scores are used."""
+        table = self.item_emb.weight if self.text_items is None else self.text_items()  # [N + 1, D]
+        if self.item_emb is not None and self.text_items is not None:
+            table = table + self.item_emb.weight  # [N + 1, D]
+        return table * self.train_keep if self.training else table  # [N + 1, D]
 
     def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         """[B, L] -> [B, D]: the state after the most recent item (last column, left padding)."""

@@ -8,6 +8,7 @@ half-written dataset behind):
   user_ids.json   raw user id per dense user index
   item_ids.json   raw item id per item id (index 0 = PAD = "")
   items.jsonl     line i (1-based) = side information of item i
+  cold_items.json item ids held out of training (only with data.cold_items; see data/cold.py)
   manifest.json   counts, fingerprint, data-spec hash, source file and checksum
 """
 
@@ -28,6 +29,7 @@ from seqrec_cli.errors import UserError
 
 FORMAT_VERSION = 1
 FINGERPRINT_FILES = ("sequences.npy", "offsets.npy", "user_ids.json", "item_ids.json")
+COLD_ITEMS = "cold_items.json"
 
 
 def _files_hash(folder: Path, names: tuple[str, ...]) -> str:
@@ -49,7 +51,8 @@ def item_rows(seqs: Sequences, table: ItemTable | None) -> list[dict]:
     return [{"item_id": raw, **lookup.get(raw, empty)} for raw in seqs.item_ids[1:]]
 
 
-def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manifest: dict) -> dict:
+def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manifest: dict,
+                   cold_items: list[int] | None = None) -> dict:
     """Write the dataset into `folder` (which must not exist yet); returns the final manifest."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +64,10 @@ def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manif
             np.save(tmp / "timestamps.npy", seqs.timestamps)
         (tmp / "user_ids.json").write_text(json.dumps(seqs.user_ids))
         (tmp / "item_ids.json").write_text(json.dumps(seqs.item_ids))
+        fingerprinted = FINGERPRINT_FILES
+        if cold_items is not None:
+            (tmp / COLD_ITEMS).write_text(json.dumps(cold_items))
+            fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS)
         rows = item_rows(seqs, table)
         (tmp / "items.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         manifest = {
@@ -70,8 +77,9 @@ def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manif
                 "users": seqs.num_users,
                 "items": seqs.num_items,
                 "interactions": int(len(seqs.items)),
-                "hash": _files_hash(tmp, FINGERPRINT_FILES),
+                "hash": _files_hash(tmp, fingerprinted),
             },
+            **({"cold_items": len(cold_items)} if cold_items is not None else {}),
             "item_fields": list(rows[0].keys())[1:] if rows else [],
             "has_timestamps": seqs.timestamps is not None,
         }
@@ -94,7 +102,8 @@ def read_manifest(folder: Path) -> dict:
 def load_prepared(folder: Path, verify: bool = True) -> tuple[Sequences, dict]:
     folder = Path(folder)
     manifest = read_manifest(folder)
-    if verify and _files_hash(folder, FINGERPRINT_FILES) != manifest["fingerprint"]["hash"]:
+    fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS) if "cold_items" in manifest else FINGERPRINT_FILES
+    if verify and _files_hash(folder, fingerprinted) != manifest["fingerprint"]["hash"]:
         raise UserError("prepared dataset files do not match their manifest fingerprint (modified or corrupted)",
                         where=str(folder), fix="delete this folder and run `seqrec prepare SPEC` again")
     ts_path = folder / "timestamps.npy"
@@ -111,3 +120,9 @@ def load_prepared(folder: Path, verify: bool = True) -> tuple[Sequences, dict]:
 def load_item_rows(folder: Path) -> list[dict]:
     with open(Path(folder) / "items.jsonl", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
+
+
+def load_cold_items(folder: Path) -> list[int]:
+    """Item ids held out of training ([] when the dataset has none)."""
+    path = Path(folder) / COLD_ITEMS
+    return json.loads(path.read_text()) if path.is_file() else []

