@@ -31,7 +31,9 @@ def model_hash(folder: Path) -> str:
 def load_text_encoder(folder: Path):
     """(tokenizer, model) from a local folder, in eval mode; UserError when the folder is not one."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the CLI draws its own; a library must not print
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise UserError("not a Hugging Face model folder (config.json missing)", where=str(folder),
