@@ -1,8 +1,8 @@
 """Evaluation when the dataset holds items out of training (data.cold_items).
 
 A model with an `id` item table has nothing but an untrained random row for a cold item, so it
-cannot rank one: cold items are removed from its candidates (score -inf) and a cold target ranks
-last, which reports as zero. Text-based tables (text, id+text) score cold items from their text.
+cannot rank one: cold items are removed from its candidates (score -inf) and a cold target gets
+rank infinity (a miss at every K), which reports as zero. Text-based tables (text, id+text) score cold items from their text.
 The report adds metrics over the users whose target is cold, over the rest, and the chance level
 (uniform random scores) of the cold part.
 """
@@ -44,6 +44,8 @@ def evaluate_with_cold(model: SeqRecModel, seqs: Sequences, split: str, spec: Ex
     ranks = rank_targets(scorer, seqs, split, spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
                          runtime.device)
     is_cold = np.isin(split_targets(seqs, split), np.asarray(cold, dtype=np.int64))  # [U]
+    if not rankable:
+        ranks = np.where(is_cold, np.inf, ranks)  # not "last of a short list": never recommended at all
     candidates = candidates_per_user(seqs, split, spec.eval.filter_seen)[is_cold]  # [C]
     chance = {f"HR@{k}": float(np.mean(np.minimum(k, candidates) / candidates)) if len(candidates) else 0.0
               for k in spec.eval.ks}
@@ -52,7 +54,7 @@ def evaluate_with_cold(model: SeqRecModel, seqs: Sequences, split: str, spec: Ex
         "cold_targets": int(is_cold.sum()),
         "rankable": rankable,
         "note": "items held out of training; an id item table cannot rank them (they are removed from its "
-                "candidates and a cold target counts as a miss)" if not rankable else
+                "candidates and a cold target counts as a miss at every K)" if not rankable else
                 "items held out of training, ranked from their text",
         "cold_metrics": metrics_at_k(ranks[is_cold], spec.eval.ks) if is_cold.any() else {},
         "warm_metrics": metrics_at_k(ranks[~is_cold], spec.eval.ks) if (~is_cold).any() else {},

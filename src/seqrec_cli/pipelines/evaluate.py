@@ -12,7 +12,8 @@ from seqrec_cli.data.io import sha256_file
 from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.cold_eval import evaluate_with_cold
 from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained, runtime_for
-from seqrec_cli.pipelines.paths import run_dir
+from seqrec_cli.pipelines.paths import output_root, run_dir
+from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
@@ -34,6 +35,8 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, model_sou
              events=lambda kind, info: None) -> EvaluateResult:
     """The run's checkpoint on `split`; with `model_source` (a run, checkpoint or export, possibly of
     another dataset) that model as it is instead: zero-shot when it was trained elsewhere."""
+    if model_source is not None:
+        prepare(spec, events)  # zero-shot may be the first command run on this dataset
     seqs, manifest, prepared = load_dataset(spec)
     runtime = runtime_for(spec)
     if model_source is None:
@@ -68,8 +71,9 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, model_sou
         "runtime": runtime.describe(),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    # A model from elsewhere never overwrites the run's own report.
-    name = f"{split}.json" if model_source is None else f"{split}-from-{Path(model_source).name}.json"
-    path = run_dir(spec) / "eval" / name
+    # A model from elsewhere is reported outside the run folder: it never overwrites the run's own
+    # report, and a later `finetune` of this spec still finds its run folder free.
+    path = run_dir(spec) / "eval" / f"{split}.json" if model_source is None else \
+        output_root(spec) / "evals" / f"{spec.name}-from-{Path(model_source).name}" / f"{split}.json"
     atomic_write_json(path, report)
     return EvaluateResult(path, report)
