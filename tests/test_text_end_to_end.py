@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import WORDS
 from typer.testing import CliRunner
 
+from conftest import WORDS
 from seqrec_cli.artifacts import Recommender
 from seqrec_cli.cli.app import app
 from seqrec_cli.core.runtime import resolve_runtime
