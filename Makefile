@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench clean-demo
+.PHONY: install demo test test-all lint bench clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -40,3 +40,22 @@ lint: install
 
 bench: install
 	$(PYTHON) benchmarks/train_step.py --out benchmarks/results/train_step.json
+
+# Text items (README "Item text, cold start, LoRA and transfer"): ML-1M id vs text vs id+text, cold
+# start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from
+# scratch). Long: seven ML-1M trainings (about 40-60 min each on 2 CPU cores). --resume continues
+# a run that was interrupted and starts it otherwise, so rerunning the target picks up where it stopped.
+TEXT_OUT ?= text-runs
+TEXT_SET := --set runtime.output_root=$(TEXT_OUT)
+TEXT_SPECS := experiments/ml1m/sasrec.yaml experiments/text/ml1m_text.yaml experiments/text/ml1m_idtext.yaml \
+	experiments/text/ml1m_cold_id.yaml experiments/text/ml1m_cold_text.yaml experiments/text/ml1m_cold_idtext.yaml \
+	experiments/text/ml100k_text.yaml experiments/ml100k/sasrec.yaml
+text-experiments: install
+	for spec in $(TEXT_SPECS); do \
+	  seqrec finetune $$spec --resume $(TEXT_SET) && seqrec evaluate $$spec --split test $(TEXT_SET) || exit 1; \
+	done
+	seqrec evaluate experiments/text/ml100k_from_ml1m.yaml --split test --model ml1m-sasrec-text $(TEXT_SET)
+	for spec in experiments/text/ml100k_from_ml1m.yaml experiments/text/ml100k_from_ml1m_lora.yaml; do \
+	  seqrec finetune $$spec --resume $(TEXT_SET) && seqrec evaluate $$spec --split test $(TEXT_SET) || exit 1; \
+	done
+	$(PYTHON) benchmarks/text_table.py --root $(TEXT_OUT) --out benchmarks/results/text_items.json
