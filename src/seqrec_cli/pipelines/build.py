@@ -21,14 +21,14 @@ Events = Callable[[str, dict], None]
 @dataclass
 class BuiltModel:
     model: SeqRecModel
+    items: str  # model.items
     text: TextVectors | None
     cold_items: list[int]
 
     @property
     def items_info(self) -> dict:
         """Stored with checkpoints and exports: what a transfer must match (the text encoder)."""
-        return {"items": "id" if self.text is None and self.model.item_emb is not None else
-                ("text" if self.model.item_emb is None else "id+text"),
+        return {"items": self.items,
                 "text_model_hash": self.text.model_hash if self.text else None,
                 "text_hash": self.text.text_hash if self.text else None}
 
@@ -40,4 +40,4 @@ def build_model(spec: ExperimentSpec, seqs: Sequences, prepared: Path,
     cold = load_cold_items(prepared)
     if cold:
         model.hold_out_items(torch.tensor(cold, dtype=torch.long))
-    return BuiltModel(model, text, cold)
+    return BuiltModel(model, spec.model.items, text, cold)
