@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from seqrec_cli.core.encoders import ENCODERS
 from seqrec_cli.core.item_repr import TextItems
 from seqrec_cli.core.losses import full_cross_entropy
-from seqrec_cli.core.methods import LORA_TARGETS, apply_method, count_parameters, merge_lora
+from seqrec_cli.core.methods import LORA_TARGETS, apply_method, count_parameters, lora_targets, merge_lora
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.data.batching import PAD, SPLIT_HOLDOUT, TrainBatcher, eval_batches
 from seqrec_cli.data.cold import draw_cold_items, hold_out_items, split_targets
@@ -211,5 +212,60 @@ def test_lora_merge_keeps_scores_and_restores_plain_weights():
         torch.testing.assert_close(plain.score_all(inputs()), before, atol=1e-5, rtol=0)
 
 
-def test_every_encoder_kind_has_lora_targets():
-    assert set(typing.get_args(EncoderKind)) <= set(LORA_TARGETS)
+def test_every_encoder_kind_gets_lora_targets():
+    for kind in typing.get_args(EncoderKind):
+        model = make("id")
+        model.encoder = ENCODERS[kind](ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L))
+        assert lora_targets(kind, model.encoder), kind
+    assert LORA_TARGETS["sasrec"] == ["attn.qkv", "attn.out", "ffn.0", "ffn.3"]
+
+
+class TinyGPT2Encoder(torch.nn.Module):
+    """A transformers GPT-2 backbone behind the encoder interface (x [B, L, D], real [B, L] -> [B, L, D])."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import GPT2Config, GPT2Model
+
+        self.backbone = GPT2Model(GPT2Config(n_embd=D, n_layer=2, n_head=2, n_positions=L, vocab_size=1,
+                                             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+
+    def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return self.backbone(inputs_embeds=x, attention_mask=real.long()).last_hidden_state  # [B, L, D]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "hf-kind-without-an-entry"])
+def test_lora_on_a_transformers_backbone_trains_a_fraction_and_merges(kind):
+    torch.manual_seed(0)
+    model = make("text")
+    model.encoder = TinyGPT2Encoder()
+    base = count_parameters(model).total
+    counts = apply_method(model, "lora", kind, LoraSpec(r=2, alpha=4))
+    wrapped = [n for n, _ in model.named_parameters() if "lora_A" in n]
+    assert len(wrapped) == 2 * 4  # c_attn, attn c_proj, c_fc, mlp c_proj in each of the 2 layers
+    assert 0 < counts.trainable < base < counts.total
+    _train_steps(model, toy_sequences())
+    with torch.no_grad():
+        before = model.score_all(inputs())
+    merge_lora(model)
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(inputs()), before, atol=1e-5, rtol=0)
+
+
+def test_registries_match_the_spec_choices():
+    from seqrec_cli.core.item_repr import ADAPTORS
+    from seqrec_cli.core.methods import METHODS
+    from seqrec_cli.spec.models import TextAdaptorKind, TrainMethod
+
+    assert set(ADAPTORS) == set(typing.get_args(TextAdaptorKind))
+    assert set(METHODS) == set(typing.get_args(TrainMethod))
+
+
+def test_text_items_need_a_text_section():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="needs a model.text section"):
+        ModelSpec(items="text")
+    with pytest.raises(ValueError, match="needs text vectors"):
+        SeqRecModel(ModelSpec(items="text", text={"template": "{title}"}), N)

@@ -18,7 +18,8 @@ from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.spec.models import LoraSpec
 
 # Linear layers that get LoRA adapters, per encoder kind (peft matches module-name suffixes). The
-# Hugging Face backbones' names are listed by model type so new encoder kinds can point at them.
+# Hugging Face backbones' names are listed by model type; a kind with no entry gets every linear
+# (and GPT-2 Conv1D) layer of its encoder, so a new encoder is never silently left without adapters.
 LORA_TARGETS: dict[str, list[str]] = {
     "sasrec": ["attn.qkv", "attn.out", "ffn.0", "ffn.3"],
     "gpt2": ["c_attn", "c_proj", "c_fc"],
@@ -51,12 +52,19 @@ def _frozen(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
     model.encoder.requires_grad_(False)
 
 
+def lora_targets(encoder_kind: str, encoder: nn.Module) -> list[str]:
+    if encoder_kind in LORA_TARGETS:
+        return LORA_TARGETS[encoder_kind]
+    return sorted(name for name, module in encoder.named_modules()
+                  if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D")
+
+
 def _lora(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
     from peft import LoraConfig
     from peft.tuners.lora import LoraModel
 
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=LORA_TARGETS[encoder_kind])
+                        target_modules=lora_targets(encoder_kind, model.encoder))
     model.requires_grad_(True)
     # LoraModel freezes every non-adapter weight of the module it wraps: here the encoder only.
     model.encoder = LoraModel(model.encoder, config, "default")
