@@ -48,7 +48,9 @@ class TrainDisplay:
             self.task = self.progress.add_task("train", total=info["steps_per_epoch"], epoch=self.epoch, loss=0.0, rate="")
             self.epoch_started = time.perf_counter()
         elif kind == "finetune.init_from":
-            mode = "transfer: encoder + text adaptor; id table fresh" if info["mode"] == "transfer" else "all weights"
+            mode = "all weights"
+            if info["mode"] == "transfer":
+                mode = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if info["fresh"] else "")
             console.print(f"initialised from {info['path']} ({mode})")
         elif kind == "finetune.resumed":
             console.print(f"resuming after epoch {info['epoch']}")
