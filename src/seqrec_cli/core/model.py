@@ -31,12 +31,14 @@ class SeqRecModel(nn.Module):
                 raise ValueError(f"model.items {spec.items!r} needs text vectors for {num_items} items + PAD")
             self.text_items = TextItems(text_vectors, spec.hidden, spec.dropout, spec.text.adaptor, spec.text.experts)
         # Items held out of training (cold start): zero rows while training, so nothing learns from them.
-        self.register_buffer("train_keep", torch.ones(num_items + 1, 1), persistent=False)  # [N + 1, 1]
+        self.register_buffer("train_keep", None, persistent=False)  # [N + 1, 1] once hold_out_items is called
         self.encoder = ENCODERS[spec.encoder](spec)
         self._init_weights()
 
     def hold_out_items(self, items: torch.Tensor) -> None:
-        self.train_keep[items] = 0.0
+        keep = torch.ones(self.num_items + 1, 1, device=next(self.parameters()).device)  # [N + 1, 1]
+        keep[items] = 0.0
+        self.train_keep = keep
 
     def _init_weights(self) -> None:
         # Unit-variance inputs after the sqrt(D) scale; small init elsewhere keeps early logits calm.
@@ -63,7 +65,9 @@ class SeqRecModel(nn.Module):
         table = self.item_emb.weight if self.text_items is None else self.text_items()  # [N + 1, D]
         if self.item_emb is not None and self.text_items is not None:
             table = table + self.item_emb.weight  # [N + 1, D]
-        return table * self.train_keep if self.training else table  # [N + 1, D]
+        if self.training and self.train_keep is not None:
+            table = table * self.train_keep  # [N + 1, D]
+        return table
 
     def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         """[B, L] -> [B, D]: the state after the most recent item (last column, left padding)."""
