@@ -41,12 +41,14 @@ def _accepted_digests(path: Path) -> set[str] | None:
         raise UserError(f"checkpoint digest file is unreadable ({exc})", where=str(sidecar), fix=REWRITE_FIX) from exc
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
+def save_checkpoint(path: Path, payload: dict, about: dict | None = None) -> None:
+    """Write payload atomically; `about` (primitives, e.g. epoch and step) goes into the sidecar so
+    people and tools can see what a checkpoint holds without loading it."""
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    record = {"sha256": _sha256(data), "bytes": len(data)}
+    record = {"sha256": _sha256(data), "bytes": len(data), **(about or {})}
     if path.is_file():  # the file now in place stays acceptable until the rename below has happened
         accepted = _accepted_digests(path) if digest_path(path).is_file() else None
         current = _sha256(path.read_bytes())

@@ -219,7 +219,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "loop": state.state(), "epoch": state.epoch - 1,
                 "stopper": stopper.state(), "rng": rng_state(), "batches_per_step": train.grad_accum * world.size,
-                "metrics_lines": metrics_lines, "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"]})
+                "metrics_lines": metrics_lines, "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"]},
+                about=state.state())
 
     hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(
         "finetune.step", {"step": step, "total": total, "loss": loss}), on_epoch=on_epoch,
