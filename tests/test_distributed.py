@@ -18,8 +18,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from engine_fixtures import REPO, cli_args, child_env, epoch_records, needs_ml100k, overrides, weights
 
+from engine_fixtures import REPO, child_env, cli_args, epoch_records, needs_ml100k, overrides, weights
 from seqrec_cli.core.distributed import World, shard_bounds, user_slice
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.pipelines.finetune import finetune

@@ -11,24 +11,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
 from engine_fixtures import (
     REPO,
-    cli_args,
     child_env,
+    cli_args,
     epoch_records,
     needs_ml100k,
     overrides,
     seqrec_command,
     weights,
 )
-from typer.testing import CliRunner
-
 from seqrec_cli.cli.app import app
 from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.spec.loader import load_spec
-
-
 
 pytestmark = needs_ml100k
 EPOCHS = 2

@@ -135,9 +135,9 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
 
 
 def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) -> FinetuneResult:
+    runtime = runtime_for(spec)  # first: a device or precision this machine cannot give fails fast
     world.on_main(lambda: prepare(spec, events))
     seqs, manifest, _ = load_dataset(spec)
-    runtime = runtime_for(spec)
     if world.size > 1 and runtime.device.type == "cuda":
         runtime = replace(runtime, device=world.device)
     folder, has_state = world.on_main(lambda: _claim_run_dir(spec, resume))
