@@ -249,3 +249,20 @@ def test_bf16_on_cpu_follows_native_support(monkeypatch):
 def test_cuda_without_cuda_is_refused():
     with pytest.raises(UserError, match="sees no CUDA device"):
         resolve_runtime("cuda", "auto")
+
+
+def test_bf16_autocast_step_keeps_the_loss_in_fp32():
+    """Autocast must not reach into the fused cross-entropy (its out= matmuls are fp32). CPU autocast
+    runs bf16 everywhere, emulated where not native, so this guards the CUDA path too."""
+    batcher = TrainBatcher(sequences(), MAX_LEN, batch_size=4, bucket_by_length=True)
+    group = batcher.plan(np.random.default_rng(0))[:2]
+    losses = []
+    for dtype in (None, torch.bfloat16):
+        model = tiny_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss, _ = optimizer_step(StepLoss(model, full_cross_entropy), batcher, group, 0, opt, None,
+                                 torch.amp.GradScaler("cuda", enabled=False), Runtime(torch.device("cpu"), dtype),
+                                 World(), grad_accum=2, grad_clip=1.0, seed=0, epoch=1)
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+        losses.append(loss)
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2)
