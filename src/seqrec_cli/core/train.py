@@ -166,12 +166,12 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
     `max_steps` is set, until that many optimizer steps are. Returns why it stopped: 'epochs',
     'max_steps', 'early_stop' or 'time_budget'."""
     state = state or LoopState(epoch=start_epoch)
+    if max_steps is not None and state.global_step >= max_steps:
+        return "max_steps"
     world = world or World()
     scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
     forward = wrap_step(model, loss_fn, runtime, world, compile)
     group_size = grad_accum * world.size
-    if max_steps is not None and state.global_step >= max_steps:
-        return "max_steps"
     while max_steps is not None or state.epoch <= epochs:
         plan = batcher.plan(np.random.default_rng([seed, state.epoch]))  # depends only on (seed, epoch)
         steps = -(-len(plan) // group_size)
