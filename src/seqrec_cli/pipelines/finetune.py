@@ -15,7 +15,7 @@ from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
 from seqrec_cli.core.losses import LOSSES
 from seqrec_cli.core.model import SeqRecModel
-from seqrec_cli.core.optim import make_optimizer
+from seqrec_cli.core.optim import make_optimizer, regroup_single_group_state
 from seqrec_cli.core.runtime import rng_state, seed_everything, set_rng_state
 from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
@@ -96,9 +96,12 @@ def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, 
                         f"this launch takes {batches_per_step}; resuming would change every later step",
                         where=str(path), fix="resume with the same product of train.grad_accum and torchrun processes")
     model.load_state_dict(state["model"])
+    saved = state["optimizer"]
+    if len(saved["param_groups"]) == 1 < len(optimizer.param_groups):  # written before weight-decay groups
+        saved = regroup_single_group_state(saved, model, optimizer)
     try:
-        optimizer.load_state_dict(state["optimizer"])
-    except ValueError as exc:  # one parameter group: written before weight-decay exclusions existed
+        optimizer.load_state_dict(saved)
+    except ValueError as exc:
         raise UserError(f"the checkpoint's optimizer state does not fit this seqrec ({exc})", where=str(path),
                         fix="finish the run with the seqrec version that started it, or start a new run from its "
                         "weights with train.init_from") from exc
