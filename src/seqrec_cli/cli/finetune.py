@@ -53,7 +53,9 @@ class TrainDisplay:
                 mode = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if info["fresh"] else "")
             console.print(f"initialised from {info['path']} ({mode})")
         elif kind == "finetune.resumed":
-            console.print(f"resuming after epoch {info['epoch']}")
+            where = (f"in epoch {info['epoch'] + 1} at batch {info['batches_done']}" if info["batches_done"]
+                     else f"after epoch {info['epoch']}")
+            console.print(f"resuming {where} (optimizer step {info['step']})")
         elif kind == "finetune.step":
             elapsed = time.perf_counter() - self.epoch_started
             rate = f"{info['step'] / max(elapsed, 1e-9):.1f} it/s"
@@ -85,6 +87,7 @@ def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt
         finally:
             display.progress.stop()
             display.text.stop()
-        console.print(f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
-                      f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
-                      f"{result.run_dir}")
+        if result.is_main:  # under torchrun only rank 0 reports
+            console.print(f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
+                          f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
+                          f"{result.run_dir}")

@@ -1,17 +1,61 @@
-"""Checkpoints hold tensors and primitives only, so they load with torch.load(weights_only=True)."""
+"""Checkpoints hold tensors and primitives only, so they load with torch.load(weights_only=True).
+
+Each checkpoint `X.pt` has a sidecar `X.pt.sha256` (JSON: sha256 and size of the file) that is
+checked before torch.load ever sees the bytes, so a truncated or corrupted file is reported, never
+half-loaded. The sidecar is written first, then the checkpoint; a crash between the two renames
+leaves the previous checkpoint in place, which the new sidecar still accepts (`previous_sha256`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 
 import torch
 
-from seqrec_cli.atomic import atomic_write
+from seqrec_cli.atomic import atomic_write, atomic_write_json
 from seqrec_cli.errors import UserError
 
+REWRITE_FIX = "delete the checkpoint (and its .sha256 file) and train again, or point at another run"
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+def digest_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _accepted_digests(path: Path) -> set[str] | None:
+    """The digests the sidecar accepts for `path`; None when there is no sidecar (older checkpoints)."""
+    sidecar = digest_path(path)
+    if not sidecar.is_file():
+        return None
+    try:
+        record = json.loads(sidecar.read_text())
+        return {record["sha256"], *([record["previous_sha256"]] if record.get("previous_sha256") else [])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"checkpoint digest file is unreadable ({exc})", where=str(sidecar), fix=REWRITE_FIX) from exc
+
+
+def save_checkpoint(path: Path, payload: dict, about: dict | None = None) -> None:
+    """Write payload atomically; `about` (primitives, e.g. epoch and step) goes into the sidecar so
+    people and tools can see what a checkpoint holds without loading it."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    record = {"sha256": _sha256(data), "bytes": len(data), **(about or {})}
+    if path.is_file():  # the file now in place stays acceptable until the rename below has happened
+        accepted = _accepted_digests(path) if digest_path(path).is_file() else None
+        current = _sha256(path.read_bytes())
+        if accepted is None or current in accepted:
+            record["previous_sha256"] = current
+    atomic_write_json(digest_path(path), record)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
@@ -22,8 +66,13 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             where=str(path),
             fix="run `seqrec finetune SPEC` first (or check the spec's name and runtime.output_root)",
         )
+    accepted = _accepted_digests(path)
+    data = path.read_bytes()
+    if accepted is not None and _sha256(data) not in accepted:
+        raise UserError(f"checkpoint is truncated or corrupted: its sha256 ({len(data)} bytes) does not match "
+                        f"{digest_path(path).name}", where=str(path), fix=REWRITE_FIX)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: report, never half-load
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file without a sidecar: report, never half-load
         raise UserError(f"checkpoint cannot be read ({type(exc).__name__}: {exc})", where=str(path),
-                        fix="delete it and train again, or point at another run") from exc
+                        fix=REWRITE_FIX) from exc

@@ -66,7 +66,9 @@ def full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights:
     """Softmax cross-entropy over the whole catalogue. hidden [B, L, D], labels [B, L], weights [N + 1, D]."""
     h, target = _labelled(hidden, labels)  # [P, D], [P]
     # fp32 math for the softmax even under bf16 autocast: log-sum-exp over many items needs it.
-    return _FusedSoftmaxCE.apply(h.float(), item_weights.float(), target)
+    # Autocast is switched off here, or it would turn the fused matmuls back into bf16 ones.
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        return _FusedSoftmaxCE.apply(h.float(), item_weights.float(), target)
 
 
 def plain_full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,16 @@
-"""The training loop: one plain function with explicit steps. Logging and checkpointing come in as callables."""
+"""The training loop: one plain function with explicit steps. Logging and checkpointing come in as callables.
+
+One optimizer step consumes a *group* of `grad_accum x processes` consecutive batches of the epoch's
+plan; each process takes its `grad_accum` of them. Every batch's loss is weighted by its share of
+the group's labelled positions, so a step's gradient is the mean over all the group's positions no
+matter how the group is split: one process with grad_accum=2 and two processes with grad_accum=1
+take the same steps (up to float summation order). Dropout is re-seeded per batch from (seed,
+epoch, batch index), so its masks do not depend on the split, nor on where a run was resumed.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -9,10 +18,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
+from seqrec_cli.core.distributed import World
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
-from seqrec_cli.data.batching import IGNORE, TrainBatcher
+from seqrec_cli.data.batching import TrainBatcher
 
 
 @dataclass
@@ -40,6 +51,21 @@ class EarlyStopping:
 
 
 @dataclass
+class LoopState:
+    """Where training stands. With the module, optimizer, scheduler and RNG states it is everything
+    an exact mid-epoch resume needs (the epoch's batch plan is recomputed from (seed, epoch))."""
+
+    epoch: int = 1  # the epoch in progress, or the next one to start
+    batches_done: int = 0  # batches of this epoch's plan consumed, by all processes together
+    global_step: int = 0  # optimizer steps taken since the start of the run
+    loss_sum: float = 0.0  # this epoch so far: sum of the loss over labelled positions
+    positions: int = 0  # this epoch so far: labelled positions
+
+    def state(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class EpochStats:
     epoch: int
     loss: float
@@ -53,63 +79,138 @@ class EpochStats:
 
 @dataclass
 class TrainHooks:
-    """What the caller plugs in: validation, per-step progress and per-epoch persistence."""
+    """What the caller plugs in: validation, per-step progress and persistence."""
 
-    validate: Callable[[int], float]  # epoch -> monitored value (higher is better)
-    on_step: Callable[[int, int, float], None] = lambda step, total, loss: None
+    validate: Callable[[int], float]  # epoch -> monitored value (higher is better); called on every process
+    on_step: Callable[[int, int, float], None] = lambda step, total, loss: None  # step in epoch, steps, loss
     on_epoch: Callable[[EpochStats, dict | None], None] = lambda stats, val: None
     on_improved: Callable[[int], None] = lambda epoch: None
-    save_state: Callable[[int], None] = lambda epoch: None
+    save_state: Callable[[LoopState], None] = lambda state: None  # after each epoch and every N steps
 
 
-def train_epoch(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-                runtime: Runtime, rng: np.random.Generator, grad_clip: float | None,
-                on_step: Callable[[int, int, float], None], scheduler=None) -> tuple[float, int]:
-    """One pass over the training users; returns (mean loss per labelled position, positions)."""
-    model.train()
-    total_loss, total_pos = 0.0, 0
-    for step, batch in enumerate(batcher.epoch(rng)):
+class StepLoss(nn.Module):
+    """Model and loss as one forward, so DDP and torch.compile see the whole training computation."""
+
+    def __init__(self, model: SeqRecModel, loss_fn: Callable):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        hidden = self.model.encode(inputs)  # [B, L, D]
+        return self.loss_fn(hidden, labels, self.model.item_weights())  # []
+
+
+def batch_seed(seed: int, epoch: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+def steps_per_epoch(num_batches: int, grad_accum: int, world_size: int) -> int:
+    return -(-num_batches // (grad_accum * world_size))
+
+
+def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: World, compile: bool) -> nn.Module:
+    step: nn.Module = StepLoss(model, loss_fn)
+    if world.size > 1:
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        step = nn.parallel.DistributedDataParallel(step, device_ids=ids)
+    if compile:
+        step = torch.compile(step, dynamic=True)  # dynamic: batch widths vary with length bucketing
+    return step
+
+
+def optimizer_step(forward: nn.Module, batcher: TrainBatcher, group: list[np.ndarray], first_index: int,
+                   optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler, runtime: Runtime,
+                   world: World, grad_accum: int, grad_clip: float | None, seed: int, epoch: int) -> tuple[float, int]:
+    """One optimizer step over a group of batches; returns (mean loss over the group's positions, positions)."""
+    counts = [batcher.positions(rows) for rows in group]
+    total = sum(counts)
+    mine = list(range(world.rank * grad_accum, min((world.rank + 1) * grad_accum, len(group))))
+    # DDP averages gradients over processes, hence the x size; a process left without a batch by the
+    # epoch's last group still joins the gradient sync, with a zero-weighted batch.
+    weights = [counts[i] / total * world.size for i in mine] or [0.0]
+    mine = mine or [0]
+    optimizer.zero_grad(set_to_none=True)
+    local = 0.0
+    for j, (i, weight) in enumerate(zip(mine, weights, strict=True)):
+        torch.manual_seed(batch_seed(seed, epoch, first_index + i))  # dropout masks: a function of the batch
+        batch = batcher.make_batch(group[i])
         inputs = batch.inputs.to(runtime.device, non_blocking=True)  # [B, L]
         labels = batch.labels.to(runtime.device, non_blocking=True)  # [B, L]
-        with runtime.autocast():
-            hidden = model.encode(inputs)  # [B, L, D]
-            loss = loss_fn(hidden, labels, model.item_weights())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        value, n = float(loss.detach()), int((labels != IGNORE).sum())  # one device sync each
-        total_loss += value * n
-        total_pos += n
-        on_step(step + 1, len(batcher), value)
-    return total_loss / max(total_pos, 1), total_pos
+        last = j == len(mine) - 1
+        sync = contextlib.nullcontext() if last or world.size == 1 else forward.no_sync()
+        with sync:
+            with runtime.autocast():
+                loss = forward(inputs, labels)  # []
+            scaler.scale(loss * weight).backward()
+        if weight:
+            local += float(loss.detach()) * counts[i]  # one device sync per batch
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    if scheduler is not None:
+        scheduler.step()
+    (loss_sum,) = world.sum([local])
+    return loss_sum / max(total, 1), total
 
 
 def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               runtime: Runtime, stopper: EarlyStopping, hooks: TrainHooks, *, start_epoch: int, epochs: int,
-               eval_every: int, grad_clip: float | None, seed: int, deadline: float | None = None,
-               scheduler=None) -> str:
-    """Train epochs start_epoch..epochs; returns why it stopped: 'epochs', 'early_stop' or 'time_budget'."""
-    for epoch in range(start_epoch, epochs + 1):
-        rng = np.random.default_rng([seed, epoch])  # batch order depends only on (seed, epoch): resumable
+               runtime: Runtime, stopper: EarlyStopping, hooks: TrainHooks, *, epochs: int, eval_every: int,
+               grad_clip: float | None, seed: int, start_epoch: int = 1, deadline: float | None = None,
+               scheduler=None, grad_accum: int = 1, max_steps: int | None = None,
+               checkpoint_every: int | None = None, state: LoopState | None = None, world: World | None = None,
+               scaler: torch.amp.GradScaler | None = None, compile: bool = False) -> str:
+    """Train from `state` (default: the start of `start_epoch`) until `epochs` are done or, when
+    `max_steps` is set, until that many optimizer steps are. Returns why it stopped: 'epochs',
+    'max_steps', 'early_stop' or 'time_budget'."""
+    state = state or LoopState(epoch=start_epoch)
+    if max_steps is not None and state.global_step >= max_steps:
+        return "max_steps"
+    world = world or World()
+    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
+    forward = wrap_step(model, loss_fn, runtime, world, compile)
+    group_size = grad_accum * world.size
+    while max_steps is not None or state.epoch <= epochs:
+        plan = batcher.plan(np.random.default_rng([seed, state.epoch]))  # depends only on (seed, epoch)
+        steps = -(-len(plan) // group_size)
         started = time.perf_counter()
-        loss, positions = train_epoch(model, batcher, optimizer, loss_fn, runtime, rng, grad_clip, hooks.on_step,
-                                      scheduler)
-        stats = EpochStats(epoch, loss, positions, time.perf_counter() - started)
+        forward.train()
+        out_of_steps = False
+        while state.batches_done < len(plan):
+            first = state.batches_done
+            loss, positions = optimizer_step(forward, batcher, plan[first : first + group_size], first, optimizer,
+                                             scheduler, scaler, runtime, world, grad_accum, grad_clip, seed,
+                                             state.epoch)
+            state.batches_done = min(first + group_size, len(plan))
+            state.global_step += 1
+            state.loss_sum += loss * positions
+            state.positions += positions
+            hooks.on_step(-(-state.batches_done // group_size), steps, loss)
+            out_of_steps = max_steps is not None and state.global_step >= max_steps
+            if out_of_steps:
+                break
+            if checkpoint_every and state.global_step % checkpoint_every == 0 and state.batches_done < len(plan):
+                hooks.save_state(state)
+        epoch = state.epoch
+        stats = EpochStats(epoch, state.loss_sum / max(state.positions, 1), state.positions,
+                           time.perf_counter() - started)
         validated = None
-        if epoch % eval_every == 0 or epoch == epochs:
+        if epoch % eval_every == 0 or out_of_steps or (max_steps is None and epoch == epochs):
             value = hooks.validate(epoch)
             improved = stopper.update(value, epoch)
             validated = {"value": value, "improved": improved}
             if improved:
                 hooks.on_improved(epoch)
+        if state.batches_done >= len(plan):  # the epoch is complete: the state points at the next one
+            state.epoch, state.batches_done, state.loss_sum, state.positions = epoch + 1, 0, 0.0, 0
         hooks.on_epoch(stats, validated)
-        hooks.save_state(epoch)
+        hooks.save_state(state)
+        if out_of_steps:
+            return "max_steps"
         if stopper.should_stop:
             return "early_stop"
-        if deadline is not None and time.time() > deadline:
+        if deadline is not None and world.any(time.time() > deadline):
             return "time_budget"
     return "epochs"

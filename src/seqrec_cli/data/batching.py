@@ -64,7 +64,9 @@ class TrainBatcher:
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)
 
-    def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:
+    def plan(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch's batches as arrays of row indices. The order depends only on `rng`, so every
+        process of a distributed run (and a resumed run) computes the same plan from the same seed."""
         if self.bucket_by_length:
             # Sort by length with random tie-breaks, cut into batches, then shuffle the batches.
             order = np.lexsort((rng.random(len(self.users)), self.pair_counts))
@@ -73,14 +75,24 @@ class TrainBatcher:
         else:
             order = rng.permutation(len(self.users))
             batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for rows in batches:
-            width = int(self.pair_counts[rows].max()) + 1
-            block = self.windows[rows, -width:]  # [B, width]
-            inputs = block[:, :-1].copy()
-            labels = block[:, 1:].copy()
-            labels[inputs == PAD] = IGNORE  # a label needs at least one real input before it
-            labels[labels == PAD] = IGNORE
-            yield TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels))
+        return batches
+
+    def positions(self, rows: np.ndarray) -> int:
+        """Labelled positions in the batch of these rows (each user contributes its pair count)."""
+        return int(self.pair_counts[rows].sum())
+
+    def make_batch(self, rows: np.ndarray) -> TrainBatch:
+        width = int(self.pair_counts[rows].max()) + 1
+        block = self.windows[rows, -width:]  # [B, width]
+        inputs = block[:, :-1].copy()
+        labels = block[:, 1:].copy()
+        labels[inputs == PAD] = IGNORE  # a label needs at least one real input before it
+        labels[labels == PAD] = IGNORE
+        return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels))
+
+    def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:
+        for rows in self.plan(rng):
+            yield self.make_batch(rows)
 
 
 @dataclass

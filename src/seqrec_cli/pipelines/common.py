@@ -71,12 +71,14 @@ def read_run_info(spec: ExperimentSpec) -> dict:
 
 
 def resumable_hash(spec: ExperimentSpec) -> str:
-    """Spec hash that ignores what a user may change when continuing a run: how long to train and
-    where/how to run it (device, precision, threads, paths)."""
+    """Spec hash that ignores what a user may change when continuing a run: how long to train, how
+    often to checkpoint, and where/how to run it (device, precision, threads, compile, paths)."""
     loose = spec.model_copy(deep=True)
     loose.train.epochs = 1
     loose.train.max_minutes = None
     loose.train.patience = 1
+    loose.train.max_steps = None
+    loose.train.checkpoint_every_steps = None
     loose.runtime = RuntimeSpec()
     # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
     canonical = json.dumps(loose.model_dump(mode="json", exclude_defaults=True), sort_keys=True)

@@ -5,19 +5,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
 from seqrec_cli.core.losses import LOSSES
 from seqrec_cli.core.methods import apply_method
-from seqrec_cli.core.runtime import seed_everything
+from seqrec_cli.core.optim import make_optimizer, regroup_single_group_state
+from seqrec_cli.core.runtime import rng_state, seed_everything, set_rng_state
 from seqrec_cli.core.schedule import make_scheduler
-from seqrec_cli.core.train import EarlyStopping, EpochStats, TrainHooks, train_loop
+from seqrec_cli.core.train import (
+    EarlyStopping,
+    EpochStats,
+    LoopState,
+    TrainHooks,
+    steps_per_epoch,
+    train_loop,
+)
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import build_model
@@ -39,6 +47,7 @@ class FinetuneResult:
     best_value: float
     epochs_run: int
     seconds: float
+    is_main: bool = True  # False on torchrun's other processes, which write and print nothing
 
 
 def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
@@ -51,122 +60,182 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
                             fix="pass --resume to continue it, or choose another name (--set name=...)")
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         if info.get("resumable_hash") != resumable_hash(spec):
-            raise UserError("run folder was made by a different spec (only train.epochs, train.patience, "
-                            "train.max_minutes and the runtime section may change on --resume)", where=str(folder),
+            raise UserError("run folder was made by a different spec (only train.epochs, train.max_steps, "
+                            "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
+                            "section may change on --resume)", where=str(folder),
                             fix="use the original spec, or choose another name (--set name=...)")
         return folder, (folder / LAST).is_file()
     folder.mkdir(parents=True, exist_ok=True)
     return folder, False
 
 
-def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, spec: ExperimentSpec) -> tuple[int, EarlyStopping]:
-    """Load everything --resume needs from the last checkpoint; returns (next epoch, early-stopping state)."""
+def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
+             batches_per_step: int, steps_per_epoch: int) -> tuple[LoopState, EarlyStopping, int]:
+    """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines)."""
     state = load_checkpoint(path)
     if state.get("fingerprint") != fingerprint:
         raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="choose another run name")
+    saved_group = int(state.get("batches_per_step", batches_per_step))
+    if saved_group != batches_per_step:
+        raise UserError(f"the run took {saved_group} batches per optimizer step (train.grad_accum x processes) and "
+                        f"this launch takes {batches_per_step}; resuming would change every later step",
+                        where=str(path), fix="resume with the same product of train.grad_accum and torchrun processes")
     model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    saved = state["optimizer"]
+    if len(saved["param_groups"]) == 1 < len(optimizer.param_groups):  # written before weight-decay groups
+        saved = regroup_single_group_state(saved, model, optimizer)
+    try:
+        optimizer.load_state_dict(saved)
+    except ValueError as exc:
+        raise UserError(f"the checkpoint's optimizer state does not fit this seqrec ({exc})", where=str(path),
+                        fix="finish the run with the seqrec version that started it, or start a new run from its "
+                        "weights with train.init_from") from exc
     if "scheduler" in state:  # checkpoints written before schedules existed ran at a constant lr
         scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    if "rng" in state:
+        set_rng_state(state["rng"])
+    else:  # epoch-level checkpoints of earlier versions
+        torch.set_rng_state(state["torch_rng"])
+    loop = (LoopState(**state["loop"]) if "loop" in state else
+            LoopState(epoch=int(state["epoch"]) + 1, global_step=(int(state["epoch"])) * steps_per_epoch))
     stopper = EarlyStopping(spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"})
-    return int(state["epoch"]) + 1, stopper
+    return loop, stopper, int(state.get("metrics_lines", loop.epoch - 1))
+
+
+def _keep_metrics_lines(path: Path, count: int) -> None:
+    """Drop epoch records written after the checkpoint we resume from (a kill can land in between)."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        if len(lines) > count:
+            atomic_write_text(path, "".join(lines[:count]))
 
 
 def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
+    """Train one run; under torchrun every process calls this and rank 0 alone writes files and events."""
     check_monitor(spec)
-    prepare(spec, events)
-    seqs, manifest, prepared_folder = load_dataset(spec)
-    runtime = runtime_for(spec)
-    folder, has_state = _claim_run_dir(spec, resume)
-    fingerprint = manifest["fingerprint"]
+    world = init_world(spec.runtime.device)
+    try:
+        return _finetune(spec, resume, events if world.is_main else lambda kind, info: None, world)
+    finally:
+        world.close()
 
-    seed_everything(spec.train.seed)
+
+def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) -> FinetuneResult:
+    runtime = runtime_for(spec)  # first: a device or precision this machine cannot give fails fast
+    world.on_main(lambda: prepare(spec, events))
+    seqs, manifest, prepared_folder = load_dataset(spec)
+    if world.size > 1 and runtime.device.type == "cuda":
+        runtime = replace(runtime, device=world.device)
+    folder, has_state = world.on_main(lambda: _claim_run_dir(spec, resume))
+    fingerprint = manifest["fingerprint"]
+    train = spec.train
+
+    seed_everything(train.seed)
     built = build_model(spec, seqs, prepared_folder, events)
     model = built.model.to(runtime.device)
-    start_epoch = 1
-    if spec.train.init_from and not has_state:
-        done = init_from(model, built.items_info, spec.train.init_from, fingerprint["hash"], folder.parent)
+    if train.init_from and not has_state:
+        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent)
         events("finetune.init_from", done)
-    counts = apply_method(model, spec.train.method, spec.model.encoder, spec.train.lora)
+    counts = apply_method(model, train.method, spec.model.encoder, train.lora)
     model.to(runtime.device)  # LoRA adapters are created on the CPU
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.train.lr,
-                                  weight_decay=spec.train.weight_decay, betas=(0.9, 0.98))
-    batcher = TrainBatcher(seqs, spec.model.max_len, spec.train.batch_size, spec.train.bucket_by_length)
-    scheduler = make_scheduler(optimizer, spec.train.epochs * len(batcher), spec.train.warmup_steps,
-                               spec.train.schedule)
-    stopper = EarlyStopping(spec.train.patience)
+    optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
+    batcher = TrainBatcher(seqs, spec.model.max_len, train.batch_size, train.bucket_by_length)
+    per_epoch = steps_per_epoch(len(batcher), train.grad_accum, world.size)
+    total_steps = train.max_steps or train.epochs * per_epoch  # the schedule spans the true step count
+    scheduler = make_scheduler(optimizer, total_steps, train.warmup_steps, train.schedule)
+    scaler = torch.amp.GradScaler("cuda", enabled=runtime.dtype == torch.float16)
+    stopper = EarlyStopping(train.patience)
+    loop = LoopState()
+    metrics_lines = 0
     if has_state:
-        start_epoch, stopper = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler, spec)
-        events("finetune.resumed", {"epoch": start_epoch - 1})
+        loop, stopper, metrics_lines = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler,
+                                                scaler, spec, train.grad_accum * world.size, per_epoch)
+        if world.is_main:
+            _keep_metrics_lines(folder / "metrics.jsonl", metrics_lines)
+        events("finetune.resumed", {"epoch": loop.epoch - 1, "step": loop.global_step,
+                                    "batches_done": loop.batches_done})
 
     info = {
         "name": spec.name,
         "spec_hash": spec_hash(spec),
         "resumable_hash": resumable_hash(spec),
-        "seed": spec.train.seed,
+        "seed": train.seed,
         "dataset_fingerprint": fingerprint,
-        "runtime": runtime.describe(),
+        "runtime": {**runtime.describe(), "processes": world.size, "compile": spec.runtime.compile},
         "parameters": counts.total,
-        "method": spec.train.method,
+        "method": train.method,
         "trainable_parameters": counts.trainable,
         "items": built.items_info,
         "train_positions_per_epoch": batcher.num_positions,
+        "steps_per_epoch": per_epoch,
+        "total_steps": total_steps,
         "status": "running",
     }
-    atomic_write_text(folder / "spec.yaml", dump_spec(spec))
-    atomic_write_json(folder / "run.json", info)
-    events("finetune.start", {**info, "run_dir": str(folder), "start_epoch": start_epoch,
-                              "epochs": spec.train.epochs, "steps_per_epoch": len(batcher)})
+    if world.is_main:
+        atomic_write_text(folder / "spec.yaml", dump_spec(spec))
+        atomic_write_json(folder / "run.json", info)
+    events("finetune.start", {**info, "run_dir": str(folder), "start_epoch": loop.epoch,
+                              "epochs": train.epochs, "global_step": loop.global_step})
 
     last_valid: dict = {}
 
     def validate(epoch: int) -> float:
-        metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                    spec.eval.filter_seen, spec.eval.ks, runtime)
+        metrics, _ = evaluate_split_sharded(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
+                                            spec.eval.filter_seen, spec.eval.ks, runtime, world)
         last_valid.clear()
         last_valid.update(metrics)
-        return metrics[spec.train.monitor]
+        return metrics[train.monitor]
 
     def on_improved(epoch: int) -> None:
-        save_checkpoint(folder / BEST, {"model": model.state_dict(), "epoch": epoch, "valid": dict(last_valid),
-                                        "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
-                                        "items": built.items_info})
+        if world.is_main:
+            save_checkpoint(folder / BEST, {"model": model.state_dict(), "epoch": epoch, "valid": dict(last_valid),
+                                            "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
+                                            "items": built.items_info})
 
     def on_epoch(stats: EpochStats, validated: dict | None) -> None:
+        nonlocal metrics_lines
+        if not world.is_main:
+            return
         record = {"epoch": stats.epoch, "loss": round(stats.loss, 6), "seconds": round(stats.seconds, 3),
                   "positions": stats.positions, "positions_per_s": round(stats.positions_per_second, 1)}
         if validated is not None:
             record["valid"] = dict(last_valid)
             record["improved"] = validated["improved"]
         append_jsonl(folder / "metrics.jsonl", record)
+        metrics_lines += 1
         events("finetune.epoch", {**record, "best_epoch": stopper.best_epoch, "best": stopper.best,
-                                  "monitor": spec.train.monitor})
+                                  "monitor": train.monitor})
 
-    def save_state(epoch: int) -> None:
-        save_checkpoint(folder / LAST, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                        "scheduler": scheduler.state_dict(),
-                                        "epoch": epoch, "stopper": stopper.state(), "torch_rng": torch.get_rng_state(),
-                                        "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
-                                        "items": built.items_info})
+    def save_state(state: LoopState) -> None:
+        if world.is_main:
+            save_checkpoint(folder / LAST, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "loop": state.state(), "epoch": state.epoch - 1,
+                "stopper": stopper.state(), "rng": rng_state(), "batches_per_step": train.grad_accum * world.size,
+                "metrics_lines": metrics_lines, "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
+                "items": built.items_info},
+                about=state.state())
 
     hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(
         "finetune.step", {"step": step, "total": total, "loss": loss}), on_epoch=on_epoch,
         on_improved=on_improved, save_state=save_state)
     started = time.time()
-    deadline = started + 60 * spec.train.max_minutes if spec.train.max_minutes else None
+    deadline = started + 60 * train.max_minutes if train.max_minutes else None
     reason = "early_stop" if stopper.should_stop else "epochs"
-    if start_epoch <= spec.train.epochs and not stopper.should_stop:
-        reason = train_loop(model, batcher, optimizer, LOSSES[spec.train.loss], runtime, stopper, hooks,
-                            start_epoch=start_epoch, epochs=spec.train.epochs, eval_every=spec.train.eval_every,
-                            grad_clip=spec.train.grad_clip, seed=spec.train.seed, deadline=deadline,
-                            scheduler=scheduler)
+    if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
+        reason = train_loop(model, batcher, optimizer, LOSSES[train.loss], runtime, stopper, hooks,
+                            epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip,
+                            seed=train.seed, deadline=deadline, scheduler=scheduler, grad_accum=train.grad_accum,
+                            max_steps=train.max_steps, checkpoint_every=train.checkpoint_every_steps, state=loop,
+                            world=world, scaler=scaler, compile=spec.runtime.compile)
     seconds = time.time() - started
-    epochs_run = len((folder / "metrics.jsonl").read_text().splitlines()) if (folder / "metrics.jsonl").exists() else 0
     info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
-                 f"best_valid_{spec.train.monitor}": stopper.best, "epochs_run": epochs_run,
-                 "seconds_this_session": round(seconds, 1)})
-    atomic_write_json(folder / "run.json", info)
+                 f"best_valid_{train.monitor}": stopper.best, "epochs_run": metrics_lines,
+                 "global_step": loop.global_step, "seconds_this_session": round(seconds, 1)})
+    if world.is_main:
+        atomic_write_json(folder / "run.json", info)
     events("finetune.done", info)
-    return FinetuneResult(folder, reason, stopper.best_epoch, stopper.best, epochs_run, seconds)
+    return FinetuneResult(folder, reason, stopper.best_epoch, stopper.best, metrics_lines, seconds, world.is_main)

@@ -17,7 +17,7 @@ EncoderKind = Literal["sasrec"]
 LossKind = Literal["full_ce"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
-Precision = Literal["auto", "fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
 TrainMethod = Literal["full", "frozen", "lora"]
@@ -149,6 +149,13 @@ class TrainSpec(Section):
     monitor: str = Field(default="NDCG@10", description="validation metric for early stopping")
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget; stops cleanly")
     bucket_by_length: bool = Field(default=True, description="batch users of similar length (less padding)")
+    grad_accum: int = Field(default=1, ge=1, description="batches per optimizer step (per process under torchrun)")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="train exactly this many optimizer steps instead of train.epochs"
+    )
+    checkpoint_every_steps: int | None = Field(
+        default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
+    )
 
 
 class EvalSpec(Section):
@@ -168,6 +175,7 @@ class RuntimeSpec(Section):
     device: Device = "auto"
     precision: Precision = "auto"
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's)")
+    compile: bool = Field(default=False, description="torch.compile the training step (model + loss)")
     data_root: str | None = Field(default=None, description="root for relative data paths (env SEQREC_DATA_ROOT)")
     output_root: str = Field(default=".", description="prepared/, runs/ and exports/ go under this folder")
 
