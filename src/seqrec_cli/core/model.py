@@ -9,6 +9,7 @@ from torch import nn
 
 from seqrec_cli.core.encoders import ENCODERS
 from seqrec_cli.data.batching import PAD
+from seqrec_cli.data.masked_batching import MASK
 from seqrec_cli.spec.models import ModelSpec
 
 
@@ -19,6 +20,7 @@ class SeqRecModel(nn.Module):
         self.hidden = spec.hidden
         self.item_emb = nn.Embedding(num_items + 1, spec.hidden, padding_idx=PAD)  # row 0 = PAD
         self.encoder = ENCODERS[spec.encoder](spec)
+        self.masked = self.encoder.objective == "masked_item"  # [MASK] inputs; one appended at inference
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -26,6 +28,8 @@ class SeqRecModel(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=1.0 / math.sqrt(self.hidden))
         with torch.no_grad():
             self.item_emb.weight[PAD].zero_()
+        if self.encoder.keeps_own_init:
+            return
         for name, p in self.encoder.named_parameters():
             if p.dim() >= 2:
                 nn.init.normal_(p, std=0.02)
@@ -33,16 +37,24 @@ class SeqRecModel(nn.Module):
                 nn.init.zeros_(p)
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs: [B, L] item ids (left-padded) -> hidden states [B, L, D]."""
+        """inputs: [B, L] item ids (left-padded; MASK for masked encoders) -> hidden states [B, L, D]."""
         real = inputs != PAD  # [B, L]
-        x = self.item_emb(inputs) * math.sqrt(self.hidden)  # [B, L, D]
-        return self.encoder(x, real)  # [B, L, D]
+        if not self.masked:
+            return self.encoder(self.item_emb(inputs) * math.sqrt(self.hidden), real)  # [B, L, D]
+        is_mask = (inputs == MASK).unsqueeze(-1)  # [B, L, 1]
+        x = torch.where(is_mask, self.encoder.mask_token, self.item_emb(inputs.clamp(min=PAD)))  # [B, L, D]
+        return self.encoder(x * math.sqrt(self.hidden), real)  # [B, L, D]
 
     def item_weights(self) -> torch.Tensor:
         return self.item_emb.weight  # [N + 1, D]; column 0 (PAD) is masked wherever scores are used
 
     def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[B, L] -> [B, D]: the state after the most recent item (last column, left padding)."""
+        """[B, L] -> [B, D]: the state that predicts the next item (last column, left padding).
+
+        Masked encoders read it at a [MASK] appended after the history (the oldest item makes room).
+        """
+        if self.masked:
+            inputs = torch.cat([inputs[:, 1:], torch.full_like(inputs[:, :1], MASK)], dim=1)  # [B, L]
         return self.encode(inputs)[:, -1]  # [B, D]
 
     def score_all(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -13,12 +13,12 @@ import torch
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.evaluation import evaluate_split
-from seqrec_cli.core.losses import LOSSES
+from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
 from seqrec_cli.core.runtime import seed_everything
 from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import EarlyStopping, EpochStats, TrainHooks, train_loop
-from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST, LAST, check_monitor, load_dataset, resumable_hash, runtime_for
 from seqrec_cli.pipelines.paths import run_dir
@@ -100,7 +100,7 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
     model = SeqRecModel(spec.model, seqs.num_items).to(runtime.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay,
                                   betas=(0.9, 0.98))
-    batcher = TrainBatcher(seqs, spec.model.max_len, spec.train.batch_size, spec.train.bucket_by_length)
+    batcher = make_train_batcher(spec.model, spec.train, seqs)  # next-item or masked-item, by encoder
     scheduler = make_scheduler(optimizer, spec.train.epochs * len(batcher), spec.train.warmup_steps,
                                spec.train.schedule)
     stopper = EarlyStopping(spec.train.patience)
@@ -164,7 +164,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
     deadline = started + 60 * spec.train.max_minutes if spec.train.max_minutes else None
     reason = "early_stop" if stopper.should_stop else "epochs"
     if start_epoch <= spec.train.epochs and not stopper.should_stop:
-        reason = train_loop(model, batcher, optimizer, LOSSES[spec.train.loss], runtime, stopper, hooks,
+        loss_fn = make_loss(spec.train, training_item_counts(seqs))  # samplers draw from training counts
+        reason = train_loop(model, batcher, optimizer, loss_fn, runtime, stopper, hooks,
                             start_epoch=start_epoch, epochs=spec.train.epochs, eval_every=spec.train.eval_every,
                             grad_clip=spec.train.grad_clip, seed=spec.train.seed, deadline=deadline,
                             scheduler=scheduler)
