@@ -83,6 +83,8 @@ class HFEncoder(nn.Module):
             from transformers import AutoModel
 
             self.backbone = AutoModel.from_config(self.make_config(spec), attn_implementation="sdpa")
+        if getattr(self.backbone, "pooler", None) is not None:
+            self.backbone.pooler = None  # BERT's [CLS] pooler: unused, and would sit without gradients
         width = self.backbone.config.hidden_size
         self.proj_in = nn.Linear(spec.hidden, width) if width != spec.hidden else nn.Identity()
         self.proj_out = nn.Linear(width, spec.hidden) if width != spec.hidden else nn.Identity()
