@@ -42,7 +42,7 @@ def _rss_peak_bytes() -> int:
 def run_case(impl: str, items: int, positions: int, dim: int, repeats: int, device: str, threads: int, queue) -> None:
     import torch
 
-    from seqrec_cli.core.losses import CE_CHUNK, full_cross_entropy, plain_full_cross_entropy
+    from seqrec_cli.core.losses import CE_CHUNK, CE_MAX_ELEMENTS, full_cross_entropy, plain_full_cross_entropy
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def run_case(impl: str, items: int, positions: int, dim: int, repeats: int, devi
     times = [step()[0] for _ in range(repeats)] or [first]
     queue.put({"peak_bytes": int(peak), "step_seconds": round(statistics.median(times), 4),
                "first_step_seconds": round(first, 4), "loss": round(loss, 6),
-               "ce_chunk_rows": CE_CHUNK if impl == "chunked" else None})
+               "ce_chunk_rows": max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (items + 1))) if impl == "chunked" else None})
 
 
 def measure(impl: str, items: int, positions: int, args) -> dict:

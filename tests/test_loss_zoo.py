@@ -8,6 +8,7 @@ import pytest
 import torch
 from tests.test_losses import B, D, N, random_case
 
+from seqrec_cli.core import losses
 from seqrec_cli.core.losses import (
     LOSSES,
     bce_with_negatives,
@@ -69,6 +70,21 @@ def test_fused_smoothing_matches_plain_value_and_grads(eps, tau):
     torch.testing.assert_close(h1.grad, h2.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-6)
     assert torch.all(w1.grad[0] == 0)
+
+
+def test_fused_rows_shrink_for_large_catalogues(monkeypatch):
+    # An element budget of 30 logits with N + 1 = 12 columns leaves 2 rows per chunk.
+    monkeypatch.setattr(losses, "CE_MAX_ELEMENTS", 30)
+    hidden, labels, weights = random_case(8)
+    h1, w1 = hidden.clone().requires_grad_(), weights.clone().requires_grad_()
+    h2, w2 = hidden.clone().requires_grad_(), weights.clone().requires_grad_()
+    a = full_cross_entropy(h1, labels, w1, label_smoothing=0.1)
+    b = plain_full_cross_entropy(h2, labels, w2, label_smoothing=0.1)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    a.backward()
+    b.backward()
+    torch.testing.assert_close(h1.grad, h2.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-6)
 
 
 def fixed_sampler(items, q):

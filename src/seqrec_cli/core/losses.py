@@ -20,6 +20,7 @@ from seqrec_cli.spec.models import TrainSpec
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CE_CHUNK = 256  # rows of logits alive at once; small enough to stay in cache on a CPU
+CE_MAX_ELEMENTS = 1 << 24  # ...and at most this many logits (64 MB fp32): 16 rows at 1M items
 
 
 class _FusedSoftmaxCE(torch.autograd.Function):
@@ -28,19 +29,20 @@ class _FusedSoftmaxCE(torch.autograd.Function):
     Each chunk of rows makes its logits once, takes one exp pass for both the log-sum-exp and the
     softmax, and folds (softmax - onehot) straight into dh and dW. Plain autograd would keep the
     whole [P, N] logit matrix and exponentiate it twice; this is about 2x faster on a CPU and never
-    holds more than [CE_CHUNK, N] logits.
+    holds more than [CE_CHUNK, N] logits (fewer rows above 65K items: CE_MAX_ELEMENTS).
     """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
         P, N = h.shape[0], weights.shape[0] - 1
+        rows_per_chunk = max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (N + 1)))  # CE_CHUNK up to 65K items
         want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         dh = torch.empty_like(h) if want_grad else None  # [P, D]
         dw = torch.zeros_like(weights) if want_grad else None  # [N + 1, D]
         total = torch.zeros((), dtype=torch.float64, device=h.device)
-        for start in range(0, P, CE_CHUNK):
-            hc = h[start : start + CE_CHUNK]  # [C, D]
-            tc = target[start : start + CE_CHUNK]  # [C]
+        for start in range(0, P, rows_per_chunk):
+            hc = h[start : start + rows_per_chunk]  # [C, D]
+            tc = target[start : start + rows_per_chunk]  # [C]
             rows = torch.arange(len(hc), device=h.device)  # [C]
             p = hc @ weights.T  # [C, N + 1]
             p[:, PAD] = float("-inf")
@@ -56,7 +58,7 @@ class _FusedSoftmaxCE(torch.autograd.Function):
                 if smoothing:
                     p[:, 1:] -= smoothing / N
                 p[rows, tc] -= 1.0 - smoothing  # d loss / d logits (before the 1/P of the mean)
-                torch.mm(p, weights, out=dh[start : start + CE_CHUNK])
+                torch.mm(p, weights, out=dh[start : start + rows_per_chunk])
                 dw.addmm_(p.T, hc)
         if want_grad:
             ctx.save_for_backward(dh, dw)
