@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench clean-demo text-experiments
+.PHONY: install demo test test-all lint bench bench-loss bench-quality bench-quality-smoke clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -40,6 +40,22 @@ lint: install
 
 bench: install
 	$(PYTHON) benchmarks/train_step.py --out benchmarks/results/train_step.json
+
+# Chunked vs plain full-softmax CE: peak memory and step time at 10K/100K/1M items, 8,192 positions.
+# Plain cases over LOSS_MAX_PLAIN_GIB run with fewer positions (the JSON says so); raise it on a big machine.
+LOSS_MAX_PLAIN_GIB ?= 8
+bench-loss: install
+	$(PYTHON) benchmarks/loss_memory.py --max-plain-gib $(LOSS_MAX_PLAIN_GIB) --out benchmarks/results/loss_memory.json
+
+# Every encoder x loss on ML-1M and Beauty (many CPU hours); QUALITY_ARGS picks a subset, e.g.
+#   make bench-quality QUALITY_ARGS="--datasets ml1m --configs sasrec,gsasrec"
+bench-quality: install
+	$(PYTHON) benchmarks/quality.py $(QUALITY_ARGS)
+
+# The same path end to end on MovieLens-100K, one epoch per config, results under .bench-smoke/.
+bench-quality-smoke: install
+	$(PYTHON) benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \
+		--output-root .bench-smoke --results .bench-smoke/quality.json --table .bench-smoke/quality.md
 
 # Text items (README "Item text, cold start, LoRA and transfer"): ML-1M id vs text vs id+text, cold
 # start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from

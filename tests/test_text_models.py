@@ -16,6 +16,7 @@ from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.data.batching import PAD, SPLIT_HOLDOUT, TrainBatcher, eval_batches
 from seqrec_cli.data.cold import draw_cold_items, hold_out_items, split_targets
 from seqrec_cli.data.process import Sequences
+from seqrec_cli.errors import UserError
 from seqrec_cli.spec.models import EncoderKind, LoraSpec, ModelSpec
 
 torch.set_num_threads(1)
@@ -212,11 +213,18 @@ def test_lora_merge_keeps_scores_and_restores_plain_weights():
         torch.testing.assert_close(plain.score_all(inputs()), before, atol=1e-5, rtol=0)
 
 
-def test_every_encoder_kind_gets_lora_targets():
+def test_every_encoder_kind_with_linear_layers_gets_lora_targets():
     for kind in typing.get_args(EncoderKind):
         model = make("id")
         model.encoder = ENCODERS[kind](ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L))
+        if kind == "gru4rec":  # no linear layers: LoRA is refused with a clear error
+            assert lora_targets(kind, model.encoder) == []
+            with pytest.raises(UserError, match="linear layers"):
+                apply_method(model, "lora", kind, LoraSpec())
+            continue
         assert lora_targets(kind, model.encoder), kind
+        named = {name for name, _ in model.encoder.named_modules()}
+        assert all(any(n.endswith(t) for n in named) for t in lora_targets(kind, model.encoder)), kind
     assert LORA_TARGETS["sasrec"] == ["attn.qkv", "attn.out", "ffn.0", "ffn.3"]
 
 
@@ -234,7 +242,7 @@ class TinyGPT2Encoder(torch.nn.Module):
         return self.backbone(inputs_embeds=x, attention_mask=real.long()).last_hidden_state  # [B, L, D]
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "hf-kind-without-an-entry"])
+@pytest.mark.parametrize("kind", ["hf_gpt2", "hf-kind-without-an-entry"])
 def test_lora_on_a_transformers_backbone_trains_a_fraction_and_merges(kind):
     torch.manual_seed(0)
     model = make("text")

@@ -4,53 +4,34 @@ SASRec is our own small torch module rather than a transformers backbone: it nee
 causal + key-padding mask, positions counted back from the most recent item (so left padding and
 per-batch widths do not change any output) and PyTorch's fused attention, all of which are simpler
 and faster to get right here than through a general backbone's position and mask handling.
+The other encoders live in their own modules (gru4rec, hstu, hf_backbones) and are registered here.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from seqrec_cli.core.attention import Block
+from seqrec_cli.core.gru4rec import GRU4RecEncoder
+from seqrec_cli.core.hf_backbones import HF_ENCODERS
+from seqrec_cli.core.hstu import HSTUEncoder
 from seqrec_cli.spec.models import ModelSpec
 
 
-class SelfAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, dropout: float):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.out = nn.Linear(hidden, hidden)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3x[B, H, L, Dh]
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # [B, H, L, Dh]
-        return self.out(y.transpose(1, 2).reshape(B, L, D))  # [B, L, D]
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm Transformer block."""
-
-    def __init__(self, hidden: int, heads: int, ffn: int, dropout: float, attn_dropout: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(hidden)
-        self.attn = SelfAttention(hidden, heads, attn_dropout)
-        self.norm2 = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, hidden))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), mask))  # [B, L, D]
-        return x + self.drop(self.ffn(self.norm2(x)))  # [B, L, D]
-
-
 class SASRecEncoder(nn.Module):
-    """Causal self-attention over item embeddings (Kang & McAuley, 2018), pre-LN variant."""
+    """Causal self-attention over item embeddings (Kang & McAuley, 2018), pre-LN variant.
+
+    Encoder contract (every registry entry): forward(x [B, L, D] item embeddings, left-padded;
+    real [B, L] True at real items) -> [B, L, D]. Class attributes tell the rest of the toolkit
+    how to drive it: `causal` (output t sees only items <= t), `objective` ("next_item" or
+    "masked_item": which batcher trains it, and whether inference appends a [MASK]) and
+    `keeps_own_init` (SeqRecModel leaves its parameters as built).
+    """
 
     causal = True
+    objective = "next_item"
+    keeps_own_init = False
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -68,14 +49,37 @@ class SASRecEncoder(nn.Module):
         B, L, _ = x.shape
         back = torch.arange(L - 1, -1, -1, device=x.device)  # [L] distance from the most recent slot
         x = self.drop(x + self.positions(back)) * real.unsqueeze(-1)  # [B, L, D]
-        causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [L, L]
+        visible = real.unsqueeze(1)  # [B, 1, L] real keys
+        if self.causal:
+            visible = visible & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [B, L, L]
         # Allow the diagonal always, so padding rows never attend to nothing (NaN); real rows
-        # still see only real keys at or before them.
+        # still see only real keys (at or before them when causal).
         eye = torch.eye(L, dtype=torch.bool, device=x.device)  # [L, L]
-        mask = ((causal & real.unsqueeze(1)) | eye).unsqueeze(1)  # [B, 1, L, L]
+        mask = (visible | eye).unsqueeze(1)  # [B, 1, L, L]
         for block in self.blocks:
             x = block(x, mask) * real.unsqueeze(-1)  # [B, L, D]
         return self.norm(x)  # [B, L, D]
 
 
-ENCODERS: dict[str, type[nn.Module]] = {"sasrec": SASRecEncoder}
+class BERT4RecEncoder(SASRecEncoder):
+    """Bidirectional self-attention trained by masked-item prediction (Sun et al., 2019), pre-LN.
+
+    The [MASK] input is a learned vector here, not an item row, so the scoring table stays exactly
+    the N + 1 item embeddings.
+    """
+
+    causal = False
+    objective = "masked_item"
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.mask_token = nn.Parameter(torch.randn(spec.hidden) / spec.hidden**0.5)  # [D], scaled like items
+
+
+ENCODERS: dict[str, type[nn.Module]] = {
+    "sasrec": SASRecEncoder,
+    "bert4rec": BERT4RecEncoder,
+    "gru4rec": GRU4RecEncoder,
+    "hstu": HSTUEncoder,
+    **HF_ENCODERS,
+}

@@ -10,6 +10,7 @@ import torch
 from seqrec_cli.core.metrics import metrics_at_k, pessimistic_ranks
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
+from seqrec_cli.core.scoring import chunked_ranks
 from seqrec_cli.data.batching import eval_batches
 from seqrec_cli.data.process import Sequences
 
@@ -31,6 +32,22 @@ def rank_targets(scorer: Scorer, seqs: Sequences, split: str, max_len: int, batc
     return np.concatenate(ranks)
 
 
+@torch.no_grad()
+def rank_targets_chunked(model: SeqRecModel, runtime: Runtime, seqs: Sequences, split: str, max_len: int,
+                         batch_size: int, filter_seen: bool) -> np.ndarray:
+    """Same ranks as rank_targets(model_scorer(...)), scoring the catalogue in chunks (any N fits)."""
+    model.eval()
+    weights = model.item_weights()  # [N + 1, D]
+    ranks = []
+    for batch in eval_batches(seqs, split, max_len, batch_size):
+        with runtime.autocast():
+            h = model.last_hidden(batch.inputs.to(runtime.device))  # [B, D]
+        rows = batch.seen_rows.to(runtime.device) if filter_seen else None
+        items = batch.seen_items.to(runtime.device) if filter_seen else None
+        ranks.append(chunked_ranks(h, weights, batch.targets.to(runtime.device), rows, items).cpu().numpy())
+    return np.concatenate(ranks)
+
+
 def model_scorer(model: SeqRecModel, runtime: Runtime) -> Scorer:
     model.eval()
 
@@ -43,5 +60,5 @@ def model_scorer(model: SeqRecModel, runtime: Runtime) -> Scorer:
 
 def evaluate_split(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
                    filter_seen: bool, ks: list[int], runtime: Runtime) -> tuple[dict[str, float], np.ndarray]:
-    ranks = rank_targets(model_scorer(model, runtime), seqs, split, max_len, batch_size, filter_seen, runtime.device)
+    ranks = rank_targets_chunked(model, runtime, seqs, split, max_len, batch_size, filter_seen)
     return metrics_at_k(ranks, ks), ranks

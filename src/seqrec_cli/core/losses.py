@@ -1,17 +1,26 @@
 """Training objectives. Registry keys are the spec's `train.loss` choices.
 
-All losses take the encoder output, the labels and the item weight table, select the labelled
-positions first (no logits are ever made for padding), and return a mean over those positions.
+Every loss has one call signature, loss(hidden [B, L, D], labels [B, L], item_weights [N + 1, D]),
+and returns the mean over labelled positions. `make_loss(train_spec, popularity)` builds it from
+the spec; the popularity counts are the only data a sampler needs. Random negatives come from
+torch's global generator, which the train loop seeds and checkpoints.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from seqrec_cli.data.batching import IGNORE, PAD
+from seqrec_cli.spec.models import TrainSpec
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CE_CHUNK = 256  # rows of logits alive at once; small enough to stay in cache on a CPU
+CE_MAX_ELEMENTS = 1 << 24  # ...and at most this many logits (64 MB fp32): 16 rows at 1M items
 
 
 class _FusedSoftmaxCE(torch.autograd.Function):
@@ -20,31 +29,36 @@ class _FusedSoftmaxCE(torch.autograd.Function):
     Each chunk of rows makes its logits once, takes one exp pass for both the log-sum-exp and the
     softmax, and folds (softmax - onehot) straight into dh and dW. Plain autograd would keep the
     whole [P, N] logit matrix and exponentiate it twice; this is about 2x faster on a CPU and never
-    holds more than [CE_CHUNK, N] logits.
+    holds more than [CE_CHUNK, N] logits (fewer rows above 65K items: CE_MAX_ELEMENTS).
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weights: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        P = h.shape[0]
+    def forward(ctx, h: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+        P, N = h.shape[0], weights.shape[0] - 1
+        rows_per_chunk = max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (N + 1)))  # CE_CHUNK up to 65K items
         want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         dh = torch.empty_like(h) if want_grad else None  # [P, D]
         dw = torch.zeros_like(weights) if want_grad else None  # [N + 1, D]
         total = torch.zeros((), dtype=torch.float64, device=h.device)
-        for start in range(0, P, CE_CHUNK):
-            hc = h[start : start + CE_CHUNK]  # [C, D]
-            tc = target[start : start + CE_CHUNK]  # [C]
+        for start in range(0, P, rows_per_chunk):
+            hc = h[start : start + rows_per_chunk]  # [C, D]
+            tc = target[start : start + rows_per_chunk]  # [C]
             rows = torch.arange(len(hc), device=h.device)  # [C]
             p = hc @ weights.T  # [C, N + 1]
             p[:, PAD] = float("-inf")
             target_logit = p[rows, tc]  # [C]
+            if smoothing:  # the smoothed target puts smoothing/N on every real item
+                target_logit = (1.0 - smoothing) * target_logit + smoothing * p[:, 1:].mean(dim=1)  # [C]
             peak = p.max(dim=1, keepdim=True).values  # [C, 1]
             p.sub_(peak).exp_()
             norm = p.sum(dim=1, keepdim=True)  # [C, 1]
             total += (peak.squeeze(1) + norm.squeeze(1).log() - target_logit).sum()
             if want_grad:
                 p.div_(norm)  # softmax
-                p[rows, tc] -= 1.0  # d loss / d logits (before the 1/P of the mean)
-                torch.mm(p, weights, out=dh[start : start + CE_CHUNK])
+                if smoothing:
+                    p[:, 1:] -= smoothing / N
+                p[rows, tc] -= 1.0 - smoothing  # d loss / d logits (before the 1/P of the mean)
+                torch.mm(p, weights, out=dh[start : start + rows_per_chunk])
                 dw.addmm_(p.T, hc)
         if want_grad:
             ctx.save_for_backward(dh, dw)
@@ -54,7 +68,7 @@ class _FusedSoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         dh, dw = ctx.saved_tensors
         scale = grad / dh.shape[0]
-        return dh * scale, dw * scale, None
+        return dh * scale, dw * scale, None, None
 
 
 def _labelled(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,21 +76,153 @@ def _labelled(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return hidden[keep], labels[keep]  # [P, D], [P]
 
 
-def full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy over the whole catalogue. hidden [B, L, D], labels [B, L], weights [N + 1, D]."""
+def full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *,
+                       label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax cross-entropy over the whole catalogue. hidden [B, L, D], labels [B, L], weights [N + 1, D].
+
+    label_smoothing spreads that share of the target over all N real items (never PAD);
+    temperature divides every logit.
+    """
     h, target = _labelled(hidden, labels)  # [P, D], [P]
     # fp32 math for the softmax even under bf16 autocast: log-sum-exp over many items needs it.
+    h = h.float() if temperature == 1.0 else h.float() / temperature  # [P, D]
     # Autocast is switched off here, or it would turn the fused matmuls back into bf16 ones.
     with torch.autocast(device_type=h.device.type, enabled=False):
-        return _FusedSoftmaxCE.apply(h.float(), item_weights.float(), target)
+        return _FusedSoftmaxCE.apply(h, item_weights.float(), target, label_smoothing)
 
 
-def plain_full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor) -> torch.Tensor:
+def plain_full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *,
+                             label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
     """Reference implementation with plain autograd (tests compare the fused one against it)."""
     h, target = _labelled(hidden, labels)  # [P, D], [P]
-    logits = (h @ item_weights.T).float()  # [P, N + 1]
-    logits[:, PAD] = float("-inf")
-    return F.cross_entropy(logits, target)
+    logits = (h @ item_weights.T).float() / temperature  # [P, N + 1]
+    log_p = logits[:, 1:].log_softmax(dim=1)  # [P, N]; PAD is not a class
+    nll = -log_p.gather(1, (target - 1).unsqueeze(1)).squeeze(1)  # [P]
+    return ((1.0 - label_smoothing) * nll - label_smoothing * log_p.mean(dim=1)).mean()
 
 
-LOSSES = {"full_ce": full_cross_entropy}
+# ---- sampled softmax --------------------------------------------------------------------------
+
+Sampler = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]  # targets [P], K -> items [K], q [K]
+
+
+def uniform_sampler(num_items: int) -> Sampler:
+    def sample(target: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        items = torch.randint(1, num_items + 1, (k,)).to(target.device)  # [K]
+        return items, torch.full((k,), 1.0 / num_items, device=target.device)  # [K], [K]
+    return sample
+
+
+def popularity_sampler(probs: torch.Tensor) -> Sampler:
+    """probs: [N + 1] training-label frequency (PAD = 0)."""
+    def sample(target: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        items = torch.multinomial(probs, k, replacement=True).to(target.device)  # [K]
+        return items, probs.to(target.device)[items]  # [K], [K]
+    return sample
+
+
+def in_batch_sampler(probs: torch.Tensor) -> Sampler:
+    """Negatives are the targets of up to K random labelled positions of the same batch; targets are
+    drawn in proportion to training frequency, so q is the popularity probability."""
+    def sample(target: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = torch.randperm(len(target))[:k].to(target.device)  # [K'] with K' = min(K, P)
+        items = target[pick]  # [K']
+        return items, probs.to(target.device)[items].clamp(min=1e-12)  # [K'], [K']
+    return sample
+
+
+def sampled_softmax(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *, sampler: Sampler,
+                    num_negatives: int, logq_correction: bool = True, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax over [target, K shared negatives] per position.
+
+    With logq_correction each negative's logit is lowered by log(K q): the sum of exp over the
+    sample then estimates the sum over the whole catalogue (sampled softmax with importance
+    weights), so popularity sampling does not turn into a popularity penalty. Negatives equal to
+    the position's own target (accidental hits) are dropped.
+    """
+    h, target = _labelled(hidden, labels)  # [P, D], [P]
+    items, q = sampler(target, num_negatives)  # [K], [K]
+    h = h.float() / temperature  # [P, D]
+    w = item_weights.float()  # [N + 1, D]
+    pos = (h * w[target]).sum(dim=1, keepdim=True)  # [P, 1]
+    neg = h @ w[items].T  # [P, K]
+    if logq_correction:
+        neg = neg - torch.log(len(items) * q).unsqueeze(0)  # [P, K]
+    neg = neg.masked_fill(items.unsqueeze(0) == target.unsqueeze(1), float("-inf"))  # [P, K]
+    logits = torch.cat([pos, neg], dim=1)  # [P, 1 + K]
+    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=h.device))
+
+
+# ---- binary cross-entropy with negatives (SASRec, gSASRec) -----------------------------------
+
+def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
+    """gSASRec's calibration power: beta = alpha (t (1 - 1/alpha) + 1/alpha) = 1 - t (1 - alpha),
+    alpha = k / (N - 1) the negative sampling rate. t = 0 is plain BCE, t = 1 fully calibrated."""
+    alpha = num_negatives / (num_items - 1)
+    return 1.0 - t * (1.0 - alpha)
+
+
+def bce_with_negatives(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *,
+                       num_negatives: int, t: float = 0.0) -> torch.Tensor:
+    """Per position: (beta * softplus(-s_pos) + sum_k softplus(s_neg_k)) / (1 + k).
+
+    softplus(-s) = -log sigmoid(s); beta (gBCE) raises the positive's sigmoid to the power beta.
+    k uniform negatives per training sequence, shared by its positions: the [B, L, k] logits are
+    one batched matmul instead of a [P, k, D] gather. Negatives that equal the target are dropped.
+    """
+    B = hidden.shape[0]
+    num_items = item_weights.shape[0] - 1
+    beta = gbce_beta(num_negatives, num_items, t)
+    keep = labels != IGNORE  # [B, L]
+    w = item_weights.float()  # [N + 1, D]
+    h = hidden.float()  # [B, L, D]
+    neg_items = torch.randint(1, num_items + 1, (B, num_negatives)).to(labels.device)  # [B, k]
+    pos = (h * w[labels.clamp(min=PAD)]).sum(dim=-1)[keep]  # [P]
+    neg = torch.bmm(h, w[neg_items].transpose(1, 2))[keep]  # [P, k]
+    hit = (neg_items.unsqueeze(1) == labels.unsqueeze(2))[keep]  # [P, k]
+    neg_term = F.softplus(neg).masked_fill(hit, 0.0).sum(dim=1)  # [P]
+    return ((beta * F.softplus(-pos) + neg_term) / (1 + num_negatives)).mean()
+
+
+# ---- registry ---------------------------------------------------------------------------------
+
+def _popularity_probs(popularity: torch.Tensor) -> torch.Tensor:
+    counts = popularity.double().clamp(min=0)  # [N + 1]
+    counts[PAD] = 0.0
+    return (counts / counts.sum()).float()  # [N + 1]
+
+
+def _full_ce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
+    if spec.label_smoothing == 0.0 and spec.temperature == 1.0:
+        return full_cross_entropy  # the default path stays exactly the plain function
+    return partial(full_cross_entropy, label_smoothing=spec.label_smoothing, temperature=spec.temperature)
+
+
+def _sampled(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
+    probs = _popularity_probs(popularity)
+    samplers = {"uniform": lambda: uniform_sampler(len(popularity) - 1),
+                "popularity": lambda: popularity_sampler(probs),
+                "in_batch": lambda: in_batch_sampler(probs)}
+    return partial(sampled_softmax, sampler=samplers[spec.negatives](), num_negatives=spec.num_negatives,
+                   logq_correction=spec.logq_correction, temperature=spec.temperature)
+
+
+def _bce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
+    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=0.0)
+
+
+def _gbce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
+    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=spec.gbce_t)
+
+
+LOSSES: dict[str, Callable[[TrainSpec, torch.Tensor], LossFn]] = {
+    "full_ce": _full_ce,
+    "sampled_softmax": _sampled,
+    "bce": _bce,
+    "gbce": _gbce,
+}
+
+
+def make_loss(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
+    """popularity: [N + 1] training interaction counts (PAD ignored); used by popularity/in-batch sampling."""
+    return LOSSES[spec.loss](spec, popularity)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.errors import UserError
 from seqrec_cli.spec.models import LoraSpec
 
 # Linear layers that get LoRA adapters, per encoder kind (peft matches module-name suffixes). The
@@ -22,9 +23,9 @@ from seqrec_cli.spec.models import LoraSpec
 # (and GPT-2 Conv1D) layer of its encoder, so a new encoder is never silently left without adapters.
 LORA_TARGETS: dict[str, list[str]] = {
     "sasrec": ["attn.qkv", "attn.out", "ffn.0", "ffn.3"],
-    "gpt2": ["c_attn", "c_proj", "c_fc"],
-    "bert": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
-    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "hf_gpt2": ["c_attn", "c_proj", "c_fc"],
+    "hf_bert": ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
+    "hf_llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
 
 
@@ -63,8 +64,11 @@ def _lora(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
     from peft import LoraConfig
     from peft.tuners.lora import LoraModel
 
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora_targets(encoder_kind, model.encoder))
+    targets = lora_targets(encoder_kind, model.encoder)
+    if not targets:  # e.g. GRU4Rec: its recurrent weights are not linear layers peft can adapt
+        raise UserError(f"train.method lora needs linear layers in the encoder, and {encoder_kind} has none",
+                        where="train.method", fix="use train.method full or frozen with this encoder")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
     model.requires_grad_(True)
     # LoraModel freezes every non-adapter weight of the module it wraps: here the encoder only.
     model.encoder = LoraModel(model.encoder, config, "default")

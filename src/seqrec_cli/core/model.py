@@ -11,6 +11,7 @@ from torch import nn
 from seqrec_cli.core.encoders import ENCODERS
 from seqrec_cli.core.item_repr import TextItems
 from seqrec_cli.data.batching import PAD
+from seqrec_cli.data.masked_batching import MASK
 from seqrec_cli.spec.models import ModelSpec
 
 
@@ -33,6 +34,7 @@ class SeqRecModel(nn.Module):
         # Items held out of training (cold start): zero rows while training, so nothing learns from them.
         self.register_buffer("train_keep", None, persistent=False)  # [N + 1, 1] once hold_out_items is called
         self.encoder = ENCODERS[spec.encoder](spec)
+        self.masked = self.encoder.objective == "masked_item"  # [MASK] inputs; one appended at inference
         self._init_weights()
 
     def hold_out_items(self, items: torch.Tensor) -> None:
@@ -48,6 +50,8 @@ class SeqRecModel(nn.Module):
             nn.init.normal_(self.item_emb.weight, std=std)
             with torch.no_grad():
                 self.item_emb.weight[PAD].zero_()
+        if self.encoder.keeps_own_init:
+            return
         for name, p in self.encoder.named_parameters():
             if p.dim() >= 2:
                 nn.init.normal_(p, std=0.02)
@@ -55,10 +59,15 @@ class SeqRecModel(nn.Module):
                 nn.init.zeros_(p)
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs: [B, L] item ids (left-padded) -> hidden states [B, L, D]."""
+        """inputs: [B, L] item ids (left-padded; MASK for masked encoders) -> hidden states [B, L, D]."""
         real = inputs != PAD  # [B, L]
-        x = F.embedding(inputs, self.item_weights(), padding_idx=PAD) * math.sqrt(self.hidden)  # [B, L, D]
-        return self.encoder(x, real)  # [B, L, D]
+        table = self.item_weights()  # [N + 1, D]
+        if not self.masked:
+            x = F.embedding(inputs, table, padding_idx=PAD)  # [B, L, D]
+        else:
+            is_mask = (inputs == MASK).unsqueeze(-1)  # [B, L, 1]
+            x = torch.where(is_mask, self.encoder.mask_token, F.embedding(inputs.clamp(min=PAD), table))  # [B, L, D]
+        return self.encoder(x * math.sqrt(self.hidden), real)  # [B, L, D]
 
     def item_weights(self) -> torch.Tensor:
         """[N + 1, D] the one item table for inputs and scores; column 0 (PAD) is masked wherever scores are used."""
@@ -70,7 +79,12 @@ class SeqRecModel(nn.Module):
         return table
 
     def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[B, L] -> [B, D]: the state after the most recent item (last column, left padding)."""
+        """[B, L] -> [B, D]: the state that predicts the next item (last column, left padding).
+
+        Masked encoders read it at a [MASK] appended after the history (the oldest item makes room).
+        """
+        if self.masked:
+            inputs = torch.cat([inputs[:, 1:], torch.full_like(inputs[:, :1], MASK)], dim=1)  # [B, L]
         return self.encode(inputs)[:, -1]  # [B, D]
 
     def score_all(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,21 @@ class TrainBatch:
     labels: torch.Tensor  # [B, L] next item or IGNORE
 
 
+def batch_plan(lengths: np.ndarray, batch_size: int, bucket_by_length: bool,
+               rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches as arrays of row indices. The order depends only on `rng`, so every
+    process of a distributed run (and a resumed run) computes the same plan from the same seed."""
+    if bucket_by_length:
+        # Sort by length with random tie-breaks, cut into batches, then shuffle the batches.
+        order = np.lexsort((rng.random(len(lengths)), lengths))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        rng.shuffle(batches)
+    else:
+        order = rng.permutation(len(lengths))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return batches
+
+
 class TrainBatcher:
     """Next-item training pairs from each user's training part, batched by similar length.
 
@@ -65,17 +80,7 @@ class TrainBatcher:
         return -(-len(self.users) // self.batch_size)
 
     def plan(self, rng: np.random.Generator) -> list[np.ndarray]:
-        """One epoch's batches as arrays of row indices. The order depends only on `rng`, so every
-        process of a distributed run (and a resumed run) computes the same plan from the same seed."""
-        if self.bucket_by_length:
-            # Sort by length with random tie-breaks, cut into batches, then shuffle the batches.
-            order = np.lexsort((rng.random(len(self.users)), self.pair_counts))
-            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-            rng.shuffle(batches)
-        else:
-            order = rng.permutation(len(self.users))
-            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return batches
+        return batch_plan(self.pair_counts, self.batch_size, self.bucket_by_length, rng)
 
     def positions(self, rows: np.ndarray) -> int:
         """Labelled positions in the batch of these rows (each user contributes its pair count)."""

@@ -13,8 +13,9 @@ import torch
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
-from seqrec_cli.core.losses import LOSSES
+from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
+from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
 from seqrec_cli.core.optim import make_optimizer, regroup_single_group_state
 from seqrec_cli.core.runtime import rng_state, seed_everything, set_rng_state
 from seqrec_cli.core.schedule import make_scheduler
@@ -26,7 +27,6 @@ from seqrec_cli.core.train import (
     steps_per_epoch,
     train_loop,
 )
-from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.common import BEST, LAST, check_monitor, load_dataset, resumable_hash, runtime_for
@@ -142,7 +142,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     counts = apply_method(model, train.method, spec.model.encoder, train.lora)
     model.to(runtime.device)  # LoRA adapters are created on the CPU
     optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
-    batcher = TrainBatcher(seqs, spec.model.max_len, train.batch_size, train.bucket_by_length)
+    batcher = make_train_batcher(spec.model, train, seqs)  # next-item or masked-item, by encoder
     per_epoch = steps_per_epoch(len(batcher), train.grad_accum, world.size)
     total_steps = train.max_steps or train.epochs * per_epoch  # the schedule spans the true step count
     scheduler = make_scheduler(optimizer, total_steps, train.warmup_steps, train.schedule)
@@ -226,7 +226,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     deadline = started + 60 * train.max_minutes if train.max_minutes else None
     reason = "early_stop" if stopper.should_stop else "epochs"
     if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
-        reason = train_loop(model, batcher, optimizer, LOSSES[train.loss], runtime, stopper, hooks,
+        loss_fn = make_loss(train, training_item_counts(seqs))  # samplers draw from training counts
+        reason = train_loop(model, batcher, optimizer, loss_fn, runtime, stopper, hooks,
                             epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip,
                             seed=train.seed, deadline=deadline, scheduler=scheduler, grad_accum=train.grad_accum,
                             max_steps=train.max_steps, checkpoint_every=train.checkpoint_every_steps, state=loop,

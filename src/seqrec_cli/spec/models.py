@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 InteractionFormat = Literal["recbole", "movielens", "user_item_lines", "user_sequence_lines", "table"]
 ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
 SplitKind = Literal["leave_one_out"]
-EncoderKind = Literal["sasrec"]
-LossKind = Literal["full_ce"]
+EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
+LossKind = Literal["full_ce", "sampled_softmax", "bce", "gbce"]
+NegativeSampler = Literal["uniform", "popularity", "in_batch"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -110,6 +111,16 @@ class ModelSpec(Section):
     ffn_mult: int = Field(default=4, ge=1, description="feed-forward width = ffn_mult * hidden")
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     attn_dropout: float | None = Field(default=None, ge=0.0, lt=1.0, description="default: same as dropout")
+    mask_prob: float = Field(default=0.2, gt=0.0, lt=1.0, description="bert4rec/hf_bert: share of items masked")
+    last_item_mask_prob: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="bert4rec/hf_bert: share of training samples that mask only the last item (as at inference)",
+    )
+    kv_heads: int | None = Field(default=None, ge=1, description="hf_llama: key/value heads (default: heads)")
+    pretrained: str | None = Field(
+        default=None, description="hf_*: local folder of a pretrained transformers model (config.json + weights)"
+    )
+    time_buckets: int = Field(default=32, ge=1, description="hstu: log2-spaced buckets of the time gap")
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelSpec:
@@ -117,6 +128,10 @@ class ModelSpec(Section):
             raise ValueError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
         if self.items != "id" and self.text is None:
             raise ValueError(f"model.items {self.items!r} needs a model.text section (at least model.text.template)")
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise ValueError(f"model.heads ({self.heads}) must be divisible by model.kv_heads ({self.kv_heads})")
+        if self.pretrained is not None and not self.encoder.startswith("hf_"):
+            raise ValueError("model.pretrained needs a transformers encoder (model.encoder: hf_gpt2, hf_bert, hf_llama)")
         return self
 
 
@@ -131,6 +146,12 @@ class TrainSpec(Section):
     method: TrainMethod = Field(default="full", description="full: all weights; frozen: sequence encoder fixed, "
                                 "item representation trains; lora: low-rank adapters on the encoder's linears")
     lora: LoraSpec = LoraSpec()
+    num_negatives: int = Field(default=256, ge=1, description="sampled_softmax, bce, gbce: negatives per target")
+    negatives: NegativeSampler = Field(default="uniform", description="sampled_softmax: where negatives come from")
+    logq_correction: bool = Field(default=True, description="sampled_softmax: subtract log(K q) from negatives")
+    gbce_t: float = Field(default=0.75, ge=0.0, le=1.0, description="gbce: calibration t (0 = plain BCE)")
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="full_ce only")
+    temperature: float = Field(default=1.0, gt=0.0, description="full_ce, sampled_softmax: logits / temperature")
     epochs: int = Field(default=200, ge=1)
     batch_size: int = Field(default=128, ge=1)
     lr: float = Field(default=1e-3, gt=0)
@@ -156,6 +177,17 @@ class TrainSpec(Section):
     checkpoint_every_steps: int | None = Field(
         default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
     )
+
+    @model_validator(mode="after")
+    def _loss_options_apply(self) -> TrainSpec:
+        # A set-but-unused option is almost always a mistake; say so instead of ignoring it.
+        if self.label_smoothing and self.loss != "full_ce":
+            raise ValueError(f"train.label_smoothing applies to loss full_ce only, not {self.loss!r}")
+        if self.temperature != 1.0 and self.loss not in ("full_ce", "sampled_softmax"):
+            raise ValueError(f"train.temperature applies to full_ce and sampled_softmax, not {self.loss!r}")
+        if self.negatives != "uniform" and self.loss != "sampled_softmax":
+            raise ValueError(f"train.negatives applies to sampled_softmax only, not {self.loss!r}")
+        return self
 
 
 class EvalSpec(Section):

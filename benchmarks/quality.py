@@ -1,0 +1,168 @@
+"""Quality benchmark: every shipped encoder x loss config on MovieLens-1M and Amazon Beauty, through
+the real prepare -> finetune -> evaluate(test) path, next to the published numbers (DESIGN.md).
+
+Results merge into benchmarks/results/quality.json (one entry per dataset/config, replaced when
+rerun) and the Markdown table benchmarks/results/quality.md is rebuilt from all entries, so a
+subset can be run at a time. Runs resume (seqrec finetune --resume) when their folder exists.
+
+  python benchmarks/quality.py                                  # everything (many CPU hours)
+  python benchmarks/quality.py --datasets ml1m --configs sasrec,gsasrec
+  python benchmarks/quality.py --list                           # what would run
+  # smoke test of the whole path on MovieLens-100K (every config, 1 epoch, separate files):
+  python benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \\
+      --results /tmp/q/quality.json --table /tmp/q/quality.md --output-root /tmp/q
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from seqrec_cli.atomic import atomic_write_json, atomic_write_text
+from seqrec_cli.pipelines.evaluate import evaluate
+from seqrec_cli.pipelines.finetune import finetune
+from seqrec_cli.spec.loader import load_spec, spec_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = {"ml1m": "MovieLens-1M (SASRec version, 3,416 items), len 200",
+            "beauty": "Amazon Beauty (S3-Rec version, 12,101 items), len 50"}
+CONFIGS = ["sasrec", "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "gru4rec", "hstu",
+           "hf_gpt2", "hf_llama", "hf_bert"]
+
+# Published full-ranking leave-one-out numbers (DESIGN.md): (source, HR@10, NDCG@10) per config.
+PUBLISHED = {
+    "ml1m": {
+        "sasrec": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
+        "sasrec_sampled": ("SASRec + 3000 sampled negatives (RecSys'23)", 0.3159, 0.1857),
+        "sasrec_bce": ("SASRec, original BCE, 1 negative", 0.2500, 0.1341),
+        "bert4rec": ("BERT4Rec", 0.2843, 0.1537),
+        "gsasrec": ("gSASRec (gBCE, 256 negatives)", 0.3003, 0.1726),
+        "hstu": ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893),
+    },
+    "beauty": {
+        "sasrec": ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544),
+        "sasrec_sampled": ("SASRec + sampled softmax", 0.0921, 0.0531),
+    },
+}
+
+
+def machine() -> dict:
+    import torch
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
+    """The shipped spec with the runner's overrides; --data-from swaps in another spec's data section."""
+    path = ROOT / "experiments" / dataset / f"{config}.yaml"
+    overrides = [f"runtime.output_root={args.output_root}"]
+    if args.epochs:
+        overrides.append(f"train.epochs={args.epochs}")
+    if args.max_minutes:
+        overrides.append(f"train.max_minutes={args.max_minutes}")
+    label = dataset
+    if args.data_from:
+        raw = yaml.safe_load(path.read_text())
+        donor = yaml.safe_load(Path(args.data_from).read_text())
+        raw["data"] = donor["data"]
+        label = Path(args.data_from).parent.name
+        raw["name"] = f"{label}-{raw['name']}"
+        merged = Path(args.output_root) / "specs" / f"{label}-{dataset}-{config}.yaml"
+        merged.parent.mkdir(parents=True, exist_ok=True)
+        merged.write_text(yaml.safe_dump(raw, sort_keys=False))
+        path = merged
+    return load_spec(path, overrides), label
+
+
+def run_one(dataset: str, config: str, args) -> dict:
+    spec, label = spec_for(dataset, config, args)
+    started = time.time()
+    result = finetune(spec, resume=True)
+    report = evaluate(spec, "test").report
+    run_info = json.loads((result.run_dir / "run.json").read_text())
+    return {
+        "dataset": label, "config": config, "spec_name": spec.name, "encoder": spec.model.encoder,
+        "loss": spec.train.loss, "test": report["metrics"], "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run, "stop_reason": result.stop_reason,
+        "best_valid": {spec.train.monitor: result.best_value},
+        "wall_seconds": round(time.time() - started, 1), "parameters": run_info.get("parameters"),
+        "spec_hash": spec_hash(spec), "dataset_fingerprint": report["dataset_fingerprint"], "seed": spec.train.seed,
+        "overrides": {"epochs": args.epochs, "max_minutes": args.max_minutes, "data_from": args.data_from},
+        "runtime": report["runtime"], "machine": machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                          time.gmtime()),
+    }
+
+
+def fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.4f}"
+
+
+def table(entries: dict) -> str:
+    lines = ["# Quality benchmark", "",
+             "Test split, leave-one-out, full ranking over the whole catalogue, seen items removed, pessimistic "
+             "ties (DESIGN.md). Built by `benchmarks/quality.py` from `quality.json`; published numbers from "
+             "DESIGN.md. `budget` marks runs cut short by an epoch/time override: not comparable to the papers.",
+             ""]
+    for label in sorted({e["dataset"] for e in entries.values()}):
+        title = DATASETS.get(label, label)
+        lines += [f"## {title}", "",
+                  "| config | encoder | loss | HR@10 | NDCG@10 | published HR@10 | published NDCG@10 | published row "
+                  "| epochs (best) | wall min | budget |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        rows = sorted((e for e in entries.values() if e["dataset"] == label), key=lambda e: CONFIGS.index(e["config"])
+                      if e["config"] in CONFIGS else 99)
+        for e in rows:
+            src, hr, ndcg = PUBLISHED.get(label, {}).get(e["config"], ("", None, None))
+            budget = "yes" if any(v for k, v in e["overrides"].items() if k != "data_from") else ""
+            lines.append(f"| {e['config']} | {e['encoder']} | {e['loss']} | {fmt(e['test'].get('HR@10'))} | "
+                         f"{fmt(e['test'].get('NDCG@10'))} | {fmt(hr)} | {fmt(ndcg)} | {src} | "
+                         f"{e['epochs_run']} ({e['best_epoch']}) | {e['wall_seconds'] / 60:.1f} | {budget} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="ml1m,beauty", help=f"comma-separated subset of {list(DATASETS)}")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of the configs")
+    parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (marks results 'budget')")
+    parser.add_argument("--max-minutes", type=float, default=None, help="override train.max_minutes per run")
+    parser.add_argument("--data-from", default=None, help="use this spec's data section instead (smoke tests)")
+    parser.add_argument("--output-root", default=".bench", help="prepared data and runs go here")
+    parser.add_argument("--results", default="benchmarks/results/quality.json")
+    parser.add_argument("--table", default="benchmarks/results/quality.md")
+    parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
+    args = parser.parse_args()
+
+    datasets = [d for d in args.datasets.split(",") if d]
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = [d for d in datasets if d not in DATASETS] + [c for c in configs if c not in CONFIGS]
+    if unknown:
+        sys.exit(f"unknown dataset/config {unknown}; datasets {list(DATASETS)}, configs {CONFIGS}")
+    plan = [(d, c) for d in datasets for c in configs]
+    if args.list:
+        for d, c in plan:
+            print(f"{d}/{c}: experiments/{d}/{c}.yaml")
+        return
+    results_path = Path(args.results)
+    entries = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for d, c in plan:
+        print(f"== {d}/{c}", flush=True)
+        entry = run_one(d, c, args)
+        entries[f"{entry['dataset']}/{c}"] = entry
+        atomic_write_json(results_path, entries)  # merged after every run: an interrupted sweep keeps its results
+        atomic_write_text(Path(args.table), table(entries))
+        print(f"   NDCG@10 {entry['test']['NDCG@10']:.4f}  HR@10 {entry['test']['HR@10']:.4f}  "
+              f"epochs {entry['epochs_run']}  {entry['wall_seconds']:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
