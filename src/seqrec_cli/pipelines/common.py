@@ -10,6 +10,7 @@ from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
 from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.splits import SplitPlan, make_plan
 from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
@@ -29,6 +30,11 @@ def load_dataset(spec: ExperimentSpec) -> tuple[Sequences, dict, Path]:
     return seqs, manifest, folder
 
 
+def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
+    """The spec's split of this dataset; raises if anything held out could leak into training or inputs."""
+    return make_plan(seqs, spec.data.split, spec.data.temporal)
+
+
 def check_monitor(spec: ExperimentSpec) -> None:
     name, _, k = spec.train.monitor.partition("@")
     if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
@@ -41,6 +47,9 @@ def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, ru
                        checkpoint: str = BEST) -> tuple[SeqRecModel, dict, Path]:
     path = run_dir(spec) / checkpoint
     payload = load_checkpoint(path)
+    if "kind" in payload and payload["kind"] != "neural":
+        raise UserError(f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
+                        where=str(path), fix="evaluate baselines with `seqrec evaluate`; only networks are exported")
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was trained with, or train again")

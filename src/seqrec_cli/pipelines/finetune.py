@@ -20,7 +20,15 @@ from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import EarlyStopping, EpochStats, TrainHooks, train_loop
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.errors import UserError
-from seqrec_cli.pipelines.common import BEST, LAST, check_monitor, load_dataset, resumable_hash, runtime_for
+from seqrec_cli.pipelines.common import (
+    BEST,
+    LAST,
+    check_monitor,
+    load_dataset,
+    resumable_hash,
+    runtime_for,
+    split_plan,
+)
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.spec.loader import dump_spec, spec_hash
@@ -91,7 +99,12 @@ def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, spec: Ex
 def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
     check_monitor(spec)
     prepare(spec, events)
+    if spec.model.kind != "neural":  # non-neural baselines are fitted, not trained
+        from seqrec_cli.pipelines.fit_baseline import fit_baseline
+
+        return fit_baseline(spec, resume, events)
     seqs, manifest, _ = load_dataset(spec)
+    plan = split_plan(spec, seqs)  # raises on any leakage into training or inputs
     runtime = runtime_for(spec)
     folder, has_state = _claim_run_dir(spec, resume)
     fingerprint = manifest["fingerprint"]
@@ -100,7 +113,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
     model = SeqRecModel(spec.model, seqs.num_items).to(runtime.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr, weight_decay=spec.train.weight_decay,
                                   betas=(0.9, 0.98))
-    batcher = TrainBatcher(seqs, spec.model.max_len, spec.train.batch_size, spec.train.bucket_by_length)
+    batcher = TrainBatcher(seqs, spec.model.max_len, spec.train.batch_size, spec.train.bucket_by_length,
+                           train_lengths=plan.train_len)
     scheduler = make_scheduler(optimizer, spec.train.epochs * len(batcher), spec.train.warmup_steps,
                                spec.train.schedule)
     stopper = EarlyStopping(spec.train.patience)
@@ -132,7 +146,7 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
 
     def validate(epoch: int) -> float:
         metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                    spec.eval.filter_seen, spec.eval.ks, runtime)
+                                    spec.eval.filter_seen, spec.eval.ks, runtime, cases=plan.cases["valid"])
         last_valid.clear()
         last_valid.update(metrics)
         return metrics[spec.train.monitor]

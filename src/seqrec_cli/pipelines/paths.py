@@ -64,6 +64,8 @@ def interactions_path(spec: ExperimentSpec, data: DataSpec) -> Path:
 def data_spec_hash(data: DataSpec) -> str:
     """Hash of everything that shapes the prepared data (not where it is written)."""
     payload = data.model_dump(mode="json", exclude={"prepared_dir"})
+    if payload.get("temporal") is None:
+        payload.pop("temporal", None)  # unset: hashes like specs written before temporal splits existed
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
