@@ -7,8 +7,11 @@ Registry keys are the spec's `model.kind` choices. Each baseline's state is a di
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from seqrec_cli.data.batching import PAD, SPLIT_HOLDOUT
 from seqrec_cli.data.process import Sequences
@@ -83,9 +86,11 @@ class ItemKNN:
             rows.append(np.full(len(distinct), u))
             cols.append(distinct)
         index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))  # [2, P]
-        x = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (seqs.num_users, seqs.num_items + 1))
-        x = x.coalesce()  # [U, N + 1] binary user-item matrix
-        co = torch.sparse.mm(x.t(), x).to_dense()  # [N + 1, N + 1] users holding both items
+        with warnings.catch_warnings():  # torch flags sparse support as beta; these are plain COO products
+            warnings.simplefilter("ignore", UserWarning)
+            x = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (seqs.num_users, seqs.num_items + 1))
+            x = x.coalesce()  # [U, N + 1] binary user-item matrix
+            co = torch.sparse.mm(x.t(), x).to_dense()  # [N + 1, N + 1] users holding both items
         norm = co.diagonal().clamp(min=1.0).sqrt()  # [N + 1]
         sim = co / norm.unsqueeze(0) / norm.unsqueeze(1)  # [N + 1, N + 1]
         sim.fill_diagonal_(0.0)
@@ -93,16 +98,14 @@ class ItemKNN:
         return {"similarity": sim.float(), "counts": counts}
 
     def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
-        bag = torch.zeros(len(inputs), self.num_items + 1)  # [B, N + 1] history item counts
-        bag.scatter_add_(1, inputs, torch.ones_like(inputs, dtype=torch.float32))
-        bag[:, PAD] = 0.0
-        return bag
+        return inputs  # [B, L] history window; PAD rows of the similarity are zero
 
-    def block(self, bag: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        return bag @ self.sim[:, lo:hi] + self.prior[lo:hi]  # [B, C]
+    def block(self, inputs: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        # sum of the history items' similarity rows (sim is symmetric), without a [B, L, C] tensor
+        return F.embedding_bag(inputs, self.sim[:, lo:hi], mode="sum") + self.prior[lo:hi]  # [B, C]
 
-    def items(self, bag: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (bag[rows] * self.sim[:, items].T).sum(dim=1) + self.prior[items]  # [T]
+    def items(self, inputs: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return self.sim[inputs[rows], items.unsqueeze(1)].sum(dim=1) + self.prior[items]  # [T]
 
 
 class Markov:
@@ -154,7 +157,7 @@ class RandomScores:
 
     def _hash(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # splitmix64-style mixing in wrapping int64 arithmetic; 24 high bits -> [0, 1)
-        x = users * GOLDEN + items * MIX1 + self.seed * MIX2
+        x = users * GOLDEN + items * MIX1 + torch.tensor(self.seed, dtype=torch.int64) * MIX2
         x = x ^ (x >> 31)
         x = x * MIX1
         x = x ^ (x >> 29)

@@ -107,6 +107,11 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
             if filter_seen:
                 inside = (s_items >= lo) & (s_items < hi)  # [S]
                 scores[s_rows[inside], s_items[inside] - lo] = float("-inf")
+            if k:  # the recommended list: seen items stay out of it even when they are targets
+                block_k = min(k, hi - lo)
+                vals, idx = torch.topk(scores, block_k, dim=1)  # [B, block_k]
+                top_vals, order = torch.topk(torch.cat([top_vals, vals], 1), min(k, top_vals.shape[1] + block_k), dim=1)
+                top_idx = torch.gather(torch.cat([top_idx, idx + lo], 1), 1, order)  # [B, k]
             t_inside = (t_items >= lo) & (t_items < hi)  # [T]
             if filter_seen:  # targets are never removed, even when they are in the history
                 restore = scorer.items(state, t_rows[t_inside], t_items[t_inside])  # [T_in]
@@ -118,11 +123,6 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
             own[torch.nonzero(t_inside).squeeze(1), t_items[t_inside] - lo] = True
             beaten += (ge & ~own).sum(dim=1)
             finite += (torch.isfinite(rows_scores) & ~own).sum(dim=1)
-            if k:
-                block_k = min(k, hi - lo)
-                vals, idx = torch.topk(scores, block_k, dim=1)  # [B, block_k]
-                top_vals, order = torch.topk(torch.cat([top_vals, vals], 1), min(k, top_vals.shape[1] + block_k), dim=1)
-                top_idx = torch.gather(torch.cat([top_idx, idx + lo], 1), 1, order)  # [B, k]
         ranks = torch.where(bad_target, finite, beaten) + 1  # [T]
         out["case_of"].append(batch.cases[batch.target_rows.numpy()])
         out["items"].append(batch.target_items.numpy())
