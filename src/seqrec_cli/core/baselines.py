@@ -92,7 +92,7 @@ class ItemKNN:
             x = x.coalesce()  # [U, N + 1] binary user-item matrix
             co = torch.sparse.mm(x.t(), x).to_dense()  # [N + 1, N + 1] users holding both items
         norm = co.diagonal().clamp(min=1.0).sqrt()  # [N + 1]
-        sim = co / norm.unsqueeze(0) / norm.unsqueeze(1)  # [N + 1, N + 1]
+        sim = co / (norm.unsqueeze(0) * norm.unsqueeze(1))  # [N + 1, N + 1] (an outer product: exactly symmetric)
         sim.fill_diagonal_(0.0)
         counts = torch.from_numpy(training_counts(seqs, train_len)).float()  # [N + 1]
         return {"similarity": sim.float(), "counts": counts}
