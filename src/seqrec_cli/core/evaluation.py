@@ -85,8 +85,13 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
     """
     n = scorer.num_items
     k = min(top_k, n)
+    # batch cases of similar history length so each batch is only as wide as its longest window
+    # (positions count back from the most recent item, so the width never changes a score)
+    by_length = np.argsort(cases.input_end, kind="stable")
+    cases = EvalCases(cases.users[by_length], cases.input_end[by_length], cases.target_start[by_length],
+                      cases.target_end[by_length])
     out: dict[str, list[np.ndarray]] = {key: [] for key in ("case_of", "items", "ranks", "users", "hist", "topk", "sampled")}
-    for batch in case_batches(seqs, cases, max_len, batch_size):
+    for batch in case_batches(seqs, cases, max_len, batch_size, trim=True):
         state = scorer.begin(batch.inputs.to(device), batch.users)
         t_rows = batch.target_rows.to(device)  # [T]
         t_items = batch.target_items.to(device)  # [T]
@@ -94,6 +99,8 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
         s_items = batch.seen_items.to(device)  # [S]
         target_scores = scorer.items(state, t_rows, t_items)  # [T]
         bad_target = ~torch.isfinite(target_scores)  # [T]
+        any_bad = bool(bad_target.any())
+        one_per_row = len(t_rows) == len(batch.users)  # then t_rows == arange(B): no [T, C] gather
         beaten = torch.zeros_like(t_rows)  # [T] other candidates scoring >= the target
         finite = torch.zeros_like(t_rows)  # [T] finite other candidates
         top_vals = torch.empty(len(batch.users), 0, device=device)  # [B, k]
@@ -116,13 +123,14 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
             if filter_seen:  # targets are never removed, even when they are in the history
                 restore = scorer.items(state, t_rows[t_inside], t_items[t_inside])  # [T_in]
                 scores[t_rows[t_inside], t_items[t_inside] - lo] = restore
-            rows_scores = scores[t_rows]  # [T, C]
-            ge = rows_scores >= target_scores.unsqueeze(1)  # [T, C]
+            rows_scores = scores if one_per_row else scores[t_rows]  # [T, C]
+            beaten += (rows_scores >= target_scores.unsqueeze(1)).sum(dim=1)
             # the target's own column never counts against itself
-            own = torch.zeros_like(ge)  # [T, C]
-            own[torch.nonzero(t_inside).squeeze(1), t_items[t_inside] - lo] = True
-            beaten += (ge & ~own).sum(dim=1)
-            finite += (torch.isfinite(rows_scores) & ~own).sum(dim=1)
+            own = torch.full_like(target_scores, float("-inf"))  # [T]
+            own[t_inside] = scores[t_rows[t_inside], t_items[t_inside] - lo]
+            beaten -= (own >= target_scores).long()
+            if any_bad:
+                finite += torch.isfinite(rows_scores).sum(dim=1) - torch.isfinite(own).long()
         ranks = torch.where(bad_target, finite, beaten) + 1  # [T]
         out["case_of"].append(batch.cases[batch.target_rows.numpy()])
         out["items"].append(batch.target_items.numpy())
@@ -140,10 +148,14 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
             count = (neg_scores >= target_scores.unsqueeze(1)).sum(dim=1)  # [T]
             out["sampled"].append((torch.where(bad_target, negatives.shape[1], count) + 1).cpu().numpy())
     cat = {key: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for key, v in out.items()}
-    return Ranked(case_of=cat["case_of"], target_items=cat["items"], ranks=cat["ranks"], users=cat["users"],
-                  history_len=cat["hist"], topk=cat["topk"].reshape(len(cat["users"]), -1) if k else
-                  np.zeros((len(cat["users"]), 0), dtype=np.int64),
-                  sampled_ranks=cat["sampled"] if sampled is not None else None)
+    # back to the caller's case order
+    inverse = np.argsort(by_length, kind="stable")
+    case_of = by_length[cat["case_of"]]
+    pairs = np.argsort(case_of, kind="stable")  # targets keep their order within a case
+    topk = cat["topk"].reshape(len(cat["users"]), -1) if k else np.zeros((len(cat["users"]), 0), dtype=np.int64)
+    return Ranked(case_of=case_of[pairs], target_items=cat["items"][pairs], ranks=cat["ranks"][pairs],
+                  users=cat["users"][inverse], history_len=cat["hist"][inverse], topk=topk[inverse],
+                  sampled_ranks=cat["sampled"][pairs] if sampled is not None else None)
 
 
 def split_metrics(ranked: Ranked, ks: list[int]) -> dict[str, np.ndarray]:

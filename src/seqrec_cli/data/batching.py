@@ -94,7 +94,7 @@ class TrainBatcher:
 @dataclass
 class EvalBatch:
     users: np.ndarray  # [B] dense user index
-    inputs: torch.Tensor  # [B, L] left-padded history window
+    inputs: torch.Tensor  # [B, W] left-padded history window, W = min(max_len, longest history in the batch)
     targets: torch.Tensor  # [B] first target of each row
     seen_rows: torch.Tensor  # [S] batch row of each (row, item) pair in the full history
     seen_items: torch.Tensor  # [S]
@@ -104,19 +104,21 @@ class EvalBatch:
     history_len: np.ndarray  # [B] full history length before the target (not capped at max_len)
 
 
-def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int) -> Iterator[EvalBatch]:
+def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bool = False) -> Iterator[EvalBatch]:
     """Batches of evaluation cases (data.splits.EvalCases): input = items[:input_end] (the most recent
-    max_len of it), targets = the distinct items of items[target_start:target_end]."""
+    max_len of it), targets = the distinct items of items[target_start:target_end]. With `trim`, a
+    batch is only as wide as its longest window (else always max_len)."""
     for start in range(0, len(cases), batch_size):
         idx = np.arange(start, min(start + batch_size, len(cases)))
         users = cases.users[idx]
-        inputs = np.full((len(idx), max_len), PAD, dtype=np.int64)
+        width = max(1, min(max_len, int(cases.input_end[idx].max()))) if trim else max_len
+        inputs = np.full((len(idx), width), PAD, dtype=np.int64)
         rows, items, t_rows, t_items = [], [], [], []
         for row, c in enumerate(idx):
             base = seqs.offsets[users[row]]
             history = seqs.items[base: base + cases.input_end[c]].astype(np.int64)  # full history, not only the window
-            window = history[-max_len:]
-            inputs[row, max_len - len(window):] = window
+            window = history[-width:]
+            inputs[row, width - len(window):] = window
             rows.append(np.full(len(history), row, dtype=np.int64))
             items.append(history)
             window_targets = seqs.items[base + cases.target_start[c]: base + cases.target_end[c]].astype(np.int64)
