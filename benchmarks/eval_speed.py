@@ -5,7 +5,7 @@
            eval.chunk_items, running counts + top-K (what `seqrec evaluate` runs)
 
 Two settings: MovieLens-1M (prepared from experiments/ml1m/sasrec.yaml, its SASRec shape, random
-weights: speed does not depend on them) and a synthetic catalogue of 1M items (2,000 users with 50
+weights: speed does not depend on them) and a synthetic catalogue of 1M items (512 users with 50
 random items each, 64-dim model). Both paths produce the same ranks (checked). Writes JSON.
 """
 
@@ -92,8 +92,8 @@ def main() -> None:
     parser.add_argument("--ml1m-users", type=int, default=0, help="0: all users")
     parser.add_argument("--naive-users", type=int, default=300)
     parser.add_argument("--synthetic-items", type=int, default=1_000_000)
-    parser.add_argument("--synthetic-users", type=int, default=2000)
-    parser.add_argument("--synthetic-naive-users", type=int, default=40)
+    parser.add_argument("--synthetic-users", type=int, default=512)
+    parser.add_argument("--synthetic-naive-users", type=int, default=20)
     parser.add_argument("--chunk-items", type=int, default=1 << 18)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

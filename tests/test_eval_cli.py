@@ -186,3 +186,18 @@ def test_temporal_split_through_finetune_and_evaluate(tmp_path):
     assert report["cases"] == sum(1 for u in range(USERS) if 6 + u % 5 > 6)
     assert report["targets"] == sum(6 + u % 5 - 6 for u in range(USERS))
     assert report["metrics"]["Recall@20"] >= report["metrics"]["Recall@10"]
+
+
+def test_tensorboard_is_off_by_default_and_an_error_without_the_package(tmp_path):
+    from seqrec_cli.pipelines.tensorboard_log import epoch_logger
+
+    assert epoch_logger(tmp_path, False) is None
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(Exception, match="tensorboard package is not installed"):
+            epoch_logger(tmp_path, True)
+    else:
+        log = epoch_logger(tmp_path, True)
+        log({"epoch": 1, "loss": 1.0, "valid": {"NDCG@10": 0.1}})
+        assert any((tmp_path / "tensorboard").iterdir())

@@ -21,6 +21,7 @@ def compare_command(run_a: RunArg, run_b: RunArg, split: SplitOpt = Split.test,
         from pathlib import Path
 
         from seqrec_cli.atomic import atomic_write_json
+        from seqrec_cli.pipelines.report import format_p
         from seqrec_cli.pipelines.results import compare, load_run_eval
 
         a, b = load_run_eval(run_a, split.value), load_run_eval(run_b, split.value)
@@ -32,8 +33,8 @@ def compare_command(run_a: RunArg, run_b: RunArg, split: SplitOpt = Split.test,
             if name.split("@")[0] not in ("HR", "NDCG", "MRR"):
                 continue
             table.add_row(name, f"{r['a']:.4f}", f"{r['b']:.4f}", f"{r['diff']:+.4f}",
-                          f"[{r['low']:+.4f}, {r['high']:+.4f}]", f"{r['t_test']['p']:.2g}",
-                          f"{r['wilcoxon']['p']:.2g}", f"{r['a_better']}/{r['b_better']}")
+                          f"[{r['low']:+.4f}, {r['high']:+.4f}]", format_p(r["t_test"]["p"]),
+                          format_p(r["wilcoxon"]["p"]), f"{r['a_better']}/{r['b_better']}")
         console.print(table)
         if out:
             atomic_write_json(Path(out), result)

@@ -63,7 +63,7 @@ class Popularity:
         return len(inputs)
 
     def block(self, batch: int, lo: int, hi: int) -> torch.Tensor:
-        return self.counts[lo:hi].unsqueeze(0).expand(batch, -1)  # [B, C]
+        return self.counts[lo:hi].unsqueeze(0).repeat(batch, 1)  # [B, C]
 
     def items(self, batch: int, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.counts[items]  # [T]

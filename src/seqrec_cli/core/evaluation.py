@@ -33,7 +33,7 @@ class Scorer(Protocol):
         """inputs: [B, L] left-padded histories (on the device), users: [B] -> per-batch state."""
 
     def block(self, state: Any, lo: int, hi: int) -> torch.Tensor:
-        """Scores of items lo..hi-1 (item 0 is PAD): [B, hi - lo] float32."""
+        """Scores of items lo..hi-1 (item 0 is PAD): [B, hi - lo] float32, a fresh tensor the caller may modify."""
 
     def items(self, state: Any, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of given (row, item) pairs: rows, items [T] -> [T] float32."""
@@ -108,7 +108,7 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
         step = max(1, min(chunk_items, MAX_BLOCK_ELEMENTS // max(len(t_rows), 1)))
         for lo in range(0, n + 1, step):
             hi = min(lo + step, n + 1)
-            scores = scorer.block(state, lo, hi).float().clone()  # [B, C]
+            scores = scorer.block(state, lo, hi).float()  # [B, C] (fresh: masked in place below)
             if lo == 0:
                 scores[:, PAD] = float("-inf")
             if filter_seen:
@@ -185,7 +185,7 @@ class DenseScorer:
         return self.score_all(inputs).float()  # [B, N + 1]
 
     def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        return state[:, lo:hi]  # [B, C]
+        return state[:, lo:hi].clone()  # [B, C]
 
     def items(self, state: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return state[rows, items]  # [T]

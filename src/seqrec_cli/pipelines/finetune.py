@@ -31,6 +31,7 @@ from seqrec_cli.pipelines.common import (
 )
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.tensorboard_log import epoch_logger
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
@@ -143,6 +144,7 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
                               "epochs": spec.train.epochs, "steps_per_epoch": len(batcher)})
 
     last_valid: dict = {}
+    tensorboard = epoch_logger(folder, spec.train.tensorboard)
 
     def validate(epoch: int) -> float:
         metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
@@ -162,6 +164,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
             record["valid"] = dict(last_valid)
             record["improved"] = validated["improved"]
         append_jsonl(folder / "metrics.jsonl", record)
+        if tensorboard:
+            tensorboard(record)
         events("finetune.epoch", {**record, "best_epoch": stopper.best_epoch, "best": stopper.best,
                                   "monitor": spec.train.monitor})
 

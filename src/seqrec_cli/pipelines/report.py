@@ -34,6 +34,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def format_p(p: float) -> str:
+    """p-values below double precision print as a bound, not as a misleading 0."""
+    return "<1e-300" if p < 1e-300 else f"{p:.2g}"
+
+
 def _kind(run: RunEval) -> str:
     model = run.report.get("model", {})
     return model.get("encoder", model.get("kind", "?")) if model.get("kind") == "neural" else model.get("kind", "?")
@@ -91,7 +96,7 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
         "",
         _table(["vs", "metric", f"{best.name} - other", "95% CI", "t-test p", "Wilcoxon p", "users better / worse"],
                [[c["b"], m, f"{c['metrics'][m]['diff']:+.4f}", f"[{c['metrics'][m]['low']:+.4f}, {c['metrics'][m]['high']:+.4f}]",
-                 f"{c['metrics'][m]['t_test']['p']:.2g}", f"{c['metrics'][m]['wilcoxon']['p']:.2g}",
+                 format_p(c['metrics'][m]['t_test']['p']), format_p(c['metrics'][m]['wilcoxon']['p']),
                  f"{c['metrics'][m]['a_better']:,} / {c['metrics'][m]['b_better']:,}"]
                 for c in comparisons for m in (ndcg, hr)]),
         "",

@@ -127,6 +127,7 @@ class TrainSpec(Section):
     monitor: str = Field(default="NDCG@10", description="validation metric for early stopping")
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget; stops cleanly")
     bucket_by_length: bool = Field(default=True, description="batch users of similar length (less padding)")
+    tensorboard: bool = Field(default=False, description="also log epochs to <run>/tensorboard (needs tensorboard)")
 
 
 class EvalSpec(Section):
