@@ -201,3 +201,25 @@ def test_tensorboard_is_off_by_default_and_an_error_without_the_package(tmp_path
         log = epoch_logger(tmp_path, True)
         log({"epoch": 1, "loss": 1.0, "valid": {"NDCG@10": 0.1}})
         assert any((tmp_path / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "popularity"])
+def test_sampled_negatives_avoid_history_and_targets(strategy):
+    from seqrec_cli.pipelines.evaluate import negative_sampler
+
+    counts = np.array([0] + [1] * 10 + [1000] * 10, dtype=float)  # items 11..20 are 1000x more popular
+    sample = negative_sampler(strategy, 5, counts, seed=0)
+    seen_rows, seen_items = np.array([0, 0, 1]), np.array([11, 12, 3])
+    target_rows, target_items = np.array([0, 1, 1]), np.array([13, 4, 5])
+    drawn = [sample(np.array([0, 1]), target_rows, seen_items, seen_rows, target_items) for _ in range(200)]
+    for neg in drawn:
+        assert neg.shape == (3, 5) and np.array_equal(neg[1], neg[2])  # one case's targets share negatives
+        assert {11, 12, 13}.isdisjoint(neg[0]) and {3, 4, 5}.isdisjoint(neg[1]) and (neg > 0).all()
+        assert all(len(set(row)) == 5 for row in neg)
+    popular = np.mean([np.mean(neg >= 11) for neg in drawn])
+    if strategy == "uniform":
+        assert 0.3 < popular < 0.6  # 7 of 17 allowed items in row 0, 10 of 17 in row 1
+    else:
+        assert popular > 0.95
+    with pytest.raises(Exception, match="cannot sample"):
+        negative_sampler(strategy, 19, counts, 0)(np.array([0]), np.array([0]), np.array([1]), np.array([0]), np.array([2]))

@@ -62,29 +62,32 @@ def load_baseline(spec: ExperimentSpec, manifest: dict, checkpoint: str = BEST) 
 
 def negative_sampler(strategy: str, count: int, train_counts: np.ndarray, seed: int):
     """Sampled-metric negatives: `count` distinct items per (case, target) pair, never in the case's
-    history or targets, drawn uniformly or in proportion to training popularity (seeded)."""
+    history or targets, drawn uniformly or in proportion to training popularity (seeded).
+
+    Sampling without replacement by random keys: the `count` smallest of -log(U) / weight over the
+    allowed items (exponential races; uniform when all weights are equal)."""
     n_items = len(train_counts) - 1
-    weights = np.ones(n_items) if strategy == "uniform" else np.asarray(train_counts[1:], dtype=np.float64) + 1e-12
-    prob = weights / weights.sum()
+    weights = np.ones(n_items + 1) if strategy == "uniform" else np.asarray(train_counts, dtype=np.float64) + 1e-9
     rng = np.random.default_rng(seed)
+    rows_per_draw = max(1, (1 << 22) // (n_items + 1))  # bounds the [rows, N + 1] key matrix
 
     def sample(users, target_rows, seen_items, seen_rows, target_items) -> np.ndarray:
-        out = np.empty((len(target_rows), count), dtype=np.int64)
-        for row in np.unique(target_rows):
-            banned = set(seen_items[seen_rows == row].tolist()) | set(target_items[target_rows == row].tolist())
-            if n_items - len(banned) < count:
-                raise UserError(f"cannot sample {count} negatives: a user has only {n_items - len(banned)} "
-                                "unseen items", where="eval.sampled_negatives", fix="use fewer negatives")
-            picked: list[int] = []
-            while len(picked) < count:
-                draw = rng.choice(n_items, size=2 * count + len(banned), p=prob) + 1
-                for item in draw.tolist():
-                    if item not in banned and item not in picked:
-                        picked.append(item)
-                        if len(picked) == count:
-                            break
-            out[target_rows == row] = picked
-        return out
+        batch = len(users)
+        banned = np.zeros((batch, n_items + 1), dtype=bool)  # [B, N + 1]
+        banned[:, 0] = True
+        banned[seen_rows, seen_items] = True
+        banned[target_rows, target_items] = True
+        allowed = n_items + 1 - banned.sum(axis=1)
+        if (allowed < count).any():
+            raise UserError(f"cannot sample {count} negatives: a user has only {int(allowed.min())} unseen items",
+                            where="eval.sampled_negatives", fix="use fewer negatives")
+        picked = np.empty((batch, count), dtype=np.int64)
+        for lo in range(0, batch, rows_per_draw):
+            hi = min(lo + rows_per_draw, batch)
+            keys = rng.exponential(size=(hi - lo, n_items + 1)) / weights  # [r, N + 1]
+            keys[banned[lo:hi]] = np.inf
+            picked[lo:hi] = np.argpartition(keys, count - 1, axis=1)[:, :count]
+        return picked[target_rows]  # [T, count]: a case's targets share its negatives
 
     return sample
 
