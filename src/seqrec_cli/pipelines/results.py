@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seqrec_cli.core.metrics import per_case_metrics
-from seqrec_cli.core.uncertainty import paired_comparison
+from seqrec_cli.core.uncertainty import paired_comparisons
 from seqrec_cli.errors import UserError
 
 
@@ -97,4 +97,4 @@ def compare(a: RunEval, b: RunEval, resamples: int = 1000, seed: int = 0) -> dic
     pa, pb = a.per_case(), b.per_case()
     return {"a": a.name, "b": b.name, "split": a.report["split"], "cases": a.num_cases,
             "protocol": protocol_key(a), "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
-            "metrics": {name: paired_comparison(pa[name], pb[name], resamples, seed) for name in pa}}
+            "metrics": paired_comparisons(pa, pb, resamples, seed)}
