@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seqrec_cli.cli import evaluate, export, finetune, prepare, recommend
+from seqrec_cli.cli import compare, evaluate, export, finetune, prepare, recommend, report
 
 app = typer.Typer(
     name="seqrec",
@@ -18,6 +18,8 @@ app.command("finetune")(finetune.finetune_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("export")(export.export_command)
 app.command("recommend")(recommend.recommend_command)
+app.command("compare")(compare.compare_command)
+app.command("report")(report.report_command)
 
 
 def main() -> None:

@@ -1,54 +1,206 @@
-"""Full-ranking evaluation over the whole catalogue for every user of a split."""
+"""Full-ranking evaluation: every case of a split, in batches of users, chunked over the catalogue.
+
+A scorer turns a batch of histories into a state once, then scores any block of items from it, so
+the [B, N + 1] score matrix is never needed at once: a 1M-item catalogue is ranked block by block
+(eval.chunk_items) while the per-target counts of better-or-equal items (pessimistic ties) and a
+running top-K accumulate. Models and baselines go through exactly this code.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from seqrec_cli.core.metrics import metrics_at_k, pessimistic_ranks
+from seqrec_cli.core.metrics import mean_metrics, metrics_at_k, per_case_metrics
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
-from seqrec_cli.core.scoring import chunked_ranks
-from seqrec_cli.data.batching import eval_batches
+from seqrec_cli.data.batching import PAD, case_batches
 from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.splits import EvalCases, leave_one_out
 
-Scorer = Callable[[torch.Tensor], torch.Tensor]  # [B, L] history windows -> [B, N + 1] scores
+# Bounds the [targets, block] comparison matrix; the block shrinks when a batch has many targets.
+MAX_BLOCK_ELEMENTS = 1 << 24
+
+
+class Scorer(Protocol):
+    num_items: int
+
+    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> Any:
+        """inputs: [B, L] left-padded histories (on the device), users: [B] -> per-batch state."""
+
+    def block(self, state: Any, lo: int, hi: int) -> torch.Tensor:
+        """Scores of items lo..hi-1 (item 0 is PAD): [B, hi - lo] float32, a fresh tensor the caller may modify."""
+
+    def items(self, state: Any, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of given (row, item) pairs: rows, items [T] -> [T] float32."""
+
+
+class ModelScorer:
+    """A trained model: state = the hidden state after the most recent item; scores = dot products."""
+
+    def __init__(self, model: SeqRecModel, runtime: Runtime):
+        self.model = model.eval()
+        self.runtime = runtime
+        self.num_items = model.num_items
+
+    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+        with self.runtime.autocast():
+            return self.model.last_hidden(inputs).float()  # [B, D]
+
+    def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        return state @ self.model.item_weights()[lo:hi].float().T  # [B, C]
+
+    def items(self, state: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # the same matmul as block() (only the column set differs), so a target scores as inside a block
+        scores = state @ self.model.item_weights()[items].float().T  # [B, T]
+        return scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
+
+
+@dataclass
+class Ranked:
+    """What a split's ranking produced, pair by pair and case by case."""
+
+    case_of: np.ndarray  # [T] case index of each (case, target) pair
+    target_items: np.ndarray  # [T]
+    ranks: np.ndarray  # [T] 1-based pessimistic rank among all other candidates
+    users: np.ndarray  # [E] dense user index per case
+    history_len: np.ndarray  # [E]
+    topk: np.ndarray  # [E, K] recommended items, best first; -1 past the last finite candidate
+    sampled_ranks: np.ndarray | None = None  # [T] rank among the target + sampled negatives only
 
 
 @torch.no_grad()
-def rank_targets(scorer: Scorer, seqs: Sequences, split: str, max_len: int, batch_size: int,
-                 filter_seen: bool, device: torch.device) -> np.ndarray:
-    """1-based pessimistic rank of each user's held-out item for `split`, in user order."""
-    ranks = []
-    for batch in eval_batches(seqs, split, max_len, batch_size):
-        scores = scorer(batch.inputs.to(device))  # [B, N + 1]
-        exclude = None
-        if filter_seen:
-            exclude = torch.zeros_like(scores, dtype=torch.bool)  # [B, N + 1]
-            exclude[batch.seen_rows.to(device), batch.seen_items.to(device)] = True
-        ranks.append(pessimistic_ranks(scores, batch.targets.to(device), exclude).cpu().numpy())
-    return np.concatenate(ranks)
+def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, batch_size: int,
+               filter_seen: bool, device: torch.device, top_k: int = 0, chunk_items: int = 1 << 18,
+               sampled: Callable[..., np.ndarray] | None = None) -> Ranked:
+    """Rank each case's targets against the whole catalogue (pessimistic ties).
+
+    filter_seen removes items of the case's full history from the candidates; targets are never
+    removed. `sampled(users, target_rows, seen_items, seen_rows, target_items)` may return [T, S]
+    negatives per (case, target) pair for the (labelled) sampled metrics.
+    """
+    n = scorer.num_items
+    k = min(top_k, n)
+    # batch cases of similar history length so each batch is only as wide as its longest window
+    # (positions count back from the most recent item, so the width never changes a score)
+    by_length = np.argsort(cases.input_end, kind="stable")
+    cases = EvalCases(cases.users[by_length], cases.input_end[by_length], cases.target_start[by_length],
+                      cases.target_end[by_length])
+    out: dict[str, list[np.ndarray]] = {key: [] for key in ("case_of", "items", "ranks", "users", "hist", "topk", "sampled")}
+    for batch in case_batches(seqs, cases, max_len, batch_size, trim=True):
+        state = scorer.begin(batch.inputs.to(device), batch.users)
+        t_rows = batch.target_rows.to(device)  # [T]
+        t_items = batch.target_items.to(device)  # [T]
+        s_rows = batch.seen_rows.to(device)  # [S]
+        s_items = batch.seen_items.to(device)  # [S]
+        target_scores = scorer.items(state, t_rows, t_items)  # [T]
+        bad_target = ~torch.isfinite(target_scores)  # [T]
+        any_bad = bool(bad_target.any())
+        one_per_row = len(t_rows) == len(batch.users)  # then t_rows == arange(B): no [T, C] gather
+        beaten = torch.zeros_like(t_rows)  # [T] other candidates scoring >= the target
+        finite = torch.zeros_like(t_rows)  # [T] finite other candidates
+        top_vals = torch.empty(len(batch.users), 0, device=device)  # [B, k]
+        top_idx = torch.empty(len(batch.users), 0, dtype=torch.long, device=device)  # [B, k]
+        step = max(1, min(chunk_items, MAX_BLOCK_ELEMENTS // max(len(t_rows), 1)))
+        for lo in range(0, n + 1, step):
+            hi = min(lo + step, n + 1)
+            scores = scorer.block(state, lo, hi).float()  # [B, C] (fresh: masked in place below)
+            if lo == 0:
+                scores[:, PAD] = float("-inf")
+            if filter_seen:
+                inside = (s_items >= lo) & (s_items < hi)  # [S]
+                scores[s_rows[inside], s_items[inside] - lo] = float("-inf")
+            if k:  # the recommended list: seen items stay out of it even when they are targets
+                block_k = min(k, hi - lo)
+                vals, idx = torch.topk(scores, block_k, dim=1)  # [B, block_k]
+                top_vals, order = torch.topk(torch.cat([top_vals, vals], 1), min(k, top_vals.shape[1] + block_k), dim=1)
+                top_idx = torch.gather(torch.cat([top_idx, idx + lo], 1), 1, order)  # [B, k]
+            t_inside = (t_items >= lo) & (t_items < hi)  # [T]
+            if filter_seen:  # targets are never removed, even when they are in the history
+                restore = scorer.items(state, t_rows[t_inside], t_items[t_inside])  # [T_in]
+                scores[t_rows[t_inside], t_items[t_inside] - lo] = restore
+            rows_scores = scores if one_per_row else scores[t_rows]  # [T, C]
+            beaten += (rows_scores >= target_scores.unsqueeze(1)).sum(dim=1)
+            # the target's own column never counts against itself
+            own = torch.full_like(target_scores, float("-inf"))  # [T]
+            own[t_inside] = scores[t_rows[t_inside], t_items[t_inside] - lo]
+            beaten -= (own >= target_scores).long()
+            if any_bad:
+                finite += torch.isfinite(rows_scores).sum(dim=1) - torch.isfinite(own).long()
+        ranks = torch.where(bad_target, finite, beaten) + 1  # [T]
+        out["case_of"].append(batch.cases[batch.target_rows.numpy()])
+        out["items"].append(batch.target_items.numpy())
+        out["ranks"].append(ranks.cpu().numpy())
+        out["users"].append(batch.users)
+        out["hist"].append(batch.history_len)
+        if k:
+            out["topk"].append(torch.where(torch.isfinite(top_vals), top_idx, -1).cpu().numpy())
+        if sampled is not None:
+            negatives = torch.from_numpy(sampled(batch.users, batch.target_rows.numpy(),
+                                                 batch.seen_items.numpy(), batch.seen_rows.numpy(),
+                                                 batch.target_items.numpy())).to(device)  # [T, S]
+            neg_rows = t_rows.unsqueeze(1).expand_as(negatives)  # [T, S]
+            neg_scores = scorer.items(state, neg_rows.reshape(-1), negatives.reshape(-1)).view_as(negatives)  # [T, S]
+            count = (neg_scores >= target_scores.unsqueeze(1)).sum(dim=1)  # [T]
+            out["sampled"].append((torch.where(bad_target, negatives.shape[1], count) + 1).cpu().numpy())
+    cat = {key: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for key, v in out.items()}
+    # back to the caller's case order
+    inverse = np.argsort(by_length, kind="stable")
+    case_of = by_length[cat["case_of"]]
+    pairs = np.argsort(case_of, kind="stable")  # targets keep their order within a case
+    topk = cat["topk"].reshape(len(cat["users"]), -1) if k else np.zeros((len(cat["users"]), 0), dtype=np.int64)
+    return Ranked(case_of=case_of[pairs], target_items=cat["items"][pairs], ranks=cat["ranks"][pairs],
+                  users=cat["users"][inverse], history_len=cat["hist"][inverse], topk=topk[inverse],
+                  sampled_ranks=cat["sampled"][pairs] if sampled is not None else None)
 
 
-@torch.no_grad()
-def rank_targets_chunked(model: SeqRecModel, runtime: Runtime, seqs: Sequences, split: str, max_len: int,
-                         batch_size: int, filter_seen: bool) -> np.ndarray:
-    """Same ranks as rank_targets(model_scorer(...)), scoring the catalogue in chunks (any N fits)."""
-    model.eval()
-    weights = model.item_weights()  # [N + 1, D]
-    ranks = []
-    for batch in eval_batches(seqs, split, max_len, batch_size):
-        with runtime.autocast():
-            h = model.last_hidden(batch.inputs.to(runtime.device))  # [B, D]
-        rows = batch.seen_rows.to(runtime.device) if filter_seen else None
-        items = batch.seen_items.to(runtime.device) if filter_seen else None
-        ranks.append(chunked_ranks(h, weights, batch.targets.to(runtime.device), rows, items).cpu().numpy())
-    return np.concatenate(ranks)
+def split_metrics(ranked: Ranked, ks: list[int]) -> dict[str, np.ndarray]:
+    """Per-case metric values ([E] each) of a ranked split."""
+    return per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), ks)
 
 
-def model_scorer(model: SeqRecModel, runtime: Runtime) -> Scorer:
+def evaluate_split(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
+                   filter_seen: bool, ks: list[int], runtime: Runtime,
+                   cases: EvalCases | None = None) -> tuple[dict[str, float], np.ndarray]:
+    """Validation during training: mean metrics and the per-pair ranks (leave-one-out unless `cases`)."""
+    cases = cases if cases is not None else leave_one_out(seqs).cases[split]
+    ranked = rank_cases(ModelScorer(model, runtime), seqs, cases, max_len, batch_size, filter_seen, runtime.device)
+    if len(ranked.ranks) == len(ranked.users):  # one target per case: the classic three
+        return metrics_at_k(ranked.ranks, ks), ranked.ranks
+    return mean_metrics(split_metrics(ranked, ks)), ranked.ranks
+
+
+class DenseScorer:
+    """Adapter for a function that scores the whole catalogue at once: [B, L] -> [B, N + 1]."""
+
+    def __init__(self, score_all: Callable[[torch.Tensor], torch.Tensor], num_items: int):
+        self.score_all = score_all
+        self.num_items = num_items
+
+    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+        return self.score_all(inputs).float()  # [B, N + 1]
+
+    def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        return state[:, lo:hi].clone()  # [B, C]
+
+    def items(self, state: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return state[rows, items]  # [T]
+
+
+def rank_targets(score_all: Callable[[torch.Tensor], torch.Tensor], seqs: Sequences, split: str, max_len: int,
+                 batch_size: int, filter_seen: bool, device: torch.device) -> np.ndarray:
+    """Leave-one-out rank of each user's held-out item for `split`, from a whole-catalogue scorer."""
+    cases = leave_one_out(seqs).cases[split]
+    return rank_cases(DenseScorer(score_all, seqs.num_items), seqs, cases, max_len, batch_size, filter_seen,
+                      device).ranks
+
+
+def model_scorer(model: SeqRecModel, runtime: Runtime) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A model as a whole-catalogue scorer ([B, L] -> [B, N + 1]) for rank_targets."""
     model.eval()
 
     def score(inputs: torch.Tensor) -> torch.Tensor:
@@ -56,9 +208,3 @@ def model_scorer(model: SeqRecModel, runtime: Runtime) -> Scorer:
             return model.score_all(inputs)  # [B, N + 1]
 
     return score
-
-
-def evaluate_split(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
-                   filter_seen: bool, ks: list[int], runtime: Runtime) -> tuple[dict[str, float], np.ndarray]:
-    ranks = rank_targets_chunked(model, runtime, seqs, split, max_len, batch_size, filter_seen)
-    return metrics_at_k(ranks, ks), ranks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from seqrec_cli.core.baselines import training_popularity
@@ -12,11 +13,13 @@ from seqrec_cli.data.process import Sequences
 from seqrec_cli.spec.models import ModelSpec, TrainSpec
 
 
-def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences) -> TrainBatcher | MaskedItemBatcher:
+def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences,
+                       train_lengths: np.ndarray | None = None) -> TrainBatcher | MaskedItemBatcher:
+    """train_lengths: each user's training prefix (the split plan's; default leave-one-out)."""
     if ENCODERS[model.encoder].objective == "masked_item":
         return MaskedItemBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length,
-                                 model.mask_prob, model.last_item_mask_prob)
-    return TrainBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length)
+                                 model.mask_prob, model.last_item_mask_prob, train_lengths=train_lengths)
+    return TrainBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length, train_lengths=train_lengths)
 
 
 def training_item_counts(seqs: Sequences) -> torch.Tensor:

@@ -6,6 +6,8 @@
 - Leave-one-out: for a user with items s[0..n-1], training uses s[:-2] (inputs s[:-3], labels
   s[1:-2]), validation predicts s[-2] from s[:-2], test predicts s[-1] from s[:-1] (so test inputs
   include the valid item). Valid and test targets never appear as training labels.
+- Other splits (data/splits.py) give each user a training length and each evaluation case an input
+  end and a target window; the batching below takes them as arrays.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import numpy as np
 import torch
 
 from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.splits import leave_one_out
 
 PAD = 0
 IGNORE = -100
 SPLIT_HOLDOUT = {"train": 2, "valid": 1, "test": 0}  # items cut from the end of each user's history
 
 
-def left_pad_windows(seqs: Sequences, holdout: int, width: int) -> np.ndarray:
-    """[U, width] int64: each user's items[:-holdout] (all when 0), most recent `width`, left-padded."""
+def left_pad_windows(seqs: Sequences, holdout: int, width: int, lengths: np.ndarray | None = None) -> np.ndarray:
+    """[U, width] int64: each user's items[:-holdout] (all when 0), or items[:lengths[u]] when
+    `lengths` is given, most recent `width`, left-padded."""
     out = np.full((seqs.num_users, width), PAD, dtype=np.int64)
-    lengths = seqs.lengths() - holdout  # [U]
+    lengths = seqs.lengths() - holdout if lengths is None else np.asarray(lengths)  # [U]
     for u in range(seqs.num_users):
         n = min(int(lengths[u]), width)
         if n > 0:
@@ -63,9 +67,13 @@ class TrainBatcher:
     slice to the batch's own longest sequence, so padding costs nothing beyond that.
     """
 
-    def __init__(self, seqs: Sequences, max_len: int, batch_size: int, bucket_by_length: bool):
-        windows = left_pad_windows(seqs, SPLIT_HOLDOUT["train"], max_len + 1)  # [U, L+1]
-        pair_counts = np.clip(np.minimum(seqs.lengths() - SPLIT_HOLDOUT["train"], max_len + 1) - 1, 0, None)
+    def __init__(self, seqs: Sequences, max_len: int, batch_size: int, bucket_by_length: bool,
+                 train_lengths: np.ndarray | None = None):
+        # train_lengths: [U] leading items each user may train on (default: leave-one-out, n - 2)
+        if train_lengths is None:
+            train_lengths = seqs.lengths() - SPLIT_HOLDOUT["train"]
+        windows = left_pad_windows(seqs, 0, max_len + 1, lengths=train_lengths)  # [U, L+1]
+        pair_counts = np.clip(np.minimum(train_lengths, max_len + 1) - 1, 0, None)
         self.users = np.flatnonzero(pair_counts > 0)  # users with at least one training pair
         self.windows = windows[self.users]
         self.pair_counts = pair_counts[self.users]
@@ -103,29 +111,54 @@ class TrainBatcher:
 @dataclass
 class EvalBatch:
     users: np.ndarray  # [B] dense user index
-    inputs: torch.Tensor  # [B, L] left-padded history window
-    targets: torch.Tensor  # [B] item to rank
+    inputs: torch.Tensor  # [B, W] left-padded history window, W = min(max_len, longest history in the batch)
+    targets: torch.Tensor  # [B] first target of each row
     seen_rows: torch.Tensor  # [S] batch row of each (row, item) pair in the full history
     seen_items: torch.Tensor  # [S]
+    target_rows: torch.Tensor  # [T] batch row of each (row, target) pair; distinct targets per row
+    target_items: torch.Tensor  # [T]
+    cases: np.ndarray  # [B] case index within the split
+    history_len: np.ndarray  # [B] full history length before the target (not capped at max_len)
+
+
+def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bool = False) -> Iterator[EvalBatch]:
+    """Batches of evaluation cases (data.splits.EvalCases): input = items[:input_end] (the most recent
+    max_len of it), targets = the distinct items of items[target_start:target_end]. With `trim`, a
+    batch is only as wide as its longest window (else always max_len)."""
+    for start in range(0, len(cases), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(cases)))
+        users = cases.users[idx]
+        width = max(1, min(max_len, int(cases.input_end[idx].max()))) if trim else max_len
+        inputs = np.full((len(idx), width), PAD, dtype=np.int64)
+        rows, items, t_rows, t_items = [], [], [], []
+        for row, c in enumerate(idx):
+            base = seqs.offsets[users[row]]
+            history = seqs.items[base: base + cases.input_end[c]].astype(np.int64)  # full history, not only the window
+            window = history[-width:]
+            inputs[row, width - len(window):] = window
+            rows.append(np.full(len(history), row, dtype=np.int64))
+            items.append(history)
+            window_targets = seqs.items[base + cases.target_start[c]: base + cases.target_end[c]].astype(np.int64)
+            _, first = np.unique(window_targets, return_index=True)
+            distinct = window_targets[np.sort(first)]  # distinct, in time order
+            t_rows.append(np.full(len(distinct), row, dtype=np.int64))
+            t_items.append(distinct)
+        target_items = np.concatenate(t_items)
+        target_rows = np.concatenate(t_rows)
+        first_of_row = np.searchsorted(target_rows, np.arange(len(idx)))
+        yield EvalBatch(
+            users=users,
+            inputs=torch.from_numpy(inputs),
+            targets=torch.from_numpy(target_items[first_of_row]),
+            seen_rows=torch.from_numpy(np.concatenate(rows)),
+            seen_items=torch.from_numpy(np.concatenate(items)),
+            target_rows=torch.from_numpy(target_rows),
+            target_items=torch.from_numpy(target_items),
+            cases=idx,
+            history_len=cases.input_end[idx].astype(np.int64),
+        )
 
 
 def eval_batches(seqs: Sequences, split: str, max_len: int, batch_size: int) -> Iterator[EvalBatch]:
-    """Every user once: input = history before the split's target, target = the held-out item."""
-    holdout = SPLIT_HOLDOUT[split]
-    lengths = seqs.lengths()
-    windows = left_pad_windows(seqs, holdout + 1, max_len)  # [U, L] history before the target
-    for start in range(0, seqs.num_users, batch_size):
-        users = np.arange(start, min(start + batch_size, seqs.num_users))
-        target_pos = seqs.offsets[users] + lengths[users] - holdout - 1
-        rows, items = [], []
-        for row, u in enumerate(users):
-            history = seqs.items[seqs.offsets[u] : target_pos[row]]  # the full history, not only the window
-            rows.append(np.full(len(history), row, dtype=np.int64))
-            items.append(history.astype(np.int64))
-        yield EvalBatch(
-            users=users,
-            inputs=torch.from_numpy(windows[users]),
-            targets=torch.from_numpy(seqs.items[target_pos].astype(np.int64)),
-            seen_rows=torch.from_numpy(np.concatenate(rows)),
-            seen_items=torch.from_numpy(np.concatenate(items)),
-        )
+    """Leave-one-out: every user once, input = history before the split's target, target = the held-out item."""
+    return case_batches(seqs, leave_one_out(seqs).cases[split], max_len, batch_size)

@@ -42,9 +42,12 @@ class MaskedItemBatcher:
     """Each training user's most recent max_len training items, masked afresh every epoch."""
 
     def __init__(self, seqs: Sequences, max_len: int, batch_size: int, bucket_by_length: bool,
-                 mask_prob: float, last_item_mask_prob: float):
-        windows = left_pad_windows(seqs, SPLIT_HOLDOUT["train"], max_len)  # [U, L]
-        lengths = np.clip(np.minimum(seqs.lengths() - SPLIT_HOLDOUT["train"], max_len), 0, None)
+                 mask_prob: float, last_item_mask_prob: float, train_lengths: np.ndarray | None = None):
+        # train_lengths: [U] leading items each user may train on (default: leave-one-out, n - 2)
+        if train_lengths is None:
+            train_lengths = seqs.lengths() - SPLIT_HOLDOUT["train"]
+        windows = left_pad_windows(seqs, 0, max_len, lengths=train_lengths)  # [U, L]
+        lengths = np.clip(np.minimum(train_lengths, max_len), 0, None)
         self.users = np.flatnonzero(lengths > 0)
         self.windows = windows[self.users]
         self.lengths = lengths[self.users]

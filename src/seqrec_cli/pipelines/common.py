@@ -11,6 +11,7 @@ from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
 from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.splits import SplitPlan, make_plan
 from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import BuiltModel, build_model
@@ -31,6 +32,11 @@ def load_dataset(spec: ExperimentSpec) -> tuple[Sequences, dict, Path]:
     return seqs, manifest, folder
 
 
+def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
+    """The spec's split of this dataset; raises if anything held out could leak into training or inputs."""
+    return make_plan(seqs, spec.data.split, spec.data.temporal)
+
+
 def check_monitor(spec: ExperimentSpec) -> None:
     name, _, k = spec.train.monitor.partition("@")
     if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
@@ -44,6 +50,9 @@ def load_trained(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime:
     """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint
     payload = load_checkpoint(path)
+    if "kind" in payload and payload["kind"] != "neural":
+        raise UserError(f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
+                        where=str(path), fix="evaluate baselines with `seqrec evaluate`; only networks are exported")
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was trained with, or train again")

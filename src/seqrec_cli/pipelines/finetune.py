@@ -13,6 +13,7 @@ import torch
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
+from seqrec_cli.core.evaluation import evaluate_split
 from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
@@ -29,9 +30,18 @@ from seqrec_cli.core.train import (
 )
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import build_model
-from seqrec_cli.pipelines.common import BEST, LAST, check_monitor, load_dataset, resumable_hash, runtime_for
+from seqrec_cli.pipelines.common import (
+    BEST,
+    LAST,
+    check_monitor,
+    load_dataset,
+    resumable_hash,
+    runtime_for,
+    split_plan,
+)
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.tensorboard_log import epoch_logger
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
@@ -116,6 +126,11 @@ def _keep_metrics_lines(path: Path, count: int) -> None:
 def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
     """Train one run; under torchrun every process calls this and rank 0 alone writes files and events."""
     check_monitor(spec)
+    if spec.model.kind != "neural":  # non-neural baselines are fitted, not trained
+        from seqrec_cli.pipelines.fit_baseline import fit_baseline
+
+        prepare(spec, events)
+        return fit_baseline(spec, resume, events)
     world = init_world(spec.runtime.device)
     try:
         return _finetune(spec, resume, events if world.is_main else lambda kind, info: None, world)
@@ -127,6 +142,10 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     runtime = runtime_for(spec)  # first: a device or precision this machine cannot give fails fast
     world.on_main(lambda: prepare(spec, events))
     seqs, manifest, prepared_folder = load_dataset(spec)
+    plan = split_plan(spec, seqs)  # raises on any leakage into training or inputs
+    if world.size > 1 and plan.kind != "leave_one_out":
+        raise UserError("several processes validate leave-one-out splits only", where="data.split",
+                        fix="train temporal splits in one process")
     if world.size > 1 and runtime.device.type == "cuda":
         runtime = replace(runtime, device=world.device)
     folder, has_state = world.on_main(lambda: _claim_run_dir(spec, resume))
@@ -142,7 +161,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     counts = apply_method(model, train.method, spec.model.encoder, train.lora)
     model.to(runtime.device)  # LoRA adapters are created on the CPU
     optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
-    batcher = make_train_batcher(spec.model, train, seqs)  # next-item or masked-item, by encoder
+    batcher = make_train_batcher(spec.model, train, seqs, plan.train_len)  # next-item or masked-item, by encoder
     per_epoch = steps_per_epoch(len(batcher), train.grad_accum, world.size)
     total_steps = train.max_steps or train.epochs * per_epoch  # the schedule spans the true step count
     scheduler = make_scheduler(optimizer, total_steps, train.warmup_steps, train.schedule)
@@ -181,10 +200,15 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                               "epochs": train.epochs, "global_step": loop.global_step})
 
     last_valid: dict = {}
+    tensorboard = epoch_logger(folder, spec.train.tensorboard)
 
     def validate(epoch: int) -> float:
-        metrics, _ = evaluate_split_sharded(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                            spec.eval.filter_seen, spec.eval.ks, runtime, world)
+        if world.size > 1:
+            metrics, _ = evaluate_split_sharded(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
+                                                spec.eval.filter_seen, spec.eval.ks, runtime, world)
+        else:
+            metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
+                                        spec.eval.filter_seen, spec.eval.ks, runtime, cases=plan.cases["valid"])
         last_valid.clear()
         last_valid.update(metrics)
         return metrics[train.monitor]
@@ -206,6 +230,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
             record["improved"] = validated["improved"]
         append_jsonl(folder / "metrics.jsonl", record)
         metrics_lines += 1
+        if tensorboard:
+            tensorboard(record)
         events("finetune.epoch", {**record, "best_epoch": stopper.best_epoch, "best": stopper.best,
                                   "monitor": train.monitor})
 

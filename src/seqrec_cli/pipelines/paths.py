@@ -66,6 +66,8 @@ def data_spec_hash(data: DataSpec) -> str:
     payload = data.model_dump(mode="json", exclude={"prepared_dir"})
     if payload.get("cold_items") is None:  # added later: unset keeps earlier prepared folders' hashes
         payload.pop("cold_items", None)
+    if payload.get("temporal") is None:
+        payload.pop("temporal", None)  # unset: hashes like specs written before temporal splits existed
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

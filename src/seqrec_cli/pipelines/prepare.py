@@ -13,7 +13,8 @@ from seqrec_cli.data.io import open_binary
 from seqrec_cli.data.item_readers import read_item_info
 from seqrec_cli.data.process import build_sequences
 from seqrec_cli.data.readers import read_interactions
-from seqrec_cli.data.store import read_manifest, write_prepared
+from seqrec_cli.data.splits import make_plan
+from seqrec_cli.data.store import load_prepared, read_manifest, write_prepared
 from seqrec_cli.errors import DataError, UserError
 from seqrec_cli.pipelines.paths import data_spec_hash, interactions_path, prepared_dir, resolved_data_spec
 from seqrec_cli.spec.models import ExperimentSpec
@@ -49,6 +50,8 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
                 where=str(folder),
                 fix="set data.prepared_dir to a new folder, or delete the old one if you no longer need it",
             )
+        seqs, _ = load_prepared(folder)
+        make_plan(seqs, data.split, data.temporal)  # the split must still be leak-free on this data
         events("prepare.reused", {"folder": str(folder)})
         return PrepareResult(folder, manifest, reused=True)
 
@@ -65,6 +68,7 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
     if data.cold_items is not None:
         cold = draw_cold_items(seqs.num_items, data.cold_items.fraction, data.cold_items.seed)
         seqs = hold_out_items(seqs, cold, data.min_user_len)
+    plan = make_plan(seqs, data.split, data.temporal)  # raises on leakage, or a temporal split without times
     table = None
     if data.items is not None:
         base = source.parent if source.is_file() else source
@@ -75,6 +79,7 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
         "data_spec_hash": wanted_hash,
         "source": {"path": str(source), "content_sha256": checksum, "rows": len(raw)},
         "split": data.split,
+        "split_plan": plan.describe(),
         "tie_break": "timestamp, then original row order" if raw.timestamps is not None else "file order",
         "created_unix": time.time(),
         "seconds": round(time.perf_counter() - started, 3),

@@ -12,8 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 InteractionFormat = Literal["recbole", "movielens", "user_item_lines", "user_sequence_lines", "table"]
 ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
-SplitKind = Literal["leave_one_out"]
+SplitKind = Literal["leave_one_out", "temporal"]
+TemporalTargets = Literal["next", "all"]
 EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
+# "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
+ModelKind = Literal["neural", "popularity", "itemknn", "markov", "random"]
+SampledNegatives = Literal["uniform", "popularity"]
 LossKind = Literal["full_ce", "sampled_softmax", "bce", "gbce"]
 NegativeSampler = Literal["uniform", "popularity", "in_batch"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -63,6 +67,18 @@ class ColdItemsSpec(Section):
     seed: int = Field(default=0, description="seed of the draw (independent of train.seed)")
 
 
+class TemporalSplitSpec(Section):
+    """Global time cuts: train on events before the valid cut; valid targets lie in [valid cut, test
+    cut), test targets at or after the test cut. A cut is a timestamp, or a quantile of all event times."""
+
+    valid_quantile: float = Field(default=0.8, gt=0, lt=1, description="valid cut as a quantile of event times")
+    test_quantile: float = Field(default=0.9, gt=0, lt=1, description="test cut as a quantile of event times")
+    valid_time: float | None = Field(default=None, description="valid cut as a timestamp (overrides the quantile)")
+    test_time: float | None = Field(default=None, description="test cut as a timestamp (overrides the quantile)")
+    targets: TemporalTargets = Field(default="next", description="next: the first item after the cut; "
+                                     "all: every distinct item in the window after the cut (multi-item target)")
+
+
 class DataSpec(Section):
     dataset: str | None = Field(default=None, description="known dataset name; fills format and files")
     path: str | None = Field(default=None, description="file or folder; relative paths resolve under data_root")
@@ -76,6 +92,7 @@ class DataSpec(Section):
     item_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per item")
     dedup: Literal["none", "first", "last"] = "none"
     split: SplitKind = "leave_one_out"
+    temporal: TemporalSplitSpec | None = Field(default=None, description="cuts for split: temporal (default 0.8/0.9 quantiles)")
     min_user_len: int = Field(default=3, ge=3, description="users with fewer items are dropped (need train+valid+test)")
     prepared_dir: str | None = Field(
         default=None, description="where the prepared dataset goes (default: <output_root>/prepared/<name>-<hash>)"
@@ -101,6 +118,7 @@ class TextSpec(Section):
 
 
 class ModelSpec(Section):
+    kind: ModelKind = Field(default="neural", description="neural (model.encoder) or a non-neural baseline")
     encoder: EncoderKind = "sasrec"
     items: ItemRepr = Field(default="id", description="id: learned table; text: adapted text vectors; id+text: sum")
     text: TextSpec | None = None
@@ -170,6 +188,7 @@ class TrainSpec(Section):
     monitor: str = Field(default="NDCG@10", description="validation metric for early stopping")
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget; stops cleanly")
     bucket_by_length: bool = Field(default=True, description="batch users of similar length (less padding)")
+    tensorboard: bool = Field(default=False, description="also log epochs to <run>/tensorboard (needs tensorboard)")
     grad_accum: int = Field(default=1, ge=1, description="batches per optimizer step (per process under torchrun)")
     max_steps: int | None = Field(
         default=None, ge=1, description="train exactly this many optimizer steps instead of train.epochs"
@@ -194,6 +213,12 @@ class EvalSpec(Section):
     ks: list[int] = Field(default=[1, 5, 10, 20, 50], min_length=1)
     filter_seen: bool = Field(default=True, description="mask items already in the user's history")
     batch_size: int = Field(default=256, ge=1)
+    chunk_items: int = Field(default=262144, ge=1, description="score the catalogue in blocks of this many items")
+    sampled: SampledNegatives | None = Field(default=None, description="also report SAMPLED metrics against "
+                                             "sampled_negatives sampled items (uniform or by popularity)")
+    sampled_negatives: int = Field(default=100, ge=1)
+    bootstrap: int = Field(default=1000, ge=0, description="bootstrap resamples over users for CIs (0: none)")
+    bootstrap_seed: int = 0
 
     @field_validator("ks")
     @classmethod

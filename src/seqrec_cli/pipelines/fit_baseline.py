@@ -1,0 +1,57 @@
+"""`seqrec finetune` for a non-neural baseline (model.kind != neural): fit on the training part of the
+split, validate once, and write the same run folder a trained model gets (spec, run.json,
+metrics.jsonl, checkpoints/best.pt holding the baseline's tensors)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
+from seqrec_cli.core.baselines import BASELINES
+from seqrec_cli.core.checkpoint import save_checkpoint
+from seqrec_cli.core.evaluation import rank_cases
+from seqrec_cli.core.metrics import mean_metrics, per_case_metrics
+from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.common import BEST, load_dataset, split_plan
+from seqrec_cli.pipelines.paths import run_dir
+from seqrec_cli.spec.loader import dump_spec, spec_hash
+from seqrec_cli.spec.models import ExperimentSpec
+
+Events = Callable[[str, dict], None]
+
+
+def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events):
+    from seqrec_cli.pipelines.finetune import FinetuneResult  # the result type finetune returns
+
+    started = time.time()
+    seqs, manifest, _ = load_dataset(spec)
+    plan = split_plan(spec, seqs)
+    folder = run_dir(spec)
+    if folder.exists() and any(folder.iterdir()):
+        if resume and (folder / BEST).is_file():  # a baseline is fitted in one go: nothing to continue
+            raise UserError("this baseline run is already fitted; --resume has nothing to continue", where=str(folder),
+                            fix="evaluate it, or choose another name (--set name=...)")
+        raise UserError("run folder already exists; refusing to overwrite it", where=str(folder),
+                        fix="choose another name (--set name=...)")
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = spec.model.kind
+    state = BASELINES[kind].fit(seqs, plan.train_len, spec.train.seed)
+    scorer = BASELINES[kind](state)
+    ranked = rank_cases(scorer, seqs, plan.cases["valid"], spec.model.max_len, spec.eval.batch_size,
+                        spec.eval.filter_seen, "cpu", chunk_items=spec.eval.chunk_items)
+    valid = mean_metrics(per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), spec.eval.ks))
+    fingerprint = manifest["fingerprint"]
+    save_checkpoint(folder / BEST, {"kind": kind, "state": state, "epoch": 1, "valid": valid,
+                                    "fingerprint": fingerprint["hash"], "spec_hash": spec_hash(spec)})
+    seconds = time.time() - started
+    append_jsonl(folder / "metrics.jsonl", {"epoch": 1, "seconds": round(seconds, 3), "valid": valid})
+    monitor = spec.train.monitor
+    info = {"name": spec.name, "kind": kind, "spec_hash": spec_hash(spec), "seed": spec.train.seed,
+            "dataset_fingerprint": fingerprint, "split": plan.describe(), "status": "finished",
+            "stop_reason": "fitted", "best_epoch": 1, f"best_valid_{monitor}": valid.get(monitor),
+            "epochs_run": 1, "seconds_this_session": round(seconds, 1)}
+    atomic_write_text(folder / "spec.yaml", dump_spec(spec))
+    atomic_write_json(folder / "run.json", info)
+    events("finetune.done", info)
+    return FinetuneResult(folder, "fitted", 1, float(valid.get(monitor, float("nan"))), 1, seconds)
