@@ -45,3 +45,25 @@ def test_collapsed_model_ranks_every_target_last():
     ranks = rank_cases(ModelScorer(model, runtime), seqs, leave_one_out(seqs).cases["test"], 4, 2, False,
                        runtime.device, chunk_items=3).ranks
     assert np.array_equal(ranks, np.full(len(ranks), seqs.num_items))
+
+
+@pytest.mark.parametrize("chunk", [2, 1000])
+def test_id_table_never_recommends_held_out_items_and_misses_them_as_targets(chunk):
+    seqs = make_seqs()
+    targets = leave_one_out(seqs).cases["test"]
+    test_items = seqs.items[targets.target_start]  # [U] each user's test item
+    held_out = np.unique(test_items[:2])  # at least one user's target is held out
+    model = small_model(seqs)
+    model.hold_out_items(torch.from_numpy(held_out))
+    runtime = resolve_runtime("cpu", "fp32")
+    ranked = rank_cases(ModelScorer(model, runtime), seqs, targets, 4, 2, False, runtime.device,
+                        top_k=seqs.num_items, chunk_items=chunk)
+    assert not np.isin(ranked.topk, held_out).any()
+    is_held = np.isin(test_items, held_out)
+    # ranked after every rankable candidate: the catalogue minus the held-out items
+    assert np.array_equal(ranked.ranks[is_held], np.full(is_held.sum(), seqs.num_items - len(held_out) + 1))
+    # a text table scores them from their text, so nothing is excluded there
+    text_spec = ModelSpec(hidden=D, max_len=4, items="text", text={"template": "{title}"})
+    text_model = SeqRecModel(text_spec, seqs.num_items, text_vectors=torch.randn(seqs.num_items + 1, 5))
+    text_model.hold_out_items(torch.from_numpy(held_out))
+    assert text_model.unrankable_items() is None

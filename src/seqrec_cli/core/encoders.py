@@ -35,11 +35,10 @@ class SASRecEncoder(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        attn_dropout = spec.dropout if spec.attn_dropout is None else spec.attn_dropout
         self.positions = nn.Embedding(spec.max_len, spec.hidden)
         self.drop = nn.Dropout(spec.dropout)
         self.blocks = nn.ModuleList(
-            Block(spec.hidden, spec.heads, spec.ffn_mult * spec.hidden, spec.dropout, attn_dropout)
+            Block(spec.hidden, spec.heads, spec.ffn_mult * spec.hidden, spec.dropout, spec.attention_dropout)
             for _ in range(spec.layers)
         )
         self.norm = nn.LayerNorm(spec.hidden)

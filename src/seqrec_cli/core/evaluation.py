@@ -40,24 +40,36 @@ class Scorer(Protocol):
 
 
 class ModelScorer:
-    """A trained model: state = the hidden state after the most recent item; scores = dot products."""
+    """A trained model: state = the hidden state after the most recent item; scores = dot products.
+
+    Items the model cannot rank (held out of training, id table only) score -inf: they are never
+    recommended, and as a target such an item ranks after every finite candidate (a miss).
+    """
 
     def __init__(self, model: SeqRecModel, runtime: Runtime):
         self.model = model.eval()
         self.runtime = runtime
         self.num_items = model.num_items
+        self.unrankable = model.unrankable_items()  # [C] or None
 
     def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
         with self.runtime.autocast():
             return self.model.last_hidden(inputs).float()  # [B, D]
 
     def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        return state @ self.model.item_weights()[lo:hi].float().T  # [B, C]
+        scores = state @ self.model.item_weights()[lo:hi].float().T  # [B, C]
+        if self.unrankable is not None:
+            inside = self.unrankable[(self.unrankable >= lo) & (self.unrankable < hi)]  # [C_in]
+            scores[:, inside - lo] = float("-inf")
+        return scores
 
     def items(self, state: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # the same matmul as block() (only the column set differs), so a target scores as inside a block
         scores = state @ self.model.item_weights()[items].float().T  # [B, T]
-        return scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
+        picked = scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
+        if self.unrankable is not None:
+            picked[torch.isin(items, self.unrankable)] = float("-inf")
+        return picked
 
 
 @dataclass

@@ -17,16 +17,12 @@ from seqrec_cli.errors import UserError
 from seqrec_cli.spec.models import ModelSpec
 
 
-def _attn_dropout(spec: ModelSpec) -> float:
-    return spec.dropout if spec.attn_dropout is None else spec.attn_dropout
-
-
 def gpt2_config(spec: ModelSpec):
     from transformers import GPT2Config
 
     return GPT2Config(vocab_size=1, bos_token_id=None, eos_token_id=None, n_positions=spec.max_len, n_embd=spec.hidden, n_layer=spec.layers,
                       n_head=spec.heads, n_inner=spec.ffn_mult * spec.hidden, resid_pdrop=spec.dropout,
-                      embd_pdrop=spec.dropout, attn_pdrop=_attn_dropout(spec))
+                      embd_pdrop=spec.dropout, attn_pdrop=spec.attention_dropout)
 
 
 def bert_config(spec: ModelSpec):
@@ -35,7 +31,7 @@ def bert_config(spec: ModelSpec):
     return BertConfig(vocab_size=1, pad_token_id=None, type_vocab_size=1, max_position_embeddings=spec.max_len,
                       hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
                       intermediate_size=spec.ffn_mult * spec.hidden, hidden_dropout_prob=spec.dropout,
-                      attention_probs_dropout_prob=_attn_dropout(spec))
+                      attention_probs_dropout_prob=spec.attention_dropout)
 
 
 def llama_config(spec: ModelSpec):
@@ -44,7 +40,7 @@ def llama_config(spec: ModelSpec):
     return LlamaConfig(vocab_size=1, bos_token_id=None, eos_token_id=None, pad_token_id=None, max_position_embeddings=spec.max_len, hidden_size=spec.hidden,
                        num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
                        num_key_value_heads=spec.kv_heads or spec.heads,
-                       intermediate_size=spec.ffn_mult * spec.hidden, attention_dropout=_attn_dropout(spec))
+                       intermediate_size=spec.ffn_mult * spec.hidden, attention_dropout=spec.attention_dropout)
 
 
 def load_pretrained(path: str, model_types: tuple[str, ...], max_len: int) -> nn.Module:

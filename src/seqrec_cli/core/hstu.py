@@ -47,12 +47,11 @@ class HSTUEncoder(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        attn_dropout = spec.dropout if spec.attn_dropout is None else spec.attn_dropout
         self.max_len = spec.max_len
         self.drop = nn.Dropout(spec.dropout)
         self.rel_pos = nn.Embedding(spec.max_len, spec.heads)  # distance i - j in [0, max_len) -> bias per head
         self.rel_time = nn.Embedding(spec.time_buckets, spec.heads)
-        self.layers = nn.ModuleList(HSTULayer(spec.hidden, spec.heads, spec.dropout, attn_dropout)
+        self.layers = nn.ModuleList(HSTULayer(spec.hidden, spec.heads, spec.dropout, spec.attention_dropout)
                                     for _ in range(spec.layers))
         self.norm = nn.LayerNorm(spec.hidden)
 

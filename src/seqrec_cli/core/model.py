@@ -23,6 +23,7 @@ class SeqRecModel(nn.Module):
         super().__init__()
         self.num_items = num_items
         self.hidden = spec.hidden
+        self.emb_init_std = spec.emb_init_std if spec.emb_init_std is not None else 1.0 / math.sqrt(spec.hidden)
         self.item_emb = None
         self.text_items = None
         if spec.items != "text":
@@ -33,6 +34,7 @@ class SeqRecModel(nn.Module):
             self.text_items = TextItems(text_vectors, spec.hidden, spec.dropout, spec.text.adaptor, spec.text.experts)
         # Items held out of training (cold start): zero rows while training, so nothing learns from them.
         self.register_buffer("train_keep", None, persistent=False)  # [N + 1, 1] once hold_out_items is called
+        self.register_buffer("held_out", None, persistent=False)  # [C] the held-out item ids
         self.encoder = ENCODERS[spec.encoder](spec)
         self.masked = self.encoder.objective == "masked_item"  # [MASK] inputs; one appended at inference
         self._init_weights()
@@ -41,12 +43,20 @@ class SeqRecModel(nn.Module):
         keep = torch.ones(self.num_items + 1, 1, device=next(self.parameters()).device)  # [N + 1, 1]
         keep[items] = 0.0
         self.train_keep = keep
+        self.held_out = items.to(keep.device)
+
+    def unrankable_items(self) -> torch.Tensor | None:
+        """[C] items this model cannot score: held out of training with no text to stand in for them
+        (an id row that never trained is random). None when every item can be ranked."""
+        return self.held_out if self.text_items is None else None
 
     def _init_weights(self) -> None:
-        # Unit-variance inputs after the sqrt(D) scale; small init elsewhere keeps early logits calm.
+        # Default: unit-variance inputs after the sqrt(D) scale. A smaller std (SASRec+'s 0.02) makes
+        # Adam's fixed-size steps relatively larger for the table, which trains it faster.
+        # Small init elsewhere keeps early logits calm.
         if self.item_emb is not None:
             # id+text: the id part starts at zero so the model starts from what the text says.
-            std = 1.0 / math.sqrt(self.hidden) if self.text_items is None else 0.0
+            std = self.emb_init_std if self.text_items is None else 0.0
             nn.init.normal_(self.item_emb.weight, std=std)
             with torch.no_grad():
                 self.item_emb.weight[PAD].zero_()

@@ -2,7 +2,8 @@
 
 A model with an `id` item table has nothing but an untrained random row for a cold item, so it
 cannot rank one: cold items are removed from its candidates (score -inf) and a cold target gets
-rank infinity (a miss at every K), which reports as zero. Text-based tables (text, id+text) score cold items from their text.
+rank infinity (a miss at every K), which reports as zero; the headline metrics count it as a miss
+too (core.evaluation.ModelScorer). Text-based tables (text, id+text) score cold items from their text.
 The report adds metrics over the users whose target is cold, over the rest, and the chance level
 (uniform random scores) of the cold part.
 """
@@ -10,9 +11,8 @@ The report adds metrics over the users whose target is cold, over the rest, and 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from seqrec_cli.core.evaluation import Scorer, model_scorer, rank_targets
+from seqrec_cli.core.evaluation import evaluate_split
 from seqrec_cli.core.metrics import metrics_at_k
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
@@ -21,28 +21,14 @@ from seqrec_cli.data.process import Sequences
 from seqrec_cli.spec.models import ExperimentSpec
 
 
-def can_rank_cold(model: SeqRecModel) -> bool:
-    return model.text_items is not None
-
-
-def without_items(scorer: Scorer, items: list[int]) -> Scorer:
-    def score(inputs: torch.Tensor) -> torch.Tensor:
-        scores = scorer(inputs)  # [B, N + 1]
-        scores[:, items] = float("-inf")
-        return scores
-
-    return score
-
-
 def evaluate_with_cold(model: SeqRecModel, seqs: Sequences, split: str, spec: ExperimentSpec, runtime: Runtime,
                        cold: list[int]) -> tuple[dict[str, float], np.ndarray, dict]:
     """(metrics over all users, ranks, the report's `cold_start` section)."""
-    rankable = can_rank_cold(model)
-    scorer = model_scorer(model, runtime)
-    if not rankable:
-        scorer = without_items(scorer, cold)
-    ranks = rank_targets(scorer, seqs, split, spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
-                         runtime.device)
+    # The engine's model scorer already removes items an id table cannot rank from its candidates.
+    rankable = model.unrankable_items() is None
+    _, ranks = evaluate_split(model, seqs, split, spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
+                              spec.eval.ks, runtime)
+    ranks = ranks.astype(np.float64)
     is_cold = np.isin(split_targets(seqs, split), np.asarray(cold, dtype=np.int64))  # [U]
     if not rankable:
         ranks = np.where(is_cold, np.inf, ranks)  # not "last of a short list": never recommended at all

@@ -128,6 +128,10 @@ class ModelSpec(Section):
     heads: int = Field(default=1, ge=1)
     ffn_mult: int = Field(default=4, ge=1, description="feed-forward width = ffn_mult * hidden")
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    emb_init_std: float | None = Field(
+        default=None, gt=0.0,
+        description="std of the initial item embedding (default 1/sqrt(hidden); SASRec+ uses 0.02)",
+    )
     attn_dropout: float | None = Field(default=None, ge=0.0, lt=1.0, description="default: same as dropout")
     mask_prob: float = Field(default=0.2, gt=0.0, lt=1.0, description="bert4rec/hf_bert: share of items masked")
     last_item_mask_prob: float = Field(
@@ -139,6 +143,10 @@ class ModelSpec(Section):
         default=None, description="hf_*: local folder of a pretrained transformers model (config.json + weights)"
     )
     time_buckets: int = Field(default=32, ge=1, description="hstu: log2-spaced buckets of the time gap")
+
+    @property
+    def attention_dropout(self) -> float:
+        return self.dropout if self.attn_dropout is None else self.attn_dropout
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelSpec:
