@@ -59,20 +59,26 @@ bench-quality-smoke: install
 
 # Text items (README "Item text, cold start, LoRA and transfer"): ML-1M id vs text vs id+text, cold
 # start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from
-# scratch). Long: seven ML-1M trainings (about 40-60 min each on 2 CPU cores). --resume continues
-# a run that was interrupted and starts it otherwise, so rerunning the target picks up where it stopped.
+# scratch), all with the SASRec+ encoder. Every ML-1M training gets the same wall-clock budget,
+# TEXT_MINUTES, and every ML-100K one TRANSFER_MINUTES (empty: train to early stopping, hours on
+# 2 CPU cores). --resume continues a run that was interrupted and starts it otherwise.
 TEXT_OUT ?= text-runs
-TEXT_SET := --set runtime.output_root=$(TEXT_OUT)
-TEXT_SPECS := experiments/ml1m/sasrec.yaml experiments/text/ml1m_text.yaml experiments/text/ml1m_idtext.yaml \
-	experiments/text/ml1m_cold_id.yaml experiments/text/ml1m_cold_text.yaml experiments/text/ml1m_cold_idtext.yaml \
+TEXT_MINUTES ?= 16
+TRANSFER_MINUTES ?= 6
+TEXT_ROOT := --set runtime.output_root=$(TEXT_OUT)
+TEXT_ML1M := experiments/text/ml1m_text.yaml experiments/ml1m/sasrec_plus.yaml experiments/text/ml1m_idtext.yaml \
+	experiments/text/ml1m_cold_text.yaml experiments/text/ml1m_cold_idtext.yaml experiments/text/ml1m_cold_id.yaml
+TEXT_ML100K := experiments/text/ml100k_from_ml1m.yaml experiments/text/ml100k_from_ml1m_lora.yaml \
 	experiments/text/ml100k_text.yaml experiments/ml100k/sasrec.yaml
 text-experiments: install
-	for spec in $(TEXT_SPECS); do \
-	  seqrec finetune $$spec --resume $(TEXT_SET) && seqrec evaluate $$spec --split test $(TEXT_SET) || exit 1; \
+	for spec in $(TEXT_ML1M); do \
+	  seqrec finetune $$spec --resume $(TEXT_ROOT) $(if $(TEXT_MINUTES),--set train.max_minutes=$(TEXT_MINUTES)) \
+	    && seqrec evaluate $$spec --split test $(TEXT_ROOT) || exit 1; \
 	done
-	seqrec evaluate experiments/text/ml100k_from_ml1m.yaml --split test --model ml1m-sasrec-text $(TEXT_SET)
-	for spec in experiments/text/ml100k_from_ml1m.yaml experiments/text/ml100k_from_ml1m_lora.yaml; do \
-	  seqrec finetune $$spec --resume $(TEXT_SET) && seqrec evaluate $$spec --split test $(TEXT_SET) || exit 1; \
+	seqrec evaluate experiments/text/ml100k_from_ml1m.yaml --split test --model ml1m-sasrec-text $(TEXT_ROOT)
+	for spec in $(TEXT_ML100K); do \
+	  seqrec finetune $$spec --resume $(TEXT_ROOT) $(if $(TRANSFER_MINUTES),--set train.max_minutes=$(TRANSFER_MINUTES)) \
+	    && seqrec evaluate $$spec --split test $(TEXT_ROOT) || exit 1; \
 	done
 	$(PYTHON) benchmarks/text_table.py --root $(TEXT_OUT) --out benchmarks/results/text_items.json
 

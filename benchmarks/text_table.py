@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-ITEMS = [("id", "runs/ml1m-sasrec"), ("text", "runs/ml1m-sasrec-text"), ("id+text", "runs/ml1m-sasrec-idtext")]
+ITEMS = [("id", "runs/ml1m-sasrec-plus"), ("text", "runs/ml1m-sasrec-text"), ("id+text", "runs/ml1m-sasrec-idtext")]
 COLD = [("id", "runs/ml1m-cold-id"), ("text", "runs/ml1m-cold-text"), ("id+text", "runs/ml1m-cold-idtext")]
 TRANSFER = [
     ("zero-shot (ML-1M text model as is)", "evals/ml100k-from-ml1m-from-ml1m-sasrec-text"),

@@ -20,37 +20,46 @@ from seqrec_cli.spec.models import TrainSpec
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CE_CHUNK = 256  # rows of logits alive at once; small enough to stay in cache on a CPU
-CE_MAX_ELEMENTS = 1 << 24  # ...and at most this many logits (64 MB fp32)
-CE_BLOCK_ROWS = 1024  # rows per sweep once a whole logit row no longer fits CE_CHUNK rows (> 65K items)
+CE_MAX_ELEMENTS = 1 << 24  # ...and at most this many logits (64 MB fp32): 16 rows at 1M items
 
 
 class _FusedSoftmaxCE(torch.autograd.Function):
     """Full-softmax cross-entropy whose gradient is computed in the same sweep as the loss.
 
-    Up to 65K items, each chunk of CE_CHUNK rows makes its logits once, takes one exp pass for both
-    the log-sum-exp and the softmax, and folds (softmax - onehot) straight into dh and dW. Plain
-    autograd would keep the whole [P, N] logit matrix and exponentiate it twice; this is about 2x
-    faster on a CPU and never holds more than [CE_CHUNK, N] logits.
-
-    Larger catalogues go block by block over the items (`_blocked_rows`): a few rows at a time
-    would make every chunk rewrite the whole [N, D] dW, which is memory-bound. Never more than
-    CE_MAX_ELEMENTS logits are alive either way.
+    Each chunk of rows makes its logits once, takes one exp pass for both the log-sum-exp and the
+    softmax, and folds (softmax - onehot) straight into dh and dW. Plain autograd would keep the
+    whole [P, N] logit matrix and exponentiate it twice; this is about 2x faster on a CPU and never
+    holds more than [CE_CHUNK, N] logits (fewer rows above 65K items: CE_MAX_ELEMENTS).
     """
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
         P, N = h.shape[0], weights.shape[0] - 1
+        rows_per_chunk = max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (N + 1)))  # CE_CHUNK up to 65K items
         want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         dh = torch.empty_like(h) if want_grad else None  # [P, D]
         dw = torch.zeros_like(weights) if want_grad else None  # [N + 1, D]
         total = torch.zeros((), dtype=torch.float64, device=h.device)
-        whole_rows = CE_MAX_ELEMENTS // (N + 1) >= CE_CHUNK
-        rows_per_chunk = CE_CHUNK if whole_rows else max(1, min(CE_BLOCK_ROWS, CE_MAX_ELEMENTS // 2))
         for start in range(0, P, rows_per_chunk):
-            stop = min(start + rows_per_chunk, P)
-            sweep = _whole_rows if whole_rows else _blocked_rows
-            total += sweep(h[start:stop], target[start:stop], weights, smoothing,
-                           None if dh is None else dh[start:stop], dw)
+            hc = h[start : start + rows_per_chunk]  # [C, D]
+            tc = target[start : start + rows_per_chunk]  # [C]
+            rows = torch.arange(len(hc), device=h.device)  # [C]
+            p = hc @ weights.T  # [C, N + 1]
+            p[:, PAD] = float("-inf")
+            target_logit = p[rows, tc]  # [C]
+            if smoothing:  # the smoothed target puts smoothing/N on every real item
+                target_logit = (1.0 - smoothing) * target_logit + smoothing * p[:, 1:].mean(dim=1)  # [C]
+            peak = p.max(dim=1, keepdim=True).values  # [C, 1]
+            p.sub_(peak).exp_()
+            norm = p.sum(dim=1, keepdim=True)  # [C, 1]
+            total += (peak.squeeze(1) + norm.squeeze(1).log() - target_logit).sum()
+            if want_grad:
+                p.div_(norm)  # softmax
+                if smoothing:
+                    p[:, 1:] -= smoothing / N
+                p[rows, tc] -= 1.0 - smoothing  # d loss / d logits (before the 1/P of the mean)
+                torch.mm(p, weights, out=dh[start : start + rows_per_chunk])
+                dw.addmm_(p.T, hc)
         if want_grad:
             ctx.save_for_backward(dh, dw)
         return (total / P).to(h.dtype)
@@ -60,77 +69,6 @@ class _FusedSoftmaxCE(torch.autograd.Function):
         dh, dw = ctx.saved_tensors
         scale = grad / dh.shape[0]
         return dh * scale, dw * scale, None, None
-
-
-def _whole_rows(hc: torch.Tensor, tc: torch.Tensor, weights: torch.Tensor, smoothing: float,
-                dh: torch.Tensor | None, dw: torch.Tensor | None) -> torch.Tensor:
-    """Summed loss of rows hc [C, D] with targets tc [C], all N + 1 logits of a row at once; writes
-    d loss / d h into dh [C, D] and adds d loss / d W into dw [N + 1, D] (both before the 1/P)."""
-    N = weights.shape[0] - 1
-    rows = torch.arange(len(hc), device=hc.device)  # [C]
-    p = hc @ weights.T  # [C, N + 1]
-    p[:, PAD] = float("-inf")
-    target_logit = p[rows, tc]  # [C]
-    if smoothing:  # the smoothed target puts smoothing/N on every real item
-        target_logit = (1.0 - smoothing) * target_logit + smoothing * p[:, 1:].mean(dim=1)  # [C]
-    peak = p.max(dim=1, keepdim=True).values  # [C, 1]
-    p.sub_(peak).exp_()
-    norm = p.sum(dim=1, keepdim=True)  # [C, 1]
-    loss = (peak.squeeze(1) + norm.squeeze(1).log() - target_logit).sum()
-    if dh is not None:
-        p.div_(norm)  # softmax
-        if smoothing:
-            p[:, 1:] -= smoothing / N
-        p[rows, tc] -= 1.0 - smoothing  # d loss / d logits
-        torch.mm(p, weights, out=dh)
-        dw.addmm_(p.T, hc)
-    return loss
-
-
-def _blocked_rows(hc: torch.Tensor, tc: torch.Tensor, weights: torch.Tensor, smoothing: float,
-                  dh: torch.Tensor | None, dw: torch.Tensor | None) -> torch.Tensor:
-    """As `_whole_rows`, in blocks of items: a first sweep finds each row's log-sum-exp (online max
-    and rescaled sum), a second remakes each block's logits into (softmax - target) and adds them
-    into dh and into that block's rows of dW. Twice the logit matmuls, but dW is written once per
-    block instead of once per few rows."""
-    C, N = len(hc), weights.shape[0] - 1
-    block = max(2, CE_MAX_ELEMENTS // C)  # >= 2 items, so block 0 holds a real item besides PAD
-    peak = torch.full((C,), float("-inf"), device=hc.device)  # [C] running max
-    norm = torch.zeros(C, device=hc.device)  # [C] running sum of exp(logit - peak)
-    target_logit = torch.zeros(C, device=hc.device)  # [C]
-    logit_sum = torch.zeros(C, device=hc.device)  # [C] over real items, for label smoothing
-    blocks = [(lo, min(lo + block, N + 1)) for lo in range(0, N + 1, block)]
-
-    def logits(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        p = hc @ weights[lo:hi].T  # [C, M]
-        if lo == 0:
-            p[:, PAD] = float("-inf")
-        inside = torch.nonzero((tc >= lo) & (tc < hi)).squeeze(1)  # [C_in] rows whose target is here
-        return p, inside, tc[inside] - lo
-
-    for lo, hi in blocks:
-        p, inside, cols = logits(lo, hi)
-        target_logit[inside] = p[inside, cols]
-        if smoothing:
-            logit_sum += p[:, 1 if lo == 0 else 0 :].sum(dim=1)
-        new_peak = torch.maximum(peak, p.max(dim=1).values)  # [C]
-        norm = norm * torch.exp(peak - new_peak) + torch.exp(p - new_peak.unsqueeze(1)).sum(dim=1)
-        peak = new_peak
-    lse = peak + norm.log()  # [C]
-    if smoothing:
-        target_logit = (1.0 - smoothing) * target_logit + smoothing * logit_sum / N
-    loss = (lse - target_logit).sum()
-    if dh is not None:
-        dh.zero_()
-        for lo, hi in blocks:
-            p, inside, cols = logits(lo, hi)
-            p.sub_(lse.unsqueeze(1)).exp_()  # softmax
-            if smoothing:
-                p[:, 1 if lo == 0 else 0 :] -= smoothing / N
-            p[inside, cols] -= 1.0 - smoothing  # d loss / d logits
-            dh.addmm_(p, weights[lo:hi])
-            dw[lo:hi].addmm_(p.T, hc)
-    return loss
 
 
 def _labelled(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
