@@ -133,6 +133,14 @@ def test_id_items_cannot_rank_cold_targets(world):
     assert not cold["rankable"] and cold["cold_targets"] > 0
     assert all(value == 0.0 for value in cold["cold_metrics"].values())  # each cold target ranked last
     assert "not rankable" in flat(result.output)
+    # the export remembers them: its recommender never returns a held-out item either
+    ok("export", spec)
+    rec = Recommender.load(world["out"] / "exports" / "a-id")
+    held_out = {rec.item_ids[i] for i in rec.model.held_out.tolist()}
+    some_history = [rec.item_ids[i] for i in range(1, 4) if rec.item_ids[i] not in held_out]
+    recommended = {item for item, _ in rec.recommend(some_history, k=len(rec.item_ids))}
+    assert held_out and not recommended & held_out
+    assert len(recommended) == len(rec.item_ids) - 1 - len(held_out) - len(some_history)
 
 
 def test_lora_export_reloads_to_the_same_scores(world):

@@ -39,6 +39,8 @@ class Recommender:
         vectors = load_file(str(text_path))["vectors"] if text_path.is_file() else None  # [N + 1, E]
         model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"], vectors)
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        if config.get("unrankable_items"):  # an id table's held-out (cold) items: never recommended
+            model.hold_out_items(torch.tensor(config["unrankable_items"], dtype=torch.long))
         item_ids = json.loads((folder / "item_ids.json").read_text())
         return cls(model, item_ids, config["model"]["max_len"], manifest, device)
 

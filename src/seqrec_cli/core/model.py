@@ -98,8 +98,11 @@ class SeqRecModel(nn.Module):
         return self.encode(inputs)[:, -1]  # [B, D]
 
     def score_all(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[B, L] -> [B, N + 1] scores over the whole catalogue; PAD scores -inf."""
+        """[B, L] -> [B, N + 1] scores over the whole catalogue; PAD and unrankable items score -inf."""
         h = self.last_hidden(inputs)  # [B, D]
         scores = (h @ self.item_weights().T).float()  # [B, N + 1]
         scores[:, PAD] = float("-inf")
+        unrankable = self.unrankable_items()
+        if unrankable is not None:
+            scores[:, unrankable] = float("-inf")
         return scores

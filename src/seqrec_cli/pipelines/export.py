@@ -20,6 +20,7 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST) -> Path:
     built, payload, ckpt_path = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"), checkpoint)
     model = merge_lora(built.model)  # exports hold plain (merged) weights
     tensors = {"item_text.safetensors": {"vectors": built.text.vectors}} if built.text else {}
+    unrankable = model.unrankable_items()  # held-out items an id table cannot score stay unrecommendable
     evals = {}
     for split in ("valid", "test"):
         path = run_dir(spec) / "eval" / f"{split}.json"
@@ -29,7 +30,8 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST) -> Path:
         export_dir(spec),
         state=model.state_dict(),
         config={"model": spec.model.model_dump(mode="json"), "num_items": seqs.num_items,
-                "items": built.items_info, "train_method": spec.train.method},
+                "items": built.items_info, "train_method": spec.train.method,
+                "unrankable_items": [] if unrankable is None else unrankable.tolist()},
         json_files={"item_ids.json": seqs.item_ids, "metrics.json": evals},
         text_files={"items.jsonl": (prepared / "items.jsonl").read_text(encoding="utf-8")},
         tensor_files=tensors,
