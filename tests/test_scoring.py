@@ -8,7 +8,7 @@ import pytest
 import torch
 from tests.test_split import make_seqs
 
-from seqrec_cli.core.evaluation import ModelScorer, model_scorer, rank_cases, rank_targets
+from seqrec_cli.core.evaluation import ModelScorer, rank_cases, rank_targets
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import resolve_runtime
 from seqrec_cli.data.splits import leave_one_out
@@ -30,7 +30,7 @@ def test_blocked_model_ranks_equal_the_dense_scorer(chunk):
     runtime = resolve_runtime("cpu", "fp32")
     for split in ("valid", "test"):
         for filter_seen in (True, False):
-            dense = rank_targets(model_scorer(model, runtime), seqs, split, 4, 2, filter_seen, runtime.device)
+            dense = rank_targets(model.score_all, seqs, split, 4, 2, filter_seen, runtime.device)
             blocked = rank_cases(ModelScorer(model, runtime), seqs, leave_one_out(seqs).cases[split], 4, 2,
                                  filter_seen, runtime.device, chunk_items=chunk).ranks
             assert np.array_equal(dense, blocked)

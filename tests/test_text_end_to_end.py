@@ -152,7 +152,7 @@ def test_lora_export_reloads_to_the_same_scores(world):
     assert not any("lora" in key for key in rec.model.state_dict())  # the export holds merged weights
     histories = [["1", "2", "3"], ["7", "8"], ["15", "16", "17", "18"]]
     with torch.no_grad():
-        expected = built.model.eval().score_all(rec.encode_histories(histories))
+        expected = built.model.eval().score_all(rec.encode_histories(histories)[0])
     got = rec.scores(histories, exclude_history=False)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert [i for i, _ in rec.recommend(histories[0], k=5)] == \

@@ -44,31 +44,43 @@ class Recommender:
         item_ids = json.loads((folder / "item_ids.json").read_text())
         return cls(model, item_ids, config["model"]["max_len"], manifest, device)
 
-    def encode_histories(self, histories: list[list[str]]) -> torch.Tensor:
-        """Raw ids -> [B, max_len] left-padded item indices; unknown ids are dropped."""
+    def encode_histories(self, histories: list[list[str]],
+                         times: list[list[float]] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw ids (and their timestamps) -> [B, max_len] left-padded item indices (and [B, max_len]
+        times, or None); unknown ids are dropped."""
+        if times is not None and [len(t) for t in times] != [len(h) for h in histories]:
+            raise ValueError("times must hold one timestamp per history item")
         batch = torch.full((len(histories), self.max_len), PAD, dtype=torch.long)  # [B, L]
+        stamps = None if times is None else torch.zeros(len(histories), self.max_len, dtype=torch.float64)  # [B, L]
         for row, history in enumerate(histories):
-            known = [self.index[h] for h in map(str, history) if h in self.index][-self.max_len :]
-            if not known:
+            keep = [i for i, h in enumerate(map(str, history)) if h in self.index][-self.max_len :]
+            if not keep:
                 raise ValueError(f"history {row} has no item known to this model's catalogue")
-            batch[row, self.max_len - len(known) :] = torch.tensor(known)
-        return batch
+            batch[row, self.max_len - len(keep) :] = torch.tensor([self.index[str(history[i])] for i in keep])
+            if stamps is not None:
+                stamps[row, self.max_len - len(keep) :] = torch.tensor([float(times[row][i]) for i in keep])
+        return batch, stamps
 
     @torch.no_grad()
-    def scores(self, histories: list[list[str]], exclude_history: bool = True) -> torch.Tensor:
-        """[B, N + 1] scores; PAD and (optionally) every item of the history are -inf."""
-        inputs = self.encode_histories(histories)  # [B, L]
-        scores = self.model.score_all(inputs.to(self.device)).cpu()  # [B, N + 1]
+    def scores(self, histories: list[list[str]], exclude_history: bool = True,
+               times: list[list[float]] | None = None) -> torch.Tensor:
+        """[B, N + 1] scores; PAD and (optionally) every item of the history are -inf. `times`: the
+        items' timestamps (seconds), for a time-aware model (HSTU); without them it scores from
+        order alone."""
+        inputs, stamps = self.encode_histories(histories, times)  # [B, L], [B, L] or None
+        stamps = None if stamps is None else stamps.to(self.device)
+        scores = self.model.score_all(inputs.to(self.device), stamps).cpu()  # [B, N + 1]
         if exclude_history:
             for row, history in enumerate(histories):
                 seen = [self.index[h] for h in map(str, history) if h in self.index]
                 scores[row, seen] = float("-inf")
         return scores
 
-    def recommend(self, histories, k: int = 10, exclude_history: bool = True):
+    def recommend(self, histories, k: int = 10, exclude_history: bool = True, times=None):
         single = bool(histories) and not isinstance(histories[0], (list, tuple))
         batch = [list(histories)] if single else [list(h) for h in histories]
-        scores = self.scores(batch, exclude_history)  # [B, N + 1]
+        stamps = None if times is None else ([list(times)] if single else [list(t) for t in times])
+        scores = self.scores(batch, exclude_history, stamps)  # [B, N + 1]
         top = torch.topk(scores, min(k, len(self.item_ids) - 1), dim=1)  # stable order for equal scores is not promised
         out = [[(self.item_ids[i], float(s)) for i, s in zip(idx.tolist(), val.tolist(), strict=True) if s != float("-inf")]
                for idx, val in zip(top.indices, top.values, strict=True)]

@@ -59,7 +59,7 @@ class Popularity:
     def fit(seqs: Sequences, train_len: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
         return {"counts": torch.from_numpy(training_counts(seqs, train_len)).float()}  # [N + 1]
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> int:
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> int:
         return len(inputs)
 
     def block(self, batch: int, lo: int, hi: int) -> torch.Tensor:
@@ -97,7 +97,7 @@ class ItemKNN:
         counts = torch.from_numpy(training_counts(seqs, train_len)).float()  # [N + 1]
         return {"similarity": sim.float(), "counts": counts}
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
         return inputs  # [B, L] history window; PAD rows of the similarity are zero
 
     def block(self, inputs: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -126,7 +126,7 @@ class Markov:
         counts = torch.from_numpy(training_counts(seqs, train_len)).float()  # [N + 1]
         return {"transitions": torch.from_numpy(flat.reshape(n, n)).float(), "counts": counts}
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
         return inputs[:, -1]  # [B] most recent item (left padding: the last column)
 
     def block(self, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -165,7 +165,7 @@ class RandomScores:
         x = x ^ (x >> 32)
         return ((x >> 20) & 0xFFFFFF).float() / float(1 << 24)
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
         return torch.from_numpy(np.asarray(users, dtype=np.int64))  # [B]
 
     def block(self, users: torch.Tensor, lo: int, hi: int) -> torch.Tensor:

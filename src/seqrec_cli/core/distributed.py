@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from seqrec_cli.core.evaluation import model_scorer, rank_targets
+from seqrec_cli.core.evaluation import evaluate_split
 from seqrec_cli.core.metrics import metrics_at_k
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
@@ -136,7 +136,7 @@ def evaluate_split_sharded(model: SeqRecModel, seqs: Sequences, split: str, max_
     start, stop = shard_bounds(seqs.num_users, batch_size, world)
     part = np.zeros(0, dtype=np.int64)
     if stop > start:
-        part = rank_targets(model_scorer(model, runtime), user_slice(seqs, start, stop), split, max_len, batch_size,
-                            filter_seen, runtime.device)
+        _, part = evaluate_split(model, user_slice(seqs, start, stop), split, max_len, batch_size, filter_seen, ks,
+                                 runtime)
     ranks = world.gather(part)  # [U] in user order
     return metrics_at_k(ranks, ks), ranks

@@ -29,8 +29,9 @@ MAX_BLOCK_ELEMENTS = 1 << 24
 class Scorer(Protocol):
     num_items: int
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> Any:
-        """inputs: [B, L] left-padded histories (on the device), users: [B] -> per-batch state."""
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> Any:
+        """inputs: [B, L] left-padded histories (on the device), users: [B], times: [B, L] their
+        timestamps when the dataset has them -> per-batch state."""
 
     def block(self, state: Any, lo: int, hi: int) -> torch.Tensor:
         """Scores of items lo..hi-1 (item 0 is PAD): [B, hi - lo] float32, a fresh tensor the caller may modify."""
@@ -52,9 +53,9 @@ class ModelScorer:
         self.num_items = model.num_items
         self.unrankable = model.unrankable_items()  # [C] or None
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
         with self.runtime.autocast():
-            return self.model.last_hidden(inputs).float()  # [B, D]
+            return self.model.last_hidden(inputs, times).float()  # [B, D]
 
     def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
         scores = state @ self.model.item_weights()[lo:hi].float().T  # [B, C]
@@ -104,7 +105,8 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
                       cases.target_end[by_length])
     out: dict[str, list[np.ndarray]] = {key: [] for key in ("case_of", "items", "ranks", "users", "hist", "topk", "sampled")}
     for batch in case_batches(seqs, cases, max_len, batch_size, trim=True):
-        state = scorer.begin(batch.inputs.to(device), batch.users)
+        times = None if batch.times is None else batch.times.to(device)  # [B, W]
+        state = scorer.begin(batch.inputs.to(device), batch.users, times)
         t_rows = batch.target_rows.to(device)  # [T]
         t_items = batch.target_items.to(device)  # [T]
         s_rows = batch.seen_rows.to(device)  # [S]
@@ -193,7 +195,7 @@ class DenseScorer:
         self.score_all = score_all
         self.num_items = num_items
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
+    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
         return self.score_all(inputs).float()  # [B, N + 1]
 
     def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -209,14 +211,3 @@ def rank_targets(score_all: Callable[[torch.Tensor], torch.Tensor], seqs: Sequen
     cases = leave_one_out(seqs).cases[split]
     return rank_cases(DenseScorer(score_all, seqs.num_items), seqs, cases, max_len, batch_size, filter_seen,
                       device).ranks
-
-
-def model_scorer(model: SeqRecModel, runtime: Runtime) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A model as a whole-catalogue scorer ([B, L] -> [B, N + 1]) for rank_targets."""
-    model.eval()
-
-    def score(inputs: torch.Tensor) -> torch.Tensor:
-        with runtime.autocast():
-            return model.score_all(inputs)  # [B, N + 1]
-
-    return score

@@ -44,6 +44,7 @@ class HSTUEncoder(nn.Module):
     causal = True
     objective = "next_item"
     keeps_own_init = False
+    uses_times = True  # batches carry the inputs' timestamps when the dataset has them
 
     def __init__(self, spec: ModelSpec):
         super().__init__()

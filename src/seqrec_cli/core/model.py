@@ -37,6 +37,7 @@ class SeqRecModel(nn.Module):
         self.register_buffer("held_out", None, persistent=False)  # [C] the held-out item ids
         self.encoder = ENCODERS[spec.encoder](spec)
         self.masked = self.encoder.objective == "masked_item"  # [MASK] inputs; one appended at inference
+        self.uses_times = getattr(self.encoder, "uses_times", False)  # forward takes timestamps (HSTU)
         self._init_weights()
 
     def hold_out_items(self, items: torch.Tensor) -> None:
@@ -68,8 +69,9 @@ class SeqRecModel(nn.Module):
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs: [B, L] item ids (left-padded; MASK for masked encoders) -> hidden states [B, L, D]."""
+    def encode(self, inputs: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        """inputs: [B, L] item ids (left-padded; MASK for masked encoders), times: [B, L] timestamps
+        of the inputs or None (used by time-aware encoders only) -> hidden states [B, L, D]."""
         real = inputs != PAD  # [B, L]
         table = self.item_weights()  # [N + 1, D]
         if not self.masked:
@@ -77,6 +79,8 @@ class SeqRecModel(nn.Module):
         else:
             is_mask = (inputs == MASK).unsqueeze(-1)  # [B, L, 1]
             x = torch.where(is_mask, self.encoder.mask_token, F.embedding(inputs.clamp(min=PAD), table))  # [B, L, D]
+        if self.uses_times and times is not None:
+            return self.encoder(x * math.sqrt(self.hidden), real, times)  # [B, L, D]
         return self.encoder(x * math.sqrt(self.hidden), real)  # [B, L, D]
 
     def item_weights(self) -> torch.Tensor:
@@ -88,18 +92,19 @@ class SeqRecModel(nn.Module):
             table = table * self.train_keep  # [N + 1, D]
         return table
 
-    def last_hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+    def last_hidden(self, inputs: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L] -> [B, D]: the state that predicts the next item (last column, left padding).
 
         Masked encoders read it at a [MASK] appended after the history (the oldest item makes room).
         """
         if self.masked:
             inputs = torch.cat([inputs[:, 1:], torch.full_like(inputs[:, :1], MASK)], dim=1)  # [B, L]
-        return self.encode(inputs)[:, -1]  # [B, D]
+        return self.encode(inputs, times)[:, -1]  # [B, D]
 
-    def score_all(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[B, L] -> [B, N + 1] scores over the whole catalogue; PAD and unrankable items score -inf."""
-        h = self.last_hidden(inputs)  # [B, D]
+    def score_all(self, inputs: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L] (and [B, L] times) -> [B, N + 1] scores over the whole catalogue; PAD and unrankable
+        items score -inf."""
+        h = self.last_hidden(inputs, times)  # [B, D]
         scores = (h @ self.item_weights().T).float()  # [B, N + 1]
         scores[:, PAD] = float("-inf")
         unrankable = self.unrankable_items()

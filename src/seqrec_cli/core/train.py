@@ -96,8 +96,8 @@ class StepLoss(nn.Module):
         self.model = model
         self.loss_fn = loss_fn
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        hidden = self.model.encode(inputs)  # [B, L, D]
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.model.encode(inputs, times)  # [B, L, D]
         return self.loss_fn(hidden, labels, self.model.item_weights())  # []
 
 
@@ -137,11 +137,12 @@ def optimizer_step(forward: nn.Module, batcher: TrainBatcher, group: list[np.nda
         batch = batcher.make_batch(group[i])
         inputs = batch.inputs.to(runtime.device, non_blocking=True)  # [B, L]
         labels = batch.labels.to(runtime.device, non_blocking=True)  # [B, L]
+        times = None if batch.times is None else batch.times.to(runtime.device, non_blocking=True)  # [B, L]
         last = j == len(mine) - 1
         sync = contextlib.nullcontext() if last or world.size == 1 else forward.no_sync()
         with sync:
             with runtime.autocast():
-                loss = forward(inputs, labels)  # []
+                loss = forward(inputs, labels, times)  # []
             scaler.scale(loss * weight).backward()
         if weight:
             local += float(loss.detach()) * counts[i]  # one device sync per batch

@@ -8,6 +8,8 @@
   include the valid item). Valid and test targets never appear as training labels.
 - Other splits (data/splits.py) give each user a training length and each evaluation case an input
   end and a target window; the batching below takes them as arrays.
+- When the dataset has timestamps, batches can carry them as `times` [B, L] (seconds, float64),
+  aligned with `inputs` (0 at padding), for encoders that use time (HSTU's time-gap bias).
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ IGNORE = -100
 SPLIT_HOLDOUT = {"train": 2, "valid": 1, "test": 0}  # items cut from the end of each user's history
 
 
-def left_pad_windows(seqs: Sequences, holdout: int, width: int, lengths: np.ndarray | None = None) -> np.ndarray:
-    """[U, width] int64: each user's items[:-holdout] (all when 0), or items[:lengths[u]] when
-    `lengths` is given, most recent `width`, left-padded."""
-    out = np.full((seqs.num_users, width), PAD, dtype=np.int64)
+def left_pad_windows(seqs: Sequences, holdout: int, width: int, lengths: np.ndarray | None = None,
+                     values: np.ndarray | None = None) -> np.ndarray:
+    """[U, width]: each user's items[:-holdout] (all when 0), or items[:lengths[u]] when `lengths`
+    is given, most recent `width`, left-padded (int64). `values` [R] (e.g. the timestamps) is read
+    instead of the items, in its own dtype."""
+    values = seqs.items if values is None else values
+    out = np.full((seqs.num_users, width), PAD, dtype=np.int64 if values is seqs.items else values.dtype)
     lengths = seqs.lengths() - holdout if lengths is None else np.asarray(lengths)  # [U]
     for u in range(seqs.num_users):
         n = min(int(lengths[u]), width)
         if n > 0:
             end = seqs.offsets[u] + lengths[u]
-            out[u, width - n :] = seqs.items[end - n : end]
+            out[u, width - n :] = values[end - n : end]
     return out
 
 
@@ -43,6 +48,7 @@ def left_pad_windows(seqs: Sequences, holdout: int, width: int, lengths: np.ndar
 class TrainBatch:
     inputs: torch.Tensor  # [B, L] item ids, left-padded
     labels: torch.Tensor  # [B, L] next item or IGNORE
+    times: torch.Tensor | None = None  # [B, L] timestamps of the inputs, when asked for
 
 
 def batch_plan(lengths: np.ndarray, batch_size: int, bucket_by_length: bool,
@@ -68,7 +74,7 @@ class TrainBatcher:
     """
 
     def __init__(self, seqs: Sequences, max_len: int, batch_size: int, bucket_by_length: bool,
-                 train_lengths: np.ndarray | None = None):
+                 train_lengths: np.ndarray | None = None, with_times: bool = False):
         # train_lengths: [U] leading items each user may train on (default: leave-one-out, n - 2)
         if train_lengths is None:
             train_lengths = seqs.lengths() - SPLIT_HOLDOUT["train"]
@@ -76,6 +82,10 @@ class TrainBatcher:
         pair_counts = np.clip(np.minimum(train_lengths, max_len + 1) - 1, 0, None)
         self.users = np.flatnonzero(pair_counts > 0)  # users with at least one training pair
         self.windows = windows[self.users]
+        self.times = None  # [U, L+1] when with_times and the dataset has timestamps
+        if with_times and seqs.timestamps is not None:
+            self.times = left_pad_windows(seqs, 0, max_len + 1, lengths=train_lengths,
+                                          values=seqs.timestamps)[self.users]
         self.pair_counts = pair_counts[self.users]
         self.batch_size = batch_size
         self.bucket_by_length = bucket_by_length
@@ -101,7 +111,8 @@ class TrainBatcher:
         labels = block[:, 1:].copy()
         labels[inputs == PAD] = IGNORE  # a label needs at least one real input before it
         labels[labels == PAD] = IGNORE
-        return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels))
+        times = None if self.times is None else torch.from_numpy(self.times[rows, -width:-1].copy())  # [B, width-1]
+        return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels), times)
 
     def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:
         for rows in self.plan(rng):
@@ -119,6 +130,7 @@ class EvalBatch:
     target_items: torch.Tensor  # [T]
     cases: np.ndarray  # [B] case index within the split
     history_len: np.ndarray  # [B] full history length before the target (not capped at max_len)
+    times: torch.Tensor | None = None  # [B, W] timestamps of `inputs` when the dataset has them
 
 
 def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bool = False) -> Iterator[EvalBatch]:
@@ -130,12 +142,15 @@ def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bo
         users = cases.users[idx]
         width = max(1, min(max_len, int(cases.input_end[idx].max()))) if trim else max_len
         inputs = np.full((len(idx), width), PAD, dtype=np.int64)
+        times = None if seqs.timestamps is None else np.zeros((len(idx), width), dtype=seqs.timestamps.dtype)
         rows, items, t_rows, t_items = [], [], [], []
         for row, c in enumerate(idx):
             base = seqs.offsets[users[row]]
             history = seqs.items[base: base + cases.input_end[c]].astype(np.int64)  # full history, not only the window
             window = history[-width:]
             inputs[row, width - len(window):] = window
+            if times is not None:
+                times[row, width - len(window):] = seqs.timestamps[base + cases.input_end[c] - len(window): base + cases.input_end[c]]
             rows.append(np.full(len(history), row, dtype=np.int64))
             items.append(history)
             window_targets = seqs.items[base + cases.target_start[c]: base + cases.target_end[c]].astype(np.int64)
@@ -156,6 +171,7 @@ def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bo
             target_items=torch.from_numpy(target_items),
             cases=idx,
             history_len=cases.input_end[idx].astype(np.int64),
+            times=None if times is None else torch.from_numpy(times),
         )
 
 
