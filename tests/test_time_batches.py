@@ -117,3 +117,29 @@ def test_recommender_takes_times():
     assert not torch.allclose(rec.scores([history], times=[times]), rec.scores([history]))
     with pytest.raises(ValueError, match="one timestamp per history item"):
         rec.recommend(history, times=times[:2])
+
+
+def test_hstu_with_timestamps_through_finetune_evaluate_export(tmp_path):
+    from tests.test_eval_cli import ok, write_log, write_spec
+
+    from seqrec_cli.pipelines.common import load_dataset, load_trained
+    from seqrec_cli.spec.loader import load_spec
+
+    log = write_log(tmp_path / "log.csv")  # user_id,item_id,timestamp
+    spec_path = write_spec(tmp_path, "timed", log)
+    sets = ["--set", "model.encoder=hstu", "--set", "model.heads=2", "--set", "train.epochs=2"]
+    ok("finetune", spec_path, *sets)
+    ok("evaluate", spec_path, *sets)
+    ok("export", spec_path, *sets)
+    spec = load_spec(spec_path, [s for s in sets if s != "--set"])
+    seqs, manifest, _ = load_dataset(spec)
+    built, _, _ = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"))
+    assert seqs.timestamps is not None and built.model.uses_times
+    user = 4
+    lo, hi = seqs.offsets[user], seqs.offsets[user + 1]
+    history = [seqs.item_ids[i] for i in seqs.items[lo:hi]]
+    times = seqs.timestamps[lo:hi].tolist()
+    rec = Recommender.load(tmp_path / "out" / "exports" / "timed")
+    inputs, stamps = rec.encode_histories([history], [times])
+    torch.testing.assert_close(rec.scores([history], exclude_history=False, times=[times]),
+                               built.model.eval().score_all(inputs, stamps))
