@@ -17,15 +17,17 @@ torch.set_num_threads(1)
 
 B, L, D, N = 3, 5, 8, 11
 ATOL = 1e-5
-KINDS = list(EncoderKind.__args__)
-CAUSAL = [k for k in KINDS if ENCODERS[k].causal]
-BIDIRECTIONAL = [k for k in KINDS if not ENCODERS[k].causal]
+SPEC_KINDS = list(EncoderKind.__args__)
+# "kind/positions": the same encoder with model.positions set, through every test below
+KINDS = SPEC_KINDS + ["sasrec/from_start", "bert4rec/from_start"]
+CAUSAL = [k for k in KINDS if ENCODERS[k.split("/")[0]].causal]
+BIDIRECTIONAL = [k for k in KINDS if not ENCODERS[k.split("/")[0]].causal]
 
 
 def test_registry_keys_are_the_spec_choices():
-    assert set(ENCODERS) == set(KINDS)
-    assert set(CAUSAL) == {"sasrec", "gru4rec", "hstu", "hf_gpt2", "hf_llama"}
-    assert {ENCODERS[k].objective for k in BIDIRECTIONAL} == {"masked_item"}
+    assert set(ENCODERS) == set(SPEC_KINDS)
+    assert set(CAUSAL) == {"sasrec", "gru4rec", "hstu", "hf_gpt2", "hf_llama", "sasrec/from_start"}
+    assert {ENCODERS[k.split("/")[0]].objective for k in BIDIRECTIONAL} == {"masked_item"}
 
 
 def left_pad(items: list[int], width: int) -> list[int]:
@@ -34,7 +36,9 @@ def left_pad(items: list[int], width: int) -> list[int]:
 
 def make_model(kind: str, seed: int = 0, perturb: bool = True) -> SeqRecModel:
     torch.manual_seed(seed)
-    model = SeqRecModel(ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L, dropout=0.0), num_items=N)
+    kind, _, positions = kind.partition("/")
+    spec = ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, positions=positions or "from_end")
+    model = SeqRecModel(spec, num_items=N)
     if perturb:  # away from init (zero PAD row, zero biases): padding must stay unread when trained
         with torch.no_grad():
             for p in model.parameters():
@@ -188,3 +192,19 @@ def test_hf_pretrained_folder_loads_weights_and_projects(tmp_path):
 def test_pretrained_needs_a_transformers_encoder():
     with pytest.raises(ValueError, match="model.pretrained"):
         ModelSpec(encoder="sasrec", pretrained="/some/folder")
+
+
+def test_position_schemes_index_real_items_only():
+    # from_start: the oldest real item is position 0 whatever the padding; from_end: the newest is
+    history = [4, 10, 2]
+    start, end = make_model("sasrec/from_start", perturb=False), make_model("sasrec", perturb=False)
+    with torch.no_grad():
+        for model in (start, end):
+            model.encoder.positions.weight.copy_(torch.arange(L).float().unsqueeze(1).expand(L, D))
+        captured = {}
+        for name, model in (("start", start), ("end", end)):
+            model.encoder.drop.register_forward_hook(lambda m, args, out, name=name: captured.__setitem__(name, args[0]))
+            model.encode(torch.tensor([left_pad(history, L)]))
+        item_part = start.item_weights()[torch.tensor(history)] * D**0.5  # [3, D]
+    torch.testing.assert_close(captured["start"][0, -3:] - item_part, torch.tensor([[0.0], [1.0], [2.0]]).expand(3, D))
+    torch.testing.assert_close(captured["end"][0, -3:] - item_part, torch.tensor([[2.0], [1.0], [0.0]]).expand(3, D))

@@ -1,8 +1,9 @@
 """Sequence encoders. Registry keys are the spec's `model.encoder` choices.
 
 SASRec is our own small torch module rather than a transformers backbone: it needs exactly a
-causal + key-padding mask, positions counted back from the most recent item (so left padding and
-per-batch widths do not change any output) and PyTorch's fused attention, all of which are simpler
+causal + key-padding mask, positions counted over real items only (back from the most recent
+one by default, or from the oldest one of the window: `model.positions`), so left padding and
+per-batch widths do not change any output, and PyTorch's fused attention, all of which are simpler
 and faster to get right here than through a general backbone's position and mask handling.
 The other encoders live in their own modules (gru4rec, hstu, hf_backbones) and are registered here.
 """
@@ -42,12 +43,16 @@ class SASRecEncoder(nn.Module):
             for _ in range(spec.layers)
         )
         self.norm = nn.LayerNorm(spec.hidden)
+        self.from_start = spec.positions == "from_start"
 
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """x: [B, L, D] item embeddings (left-padded), real: [B, L] True at real items -> [B, L, D]."""
         B, L, _ = x.shape
-        back = torch.arange(L - 1, -1, -1, device=x.device)  # [L] distance from the most recent slot
-        x = self.drop(x + self.positions(back)) * real.unsqueeze(-1)  # [B, L, D]
+        if self.from_start:  # index among the row's real items, so left padding shifts nothing
+            index = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # [B, L]
+        else:
+            index = torch.arange(L - 1, -1, -1, device=x.device)  # [L] distance from the most recent slot
+        x = self.drop(x + self.positions(index)) * real.unsqueeze(-1)  # [B, L, D]
         visible = real.unsqueeze(1)  # [B, 1, L] real keys
         if self.causal:
             visible = visible & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [B, L, L]

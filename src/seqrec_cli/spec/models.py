@@ -16,6 +16,7 @@ SplitKind = Literal["leave_one_out", "temporal"]
 TemporalTargets = Literal["next", "all"]
 EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
 # "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
+PositionScheme = Literal["from_end", "from_start"]
 ModelKind = Literal["neural", "popularity", "itemknn", "markov", "random"]
 SampledNegatives = Literal["uniform", "popularity"]
 LossKind = Literal["full_ce", "sampled_softmax", "bce", "gbce"]
@@ -127,6 +128,11 @@ class ModelSpec(Section):
     layers: int = Field(default=2, ge=1)
     heads: int = Field(default=1, ge=1)
     ffn_mult: int = Field(default=4, ge=1, description="feed-forward width = ffn_mult * hidden")
+    positions: PositionScheme = Field(
+        default="from_end",
+        description="sasrec/bert4rec position index: from_end (0 = most recent item) or from_start (0 = oldest "
+        "item of the window, as SASRec+ with right padding); both ignore padding",
+    )
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     emb_init_std: float | None = Field(
         default=None, gt=0.0,
