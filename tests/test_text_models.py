@@ -277,3 +277,25 @@ def test_text_items_need_a_text_section():
         ModelSpec(items="text")
     with pytest.raises(ValueError, match="needs text vectors"):
         SeqRecModel(ModelSpec(items="text", text={"template": "{title}"}), N)
+
+
+def test_id_dropout_drops_whole_id_rows_in_training_only():
+    from seqrec_cli.core.model import SeqRecModel
+    from seqrec_cli.spec.models import ModelSpec
+
+    spec = ModelSpec(hidden=8, max_len=4, items="id+text", text={"template": "{title}", "id_dropout": 0.5})
+    torch.manual_seed(0)
+    model = SeqRecModel(spec, 200, text_vectors=torch.randn(201, 6))
+    model.eval()  # the adaptor's own dropout is off in eval mode
+    with torch.no_grad():
+        model.item_emb.weight.normal_()
+        text_only = model.text_items()  # [N + 1, D]
+    torch.testing.assert_close(model.item_weights(), text_only + model.item_emb.weight)
+    model.train()
+    model.text_items.eval()  # isolate the id dropout from the adaptor's own dropout
+    table = model.item_weights().detach()
+    dropped = torch.isclose(table, text_only).all(dim=1)  # rows that are text alone
+    kept = torch.isclose(table, text_only + model.item_emb.weight).all(dim=1)
+    assert torch.all(dropped | kept) and 60 < int(dropped[1:].sum()) < 140
+    with pytest.raises(ValueError, match="id_dropout applies to model.items id\\+text"):
+        ModelSpec(items="text", text={"template": "{title}", "id_dropout": 0.5})

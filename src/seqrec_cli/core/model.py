@@ -24,6 +24,7 @@ class SeqRecModel(nn.Module):
         self.num_items = num_items
         self.hidden = spec.hidden
         self.emb_init_std = spec.emb_init_std if spec.emb_init_std is not None else 1.0 / math.sqrt(spec.hidden)
+        self.id_dropout = spec.text.id_dropout if spec.text is not None else 0.0
         self.item_emb = None
         self.text_items = None
         if spec.items != "text":
@@ -87,7 +88,10 @@ class SeqRecModel(nn.Module):
         """[N + 1, D] the one item table for inputs and scores; column 0 (PAD) is masked wherever scores are used."""
         table = self.item_emb.weight if self.text_items is None else self.text_items()  # [N + 1, D]
         if self.item_emb is not None and self.text_items is not None:
-            table = table + self.item_emb.weight  # [N + 1, D]
+            ids = self.item_emb.weight  # [N + 1, D]
+            if self.training and self.id_dropout:  # some items seen through their text alone this step
+                ids = ids * (torch.rand(ids.shape[0], 1, device=ids.device) >= self.id_dropout).to(ids.dtype)
+            table = table + ids  # [N + 1, D]
         if self.training and self.train_keep is not None:
             table = table * self.train_keep  # [N + 1, D]
         return table

@@ -116,6 +116,8 @@ class TextSpec(Section):
     adaptor: TextAdaptorKind = Field(default="whiten", description="whiten: centre + project; moe: mixture of those")
     experts: int = Field(default=4, ge=1, description="moe adaptor: number of experts")
     cache_dir: str | None = Field(default=None, description="text vectors cache (default: <output_root>/cache/text)")
+    id_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="id+text: share of items whose id part is "
+                              "dropped at each training step, so text alone learns to score an item (cold start)")
 
 
 class ModelSpec(Section):
@@ -160,6 +162,8 @@ class ModelSpec(Section):
             raise ValueError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
         if self.items != "id" and self.text is None:
             raise ValueError(f"model.items {self.items!r} needs a model.text section (at least model.text.template)")
+        if self.text is not None and self.text.id_dropout and self.items != "id+text":
+            raise ValueError(f"model.text.id_dropout applies to model.items id+text, not {self.items!r}")
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise ValueError(f"model.heads ({self.heads}) must be divisible by model.kv_heads ({self.kv_heads})")
         if self.pretrained is not None and not self.encoder.startswith("hf_"):
