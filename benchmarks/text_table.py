@@ -30,6 +30,11 @@ def report(root: Path, folder: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def test_metrics(root: Path, folder: str) -> dict:
+    rep = report(root, folder)
+    return rep["metrics"] if rep else {}
+
+
 def cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -52,8 +57,7 @@ def main() -> None:
     print("## MovieLens-1M: item representation (test, full ranking)\n")
     print("| items | HR@10 | NDCG@10 |\n|---|---|---|")
     for label, folder in ITEMS:
-        rep = report(args.root, folder)
-        m = rep["metrics"] if rep else {}
+        m = test_metrics(args.root, folder)
         numbers["items"][label] = m or None
         print(f"| {label} | {cell(m.get('HR@10'))} | {cell(m.get('NDCG@10'))} |")
 
@@ -73,8 +77,7 @@ def main() -> None:
     print("\n## Transfer MovieLens-1M -> MovieLens-100K (test)\n")
     print("| model | HR@10 | NDCG@10 | trainable / total parameters |\n|---|---|---|---|")
     for label, folder in TRANSFER:
-        rep = report(args.root, folder)
-        m = rep["metrics"] if rep else {}
+        m = test_metrics(args.root, folder)
         numbers["transfer"][label] = m or None
         params = trainable(args.root, folder) if folder.startswith("runs/") else "0 (no training)"
         print(f"| {label} | {cell(m.get('HR@10'))} | {cell(m.get('NDCG@10'))} | {params} |")

@@ -12,30 +12,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import Ranked
 from seqrec_cli.core.metrics import metrics_at_k
-from seqrec_cli.core.model import SeqRecModel
-from seqrec_cli.core.runtime import Runtime
-from seqrec_cli.data.cold import candidates_per_user, split_targets
+from seqrec_cli.data.cold import candidates_per_user
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.spec.models import ExperimentSpec
 
 
-def evaluate_with_cold(model: SeqRecModel, seqs: Sequences, split: str, spec: ExperimentSpec, runtime: Runtime,
-                       cold: list[int]) -> tuple[dict[str, float], np.ndarray, dict]:
-    """(metrics over all users, ranks, the report's `cold_start` section)."""
-    # The engine's model scorer already removes items an id table cannot rank from its candidates.
-    rankable = model.unrankable_items() is None
-    _, ranks = evaluate_split(model, seqs, split, spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
-                              spec.eval.ks, runtime)
-    ranks = ranks.astype(np.float64)
-    is_cold = np.isin(split_targets(seqs, split), np.asarray(cold, dtype=np.int64))  # [U]
+def cold_start_section(ranked: Ranked, seqs: Sequences, split: str, spec: ExperimentSpec, cold: list[int],
+                       rankable: bool) -> dict:
+    """The report's `cold_start` section, from the split's ranking (the engine's model scorer has
+    already removed the items an id table cannot rank from its candidates)."""
+    ranks = ranked.ranks.astype(np.float64)  # [T]
+    is_cold = np.isin(ranked.target_items, np.asarray(cold, dtype=np.int64))  # [T]
     if not rankable:
         ranks = np.where(is_cold, np.inf, ranks)  # not "last of a short list": never recommended at all
-    candidates = candidates_per_user(seqs, split, spec.eval.filter_seen)[is_cold]  # [C]
+    pair_users = ranked.users[ranked.case_of]  # [T]
+    candidates = candidates_per_user(seqs, split, spec.eval.filter_seen)[pair_users[is_cold]]  # [C]
     chance = {f"HR@{k}": float(np.mean(np.minimum(k, candidates) / candidates)) if len(candidates) else 0.0
               for k in spec.eval.ks}
-    section = {
+    return {
         "cold_items": len(cold),
         "cold_targets": int(is_cold.sum()),
         "rankable": rankable,
@@ -46,4 +42,3 @@ def evaluate_with_cold(model: SeqRecModel, seqs: Sequences, split: str, spec: Ex
         "warm_metrics": metrics_at_k(ranks[~is_cold], spec.eval.ks) if (~is_cold).any() else {},
         "cold_chance": chance,
     }
-    return metrics_at_k(ranks, spec.eval.ks), ranks, section

@@ -32,7 +32,7 @@ from seqrec_cli.data.io import sha256_file
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import build_model
-from seqrec_cli.pipelines.cold_eval import evaluate_with_cold
+from seqrec_cli.pipelines.cold_eval import cold_start_section
 from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained, runtime_for, split_plan
 from seqrec_cli.pipelines.paths import output_root, run_dir
 from seqrec_cli.pipelines.prepare import prepare
@@ -189,7 +189,8 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
             "metrics": {f"sampled_{name}": value for name, value in mean_metrics(sampled_case).items()},
         }
     if built is not None and built.cold_items:
-        _, _, report["cold_start"] = evaluate_with_cold(built.model, seqs, split, spec, runtime, built.cold_items)
+        report["cold_start"] = cold_start_section(ranked, seqs, split, spec, built.cold_items,
+                                                  rankable=built.model.unrankable_items() is None)
     # A model from elsewhere is reported outside the run folder: it never overwrites the run's own
     # report, and a later `finetune` of this spec still finds its run folder free.
     folder = run_dir(spec) / "eval" if model_source is None else \
