@@ -52,13 +52,16 @@ class ModelScorer:
         self.runtime = runtime
         self.num_items = model.num_items
         self.unrankable = model.unrankable_items()  # [C] or None
+        # Made once per ranking, not per batch and block: a text table runs its adaptor to make it.
+        with torch.no_grad():
+            self.table = model.item_weights().float()  # [N + 1, D]
 
     def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
         with self.runtime.autocast():
             return self.model.last_hidden(inputs, times).float()  # [B, D]
 
     def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        scores = state @ self.model.item_weights()[lo:hi].float().T  # [B, C]
+        scores = state @ self.table[lo:hi].T  # [B, C]
         if self.unrankable is not None:
             inside = self.unrankable[(self.unrankable >= lo) & (self.unrankable < hi)]  # [C_in]
             scores[:, inside - lo] = float("-inf")
@@ -66,7 +69,7 @@ class ModelScorer:
 
     def items(self, state: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # the same matmul as block() (only the column set differs), so a target scores as inside a block
-        scores = state @ self.model.item_weights()[items].float().T  # [B, T]
+        scores = state @ self.table[items].T  # [B, T]
         picked = scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
         if self.unrankable is not None:
             picked[torch.isin(items, self.unrankable)] = float("-inf")
