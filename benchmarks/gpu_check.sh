@@ -13,15 +13,15 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export SEQREC_DATA_ROOT="${SEQREC_DATA_ROOT:-$(cd .. && pwd)/shared/datasets}"
 
-python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: no CUDA device here')"
+"${PYTHON:-python3}" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: no CUDA device here')"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT_DIR/gpu_tests.txt"
 
 # -m cuda selects the CUDA cases; -rs lists skips, so a silently skipped case shows up in the log.
 status=0
-python -m pytest -m cuda -rs -q tests/test_cuda.py 2>&1 | tee -a "$OUT_DIR/gpu_tests.txt" || status=1
+"${PYTHON:-python3}" -m pytest -m cuda -rs -q tests/test_cuda.py 2>&1 | tee -a "$OUT_DIR/gpu_tests.txt" || status=1
 
 if [ -f "$SEQREC_DATA_ROOT/ml-1m/ml-1m.txt.xz" ]; then
-  timeout 480 python benchmarks/train_step.py --device cuda --precision bf16 --steps 40 --compile \
+  timeout "${BENCH_SECONDS:-480}" "${PYTHON:-python3}" benchmarks/train_step.py --device cuda --precision bf16 --steps 40 --compile \
     --output-root "${TMPDIR:-/tmp}/seqrec-gpu-bench" --out "$OUT_DIR/train_step_gpu_bf16.json" || status=1
 else
   echo "gpu_check: $SEQREC_DATA_ROOT/ml-1m/ml-1m.txt.xz not found; benchmark skipped" | tee -a "$OUT_DIR/gpu_tests.txt"

@@ -21,6 +21,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import yaml
@@ -33,21 +34,25 @@ from seqrec_cli.spec.loader import load_spec, spec_hash
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {"ml1m": "MovieLens-1M (SASRec version, 3,416 items), len 200",
             "beauty": "Amazon Beauty (S3-Rec version, 12,101 items), len 50"}
-CONFIGS = ["sasrec", "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "gru4rec", "hstu",
-           "hf_gpt2", "hf_llama", "hf_bert"]
+# A config runs on each dataset that ships experiments/<dataset>/<config>.yaml.
+CONFIGS = ["sasrec", "sasrec_plus", "sasrec_large", "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "gru4rec",
+           "hstu", "hstu_large", "hf_gpt2", "hf_llama", "hf_bert"]
 
 # Published full-ranking leave-one-out numbers (DESIGN.md): (source, HR@10, NDCG@10) per config.
 PUBLISHED = {
     "ml1m": {
         "sasrec": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
+        "sasrec_plus": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
         "sasrec_sampled": ("SASRec + 3000 sampled negatives (RecSys'23)", 0.3159, 0.1857),
         "sasrec_bce": ("SASRec, original BCE, 1 negative", 0.2500, 0.1341),
         "bert4rec": ("BERT4Rec", 0.2843, 0.1537),
         "gsasrec": ("gSASRec (gBCE, 256 negatives)", 0.3003, 0.1726),
         "hstu": ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893),
+        "hstu_large": ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893),
     },
     "beauty": {
         "sasrec": ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544),
+        "sasrec_plus": ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544),
         "sasrec_sampled": ("SASRec + sampled softmax", 0.0921, 0.0531),
     },
 }
@@ -63,7 +68,7 @@ def machine() -> dict:
 def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
     """The shipped spec with the runner's overrides; --data-from swaps in another spec's data section."""
     path = ROOT / "experiments" / dataset / f"{config}.yaml"
-    overrides = [f"runtime.output_root={args.output_root}"]
+    overrides = [f"runtime.output_root={args.output_root}", *args.set]
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
     if args.max_minutes:
@@ -95,7 +100,8 @@ def run_one(dataset: str, config: str, args) -> dict:
         "best_valid": {spec.train.monitor: result.best_value},
         "wall_seconds": round(time.time() - started, 1), "parameters": run_info.get("parameters"),
         "spec_hash": spec_hash(spec), "dataset_fingerprint": report["dataset_fingerprint"], "seed": spec.train.seed,
-        "overrides": {"epochs": args.epochs, "max_minutes": args.max_minutes, "data_from": args.data_from},
+        "overrides": {"epochs": args.epochs, "max_minutes": args.max_minutes, "data_from": args.data_from,
+                      "set": args.set},
         "runtime": report["runtime"], "machine": machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                           time.gmtime()),
     }
@@ -105,26 +111,40 @@ def fmt(x: float | None) -> str:
     return "" if x is None else f"{x:.4f}"
 
 
+def machine_label(info: dict) -> str:
+    return info.get("cuda") or f"{info.get('cpu_count')} CPUs"
+
+
+def budget_mark(entry: dict) -> str:
+    """'epochs' when the epoch count was overridden, 'time' when the wall-clock budget stopped the run
+    before early stopping did: either way not a converged run."""
+    if entry["overrides"].get("epochs"):
+        return "epochs"
+    return "time" if entry.get("stop_reason") == "time_budget" else ""
+
+
 def table(entries: dict) -> str:
     lines = ["# Quality benchmark", "",
              "Test split, leave-one-out, full ranking over the whole catalogue, seen items removed, pessimistic "
              "ties (DESIGN.md). Built by `benchmarks/quality.py` from `quality.json`; published numbers from "
-             "DESIGN.md. `budget` marks runs cut short by an epoch/time override: not comparable to the papers.",
+             "DESIGN.md. `budget` marks runs cut short by an epoch override or the wall-clock budget: not converged, "
+             "so not comparable to the papers. `machine` is the GPU or the CPU count.",
              ""]
     for label in sorted({e["dataset"] for e in entries.values()}):
         title = DATASETS.get(label, label)
         lines += [f"## {title}", "",
                   "| config | encoder | loss | HR@10 | NDCG@10 | published HR@10 | published NDCG@10 | published row "
-                  "| epochs (best) | wall min | budget |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| epochs (best) | wall min | budget | machine |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         rows = sorted((e for e in entries.values() if e["dataset"] == label), key=lambda e: CONFIGS.index(e["config"])
                       if e["config"] in CONFIGS else 99)
         for e in rows:
             src, hr, ndcg = PUBLISHED.get(label, {}).get(e["config"], ("", None, None))
-            budget = "yes" if any(v for k, v in e["overrides"].items() if k != "data_from") else ""
+            budget = budget_mark(e)
             lines.append(f"| {e['config']} | {e['encoder']} | {e['loss']} | {fmt(e['test'].get('HR@10'))} | "
                          f"{fmt(e['test'].get('NDCG@10'))} | {fmt(hr)} | {fmt(ndcg)} | {src} | "
-                         f"{e['epochs_run']} ({e['best_epoch']}) | {e['wall_seconds'] / 60:.1f} | {budget} |")
+                         f"{e['epochs_run']} ({e['best_epoch']}) | {e['wall_seconds'] / 60:.1f} | {budget} | "
+                         f"{machine_label(e['machine'])} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -139,6 +159,10 @@ def main() -> None:
     parser.add_argument("--output-root", default=".bench", help="prepared data and runs go here")
     parser.add_argument("--results", default="benchmarks/results/quality.json")
     parser.add_argument("--table", default="benchmarks/results/quality.md")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="spec override for every run, like seqrec's --set (repeatable)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="merge these results files into --results, rebuild --table and exit (no runs)")
     parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
     args = parser.parse_args()
 
@@ -147,21 +171,36 @@ def main() -> None:
     unknown = [d for d in datasets if d not in DATASETS] + [c for c in configs if c not in CONFIGS]
     if unknown:
         sys.exit(f"unknown dataset/config {unknown}; datasets {list(DATASETS)}, configs {CONFIGS}")
-    plan = [(d, c) for d in datasets for c in configs]
+    plan = [(d, c) for d in datasets for c in configs if (ROOT / "experiments" / d / f"{c}.yaml").is_file()]
     if args.list:
         for d, c in plan:
             print(f"{d}/{c}: experiments/{d}/{c}.yaml")
         return
     results_path = Path(args.results)
     entries = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if args.merge:
+        for other in args.merge:
+            entries.update(json.loads(Path(other).read_text()))
+        atomic_write_json(results_path, entries)
+        atomic_write_text(Path(args.table), table(entries))
+        print(f"{len(entries)} entries in {results_path}; table {args.table}")
+        return
+    failed = []
     for d, c in plan:
         print(f"== {d}/{c}", flush=True)
-        entry = run_one(d, c, args)
+        try:
+            entry = run_one(d, c, args)
+        except Exception:  # one broken config must not cost the rest of a sweep its results
+            traceback.print_exc()
+            failed.append(f"{d}/{c}")
+            continue
         entries[f"{entry['dataset']}/{c}"] = entry
         atomic_write_json(results_path, entries)  # merged after every run: an interrupted sweep keeps its results
         atomic_write_text(Path(args.table), table(entries))
         print(f"   NDCG@10 {entry['test']['NDCG@10']:.4f}  HR@10 {entry['test']['HR@10']:.4f}  "
               f"epochs {entry['epochs_run']}  {entry['wall_seconds']:.0f}s", flush=True)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
