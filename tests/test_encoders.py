@@ -18,15 +18,16 @@ torch.set_num_threads(1)
 B, L, D, N = 3, 5, 8, 11
 ATOL = 1e-5
 SPEC_KINDS = list(EncoderKind.__args__)
-# "kind/positions": the same encoder with model.positions set, through every test below
-KINDS = SPEC_KINDS + ["sasrec/from_start", "bert4rec/from_start"]
+# "kind/variant": the same encoder with one model option set (VARIANTS), through every test below
+VARIANTS = {"from_start": {"positions": "from_start"}, "original": {"block": "original"}}
+KINDS = SPEC_KINDS + ["sasrec/from_start", "bert4rec/from_start", "sasrec/original", "bert4rec/original"]
 CAUSAL = [k for k in KINDS if ENCODERS[k.split("/")[0]].causal]
 BIDIRECTIONAL = [k for k in KINDS if not ENCODERS[k.split("/")[0]].causal]
 
 
 def test_registry_keys_are_the_spec_choices():
     assert set(ENCODERS) == set(SPEC_KINDS)
-    assert set(CAUSAL) == {"sasrec", "gru4rec", "hstu", "hf_gpt2", "hf_llama", "sasrec/from_start"}
+    assert set(CAUSAL) == {"sasrec", "gru4rec", "hstu", "hf_gpt2", "hf_llama", "sasrec/from_start", "sasrec/original"}
     assert {ENCODERS[k.split("/")[0]].objective for k in BIDIRECTIONAL} == {"masked_item"}
 
 
@@ -36,8 +37,8 @@ def left_pad(items: list[int], width: int) -> list[int]:
 
 def make_model(kind: str, seed: int = 0, perturb: bool = True) -> SeqRecModel:
     torch.manual_seed(seed)
-    kind, _, positions = kind.partition("/")
-    spec = ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, positions=positions or "from_end")
+    kind, _, variant = kind.partition("/")
+    spec = ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, **VARIANTS.get(variant, {}))
     model = SeqRecModel(spec, num_items=N)
     if perturb:  # away from init (zero PAD row, zero biases): padding must stay unread when trained
         with torch.no_grad():

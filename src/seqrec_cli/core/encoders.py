@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqrec_cli.core.attention import Block
+from seqrec_cli.core.attention import BLOCKS
 from seqrec_cli.core.gru4rec import GRU4RecEncoder
 from seqrec_cli.core.hf_backbones import HF_ENCODERS
 from seqrec_cli.core.hstu import HSTUEncoder
@@ -21,7 +21,8 @@ from seqrec_cli.spec.models import ModelSpec
 
 
 class SASRecEncoder(nn.Module):
-    """Causal self-attention over item embeddings (Kang & McAuley, 2018), pre-LN variant.
+    """Causal self-attention over item embeddings (Kang & McAuley, 2018); pre-LN blocks by default,
+    the original code's block layout with `model.block: original`.
 
     Encoder contract (every registry entry): forward(x [B, L, D] item embeddings, left-padded;
     real [B, L] True at real items) -> [B, L, D]. Class attributes tell the rest of the toolkit
@@ -38,11 +39,12 @@ class SASRecEncoder(nn.Module):
         super().__init__()
         self.positions = nn.Embedding(spec.max_len, spec.hidden)
         self.drop = nn.Dropout(spec.dropout)
+        block = BLOCKS[spec.block]
         self.blocks = nn.ModuleList(
-            Block(spec.hidden, spec.heads, spec.ffn_mult * spec.hidden, spec.dropout, spec.attention_dropout)
+            block(spec.hidden, spec.heads, spec.ffn_mult * spec.hidden, spec.dropout, spec.attention_dropout)
             for _ in range(spec.layers)
         )
-        self.norm = nn.LayerNorm(spec.hidden)
+        self.norm = nn.LayerNorm(spec.hidden, eps=1e-8 if spec.block == "original" else 1e-5)
         self.from_start = spec.positions == "from_start"
 
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ TemporalTargets = Literal["next", "all"]
 EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
 # "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
 PositionScheme = Literal["from_end", "from_start"]
+BlockLayout = Literal["pre_ln", "original"]
 ModelKind = Literal["neural", "popularity", "itemknn", "markov", "random"]
 SampledNegatives = Literal["uniform", "popularity"]
 LossKind = Literal["full_ce", "sampled_softmax", "bce", "gbce"]
@@ -135,6 +136,11 @@ class ModelSpec(Section):
         description="sasrec/bert4rec position index: from_end (0 = most recent item) or from_start (0 = oldest "
         "item of the window, as SASRec+ with right padding); both ignore padding",
     )
+    block: BlockLayout = Field(
+        default="pre_ln",
+        description="sasrec/bert4rec block: pre_ln (LayerNorm before attention and feed-forward, GELU) or original "
+        "(the SASRec code's: normalised query as the attention residual, raw keys/values, ReLU feed-forward)",
+    )
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     emb_init_std: float | None = Field(
         default=None, gt=0.0,
@@ -166,6 +172,8 @@ class ModelSpec(Section):
             raise ValueError(f"model.text.id_dropout applies to model.items id+text, not {self.items!r}")
         if self.kv_heads is not None and self.heads % self.kv_heads:
             raise ValueError(f"model.heads ({self.heads}) must be divisible by model.kv_heads ({self.kv_heads})")
+        if self.block != "pre_ln" and self.encoder not in ("sasrec", "bert4rec"):
+            raise ValueError(f"model.block applies to the sasrec and bert4rec encoders, not {self.encoder!r}")
         if self.pretrained is not None and not self.encoder.startswith("hf_"):
             raise ValueError("model.pretrained needs a transformers encoder (model.encoder: hf_gpt2, hf_bert, hf_llama)")
         return self
