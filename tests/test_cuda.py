@@ -61,8 +61,9 @@ def test_fused_ce_on_cuda_equals_cpu(no_tf32):
     weights = torch.randn(N_ITEMS + 1, 16) * 0.3  # [N + 1, D]
     results = []
     for device in ("cpu", "cuda"):
-        h = hidden.to(device).requires_grad_()
-        w = weights.to(device).requires_grad_()
+        # clone: .to("cpu") returns the tensor itself, which must stay a plain leaf for the CUDA copy
+        h = hidden.to(device).clone().requires_grad_()
+        w = weights.to(device).clone().requires_grad_()
         loss = full_cross_entropy(h, labels.to(device), w)
         loss.backward()
         results.append((loss.detach().cpu(), h.grad.cpu(), w.grad.cpu()))
