@@ -73,7 +73,8 @@ if [ ${#results[@]} -gt 0 ]; then
 fi
 (cd "$WORK" && tar czf "$OUT_DIR/runs.tgz" logs results \
   $(find runs -name metrics.jsonl -o -name run.json -o -name spec.yaml -o -path '*/eval/*.json' 2>/dev/null))
-keep=(ml1m-sasrec ml1m-sasrec-plus ml1m-sasrec-large ml1m-hstu-large beauty-sasrec beauty-sasrec-plus)
+keep=(ml1m-sasrec ml1m-sasrec-plus ml1m-sasrec-large ml1m-hstu-large beauty-sasrec beauty-sasrec-plus
+      ml1m-sasrec-large-anneal ml1m-hstu-large-anneal beauty-sasrec-plus-anneal)
 (cd "$WORK" && tar czf "$OUT_DIR/checkpoints.tgz" $(for r in "${keep[@]}"; do find "runs/$r/checkpoints" -name 'best.pt*' 2>/dev/null; done))
 ls -la "$OUT_DIR"
 echo "campaign done after $(( $(date +%s) - started )) s"
