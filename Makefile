@@ -67,7 +67,8 @@ TEXT_MINUTES ?= 16
 TRANSFER_MINUTES ?= 6
 TEXT_ROOT := --set runtime.output_root=$(TEXT_OUT)
 TEXT_ML1M := experiments/text/ml1m_text.yaml experiments/ml1m/sasrec_plus.yaml experiments/text/ml1m_idtext.yaml \
-	experiments/text/ml1m_cold_text.yaml experiments/text/ml1m_cold_idtext.yaml experiments/text/ml1m_cold_id.yaml
+	experiments/text/ml1m_cold_text.yaml experiments/text/ml1m_cold_idtext.yaml experiments/text/ml1m_cold_id.yaml \
+	experiments/text/ml1m_cold_idtext_iddrop.yaml
 TEXT_ML100K := experiments/text/ml100k_from_ml1m.yaml experiments/text/ml100k_from_ml1m_lora.yaml \
 	experiments/text/ml100k_text.yaml experiments/ml100k/sasrec.yaml
 text-experiments: install

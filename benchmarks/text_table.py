@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 ITEMS = [("id", "runs/ml1m-sasrec-plus"), ("text", "runs/ml1m-sasrec-text"), ("id+text", "runs/ml1m-sasrec-idtext")]
-COLD = [("id", "runs/ml1m-cold-id"), ("text", "runs/ml1m-cold-text"), ("id+text", "runs/ml1m-cold-idtext")]
+COLD = [("id", "runs/ml1m-cold-id"), ("text", "runs/ml1m-cold-text"), ("id+text", "runs/ml1m-cold-idtext"),
+        ("id+text, id_dropout 0.5", "runs/ml1m-cold-idtext-iddrop")]
 TRANSFER = [
     ("zero-shot (ML-1M text model as is)", "evals/ml100k-from-ml1m-from-ml1m-sasrec-text"),
     ("finetuned from ML-1M (full)", "runs/ml100k-from-ml1m"),
