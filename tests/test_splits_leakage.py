@@ -7,7 +7,7 @@ import pytest
 
 from seqrec_cli.data.batching import TrainBatcher, case_batches
 from seqrec_cli.data.process import Sequences
-from seqrec_cli.data.splits import check_no_leakage, leave_one_out, make_plan, temporal
+from seqrec_cli.data.splits import EvalCases, check_no_leakage, leave_one_out, make_plan, temporal
 from seqrec_cli.errors import DataError
 from seqrec_cli.spec.models import TemporalSplitSpec
 
@@ -110,3 +110,39 @@ def test_leakage_check_catches_future_events_across_users_in_a_temporal_split():
     with pytest.raises(DataError, match="not after the latest training event") as caught:
         check_no_leakage(seqs, plan)
     assert "training reads held-out targets" not in str(caught.value)  # only the cross-user check sees it
+
+
+def reference_case_batch(seqs: Sequences, cases, idx: np.ndarray, width: int) -> dict[str, list]:
+    """The batch a case list makes, case by case in plain Python (what case_batches vectorises)."""
+    out = {"inputs": [], "times": [], "seen": [], "targets": []}
+    for row, c in enumerate(idx):
+        base = int(seqs.offsets[cases.users[c]])
+        history = seqs.items[base: base + cases.input_end[c]].tolist()
+        stamps = seqs.timestamps[base: base + cases.input_end[c]].tolist()
+        window = history[-width:] if width else []
+        out["inputs"].append([0] * (width - len(window)) + window)
+        out["times"].append([0.0] * (width - len(window)) + (stamps[-width:] if window else []))
+        out["seen"] += [(row, i) for i in history]
+        distinct = list(dict.fromkeys(seqs.items[base + cases.target_start[c]: base + cases.target_end[c]].tolist()))
+        out["targets"] += [(row, i) for i in distinct]
+    return out
+
+
+@pytest.mark.parametrize("multi_target", [False, True])
+def test_case_batches_match_a_case_by_case_reference(multi_target):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 14, size=23)
+    events = [[(int(i), float(t)) for t, i in enumerate(rng.integers(1, 10, size=n))] for n in lengths]
+    seqs = make_seqs(events)
+    input_end = np.array([rng.integers(0, n - 1) for n in lengths])  # 0: a case with no history at all
+    span = np.array([rng.integers(1, n - e) if multi_target else 1 for n, e in zip(lengths, input_end, strict=True)])
+    cases = EvalCases(np.arange(len(lengths)), input_end, input_end, input_end + span)
+    for batch in case_batches(seqs, cases, max_len=6, batch_size=5, trim=True):
+        width = batch.inputs.shape[1]
+        assert width == max(1, min(6, int(input_end[batch.cases].max())))
+        want = reference_case_batch(seqs, cases, batch.cases, width)
+        assert batch.inputs.tolist() == want["inputs"]
+        assert batch.times.tolist() == want["times"]
+        assert list(zip(batch.seen_rows.tolist(), batch.seen_items.tolist(), strict=True)) == want["seen"]
+        assert list(zip(batch.target_rows.tolist(), batch.target_items.tolist(), strict=True)) == want["targets"]
+        assert batch.history_len.tolist() == input_end[batch.cases].tolist()

@@ -133,44 +133,61 @@ class EvalBatch:
     times: torch.Tensor | None = None  # [B, W] timestamps of `inputs` when the dataset has them
 
 
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated np.arange(start, start + length) for each pair, without a Python loop."""
+    total = int(lengths.sum())
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)  # [total]
+    return np.arange(total, dtype=np.int64) + shift
+
+
+def _distinct_targets(seqs: Sequences, bases: np.ndarray, cases, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, item) pairs of each case's distinct targets, in time order within a row."""
+    counts = (cases.target_end[idx] - cases.target_start[idx]).astype(np.int64)  # [B]
+    if (counts == 1).all():  # leave-one-out: one target per row, nothing to deduplicate
+        return np.arange(len(idx), dtype=np.int64), seqs.items[bases + cases.target_start[idx]].astype(np.int64)
+    rows, items = [], []
+    for row, c in enumerate(idx):
+        window = seqs.items[bases[row] + cases.target_start[c]: bases[row] + cases.target_end[c]].astype(np.int64)
+        _, first = np.unique(window, return_index=True)
+        distinct = window[np.sort(first)]
+        rows.append(np.full(len(distinct), row, dtype=np.int64))
+        items.append(distinct)
+    return np.concatenate(rows), np.concatenate(items)
+
+
 def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bool = False) -> Iterator[EvalBatch]:
     """Batches of evaluation cases (data.splits.EvalCases): input = items[:input_end] (the most recent
     max_len of it), targets = the distinct items of items[target_start:target_end]. With `trim`, a
-    batch is only as wide as its longest window (else always max_len)."""
+    batch is only as wide as its longest window (else always max_len). Built with array indexing
+    (no per-case Python loop), since validation rebuilds them every epoch."""
     for start in range(0, len(cases), batch_size):
         idx = np.arange(start, min(start + batch_size, len(cases)))
         users = cases.users[idx]
-        width = max(1, min(max_len, int(cases.input_end[idx].max()))) if trim else max_len
-        inputs = np.full((len(idx), width), PAD, dtype=np.int64)
-        times = None if seqs.timestamps is None else np.zeros((len(idx), width), dtype=seqs.timestamps.dtype)
-        rows, items, t_rows, t_items = [], [], [], []
-        for row, c in enumerate(idx):
-            base = seqs.offsets[users[row]]
-            history = seqs.items[base: base + cases.input_end[c]].astype(np.int64)  # full history, not only the window
-            window = history[-width:]
-            inputs[row, width - len(window):] = window
-            if times is not None:
-                times[row, width - len(window):] = seqs.timestamps[base + cases.input_end[c] - len(window): base + cases.input_end[c]]
-            rows.append(np.full(len(history), row, dtype=np.int64))
-            items.append(history)
-            window_targets = seqs.items[base + cases.target_start[c]: base + cases.target_end[c]].astype(np.int64)
-            _, first = np.unique(window_targets, return_index=True)
-            distinct = window_targets[np.sort(first)]  # distinct, in time order
-            t_rows.append(np.full(len(distinct), row, dtype=np.int64))
-            t_items.append(distinct)
-        target_items = np.concatenate(t_items)
-        target_rows = np.concatenate(t_rows)
+        hist_len = cases.input_end[idx].astype(np.int64)  # [B]
+        width = max(1, min(max_len, int(hist_len.max()))) if trim else max_len
+        bases = seqs.offsets[users].astype(np.int64)  # [B]
+        ends = bases + hist_len  # [B]
+        pos = ends[:, None] - width + np.arange(width)  # [B, W] flat positions of each window slot
+        real = pos >= (ends - np.minimum(hist_len, width))[:, None]  # [B, W] False on the left padding
+        flat = np.where(real, pos, 0)
+        inputs = np.where(real, seqs.items[flat], PAD).astype(np.int64)  # [B, W]
+        times = None
+        if seqs.timestamps is not None:
+            times = np.where(real, seqs.timestamps[flat], 0).astype(seqs.timestamps.dtype)  # [B, W]
+        seen_rows = np.repeat(np.arange(len(idx), dtype=np.int64), hist_len)  # full histories, not only the window
+        seen_items = seqs.items[_ranges(bases, hist_len)].astype(np.int64)
+        target_rows, target_items = _distinct_targets(seqs, bases, cases, idx)
         first_of_row = np.searchsorted(target_rows, np.arange(len(idx)))
         yield EvalBatch(
             users=users,
             inputs=torch.from_numpy(inputs),
             targets=torch.from_numpy(target_items[first_of_row]),
-            seen_rows=torch.from_numpy(np.concatenate(rows)),
-            seen_items=torch.from_numpy(np.concatenate(items)),
+            seen_rows=torch.from_numpy(seen_rows),
+            seen_items=torch.from_numpy(seen_items),
             target_rows=torch.from_numpy(target_rows),
             target_items=torch.from_numpy(target_items),
             cases=idx,
-            history_len=cases.input_end[idx].astype(np.int64),
+            history_len=hist_len,
             times=None if times is None else torch.from_numpy(times),
         )
 
