@@ -110,6 +110,11 @@ def steps_per_epoch(num_batches: int, grad_accum: int, world_size: int) -> int:
 
 
 def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: World, compile: bool) -> nn.Module:
+    if compile:
+        # The losses pick the labelled positions (a data-dependent count) and loop over chunks of them:
+        # traced, every new count is a new graph and a recompilation (seconds each, every step). They are
+        # matmul-bound anyway, so only the model is compiled and the loss runs eagerly.
+        loss_fn = torch.compiler.disable(loss_fn)
     step: nn.Module = StepLoss(model, loss_fn)
     if world.size > 1:
         ids = [runtime.device.index] if runtime.device.type == "cuda" else None
