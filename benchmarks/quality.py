@@ -41,25 +41,21 @@ CONFIGS = ["sasrec", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasre
            "hf_gpt2", "hf_llama", "hf_bert"]
 
 # Published full-ranking leave-one-out numbers (DESIGN.md): (source, HR@10, NDCG@10) per config.
+SASREC_PLUS = ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821)
+HSTU_LARGE = ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893)
+BEAUTY_CE = ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544)
 PUBLISHED = {
     "ml1m": {
-        "sasrec": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
-        "sasrec_plus": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
-        "sasrec_plus_anneal": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
-        "sasrec_large": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
-        "sasrec_large_anneal": ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821),
+        **dict.fromkeys(["sasrec", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasrec_large_anneal"],
+                        SASREC_PLUS),
         "sasrec_sampled": ("SASRec + 3000 sampled negatives (RecSys'23)", 0.3159, 0.1857),
         "sasrec_bce": ("SASRec, original BCE, 1 negative", 0.2500, 0.1341),
         "bert4rec": ("BERT4Rec", 0.2843, 0.1537),
         "gsasrec": ("gSASRec (gBCE, 256 negatives)", 0.3003, 0.1726),
-        "hstu": ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893),
-        "hstu_large": ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893),
-        "hstu_large_anneal": ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.3294, 0.1893),
+        **dict.fromkeys(["hstu", "hstu_large", "hstu_large_anneal"], HSTU_LARGE),
     },
     "beauty": {
-        "sasrec": ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544),
-        "sasrec_plus": ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544),
-        "sasrec_plus_anneal": ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544),
+        **dict.fromkeys(["sasrec", "sasrec_plus", "sasrec_plus_anneal"], BEAUTY_CE),
         "sasrec_sampled": ("SASRec + sampled softmax", 0.0921, 0.0531),
     },
 }
