@@ -9,7 +9,8 @@
 #      specs, test reports) and checkpoints.tgz (best weights of the SASRec-family runs).
 # Usage: SEQREC_DATA_ROOT=/path/to/datasets bash benchmarks/gpu_campaign.sh [OUT_DIR]
 #   CAMPAIGN_SECONDS (560): all ends by then;  CHECK_SECONDS (160): the checks' share;
-#   CHECKS=0 skips step 1;  GROUPS_ML1M / GROUPS_BEAUTY: other groups (space-separated, configs joined by commas);
+#   CHECKS=0 skips step 1;  GROUPS_ML1M / GROUPS_BEAUTY: other groups (space-separated, configs joined by commas,
+#   e.g. "hstu_large,hstu_large_anneal" runs a stage and the second stage that starts from it, one after the other);
 #   CAMPAIGN_SET: extra --set overrides for every run (e.g. "train.max_steps=2" for a dry run on CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
