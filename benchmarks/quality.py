@@ -83,6 +83,8 @@ def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
         raw["data"] = donor["data"]
         label = Path(args.data_from).parent.name
         raw["name"] = f"{label}-{raw['name']}"
+        if raw.get("train", {}).get("init_from"):  # a second stage starts from its renamed first stage
+            raw["train"]["init_from"] = f"{label}-{raw['train']['init_from']}"
         merged = Path(args.output_root) / "specs" / f"{label}-{dataset}-{config}.yaml"
         merged.parent.mkdir(parents=True, exist_ok=True)
         merged.write_text(yaml.safe_dump(raw, sort_keys=False))
