@@ -43,17 +43,7 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
     folder = prepared_dir(spec, data)
     wanted_hash = data_spec_hash(data)
     if folder.exists():
-        manifest = read_manifest(folder)
-        if manifest.get("data_spec_hash") != wanted_hash:
-            raise UserError(
-                "this prepared-dataset folder was made from a different data spec; refusing to overwrite it",
-                where=str(folder),
-                fix="set data.prepared_dir to a new folder, or delete the old one if you no longer need it",
-            )
-        seqs, _ = load_prepared(folder)
-        make_plan(seqs, data.split, data.temporal)  # the split must still be leak-free on this data
-        events("prepare.reused", {"folder": str(folder)})
-        return PrepareResult(folder, manifest, reused=True)
+        return _reuse(folder, data, wanted_hash, events)
 
     source = interactions_path(spec, data)
     started = time.perf_counter()
@@ -73,16 +63,37 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
     if data.items is not None:
         base = source.parent if source.is_file() else source
         table = read_item_info(base, data.items)
-    manifest = write_prepared(folder, seqs, table, {
-        "dataset": data.dataset,
-        "data_spec": data.model_dump(mode="json"),
-        "data_spec_hash": wanted_hash,
-        "source": {"path": str(source), "content_sha256": checksum, "rows": len(raw)},
-        "split": data.split,
-        "split_plan": plan.describe(),
-        "tie_break": "timestamp, then original row order" if raw.timestamps is not None else "file order",
-        "created_unix": time.time(),
-        "seconds": round(time.perf_counter() - started, 3),
-    }, cold_items=None if cold is None else cold.tolist())
+    try:
+        manifest = write_prepared(folder, seqs, table, {
+            "dataset": data.dataset,
+            "data_spec": data.model_dump(mode="json"),
+            "data_spec_hash": wanted_hash,
+            "source": {"path": str(source), "content_sha256": checksum, "rows": len(raw)},
+            "split": data.split,
+            "split_plan": plan.describe(),
+            "tie_break": "timestamp, then original row order" if raw.timestamps is not None else "file order",
+            "created_unix": time.time(),
+            "seconds": round(time.perf_counter() - started, 3),
+        }, cold_items=None if cold is None else cold.tolist())
+    except OSError:
+        # Another process (e.g. a second run started at the same time) finished the same folder
+        # first: its rename won. Reuse it, with the same data-spec check as any reuse.
+        if not (folder / "manifest.json").is_file():
+            raise
+        return _reuse(folder, data, wanted_hash, events)
     events("prepare.written", {"folder": str(folder)})
     return PrepareResult(folder, manifest, reused=False)
+
+
+def _reuse(folder: Path, data, wanted_hash: str, events: Events) -> PrepareResult:
+    manifest = read_manifest(folder)
+    if manifest.get("data_spec_hash") != wanted_hash:
+        raise UserError(
+            "this prepared-dataset folder was made from a different data spec; refusing to overwrite it",
+            where=str(folder),
+            fix="set data.prepared_dir to a new folder, or delete the old one if you no longer need it",
+        )
+    seqs, _ = load_prepared(folder)
+    make_plan(seqs, data.split, data.temporal)  # the split must still be leak-free on this data
+    events("prepare.reused", {"folder": str(folder)})
+    return PrepareResult(folder, manifest, reused=True)
