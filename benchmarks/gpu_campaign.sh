@@ -51,10 +51,11 @@ wait
 train_left=$(( $(left) - 60 ))
 pids=()
 launch() {  # dataset, comma-separated configs
-  local n_configs minutes
+  local n_configs minutes limit
   n_configs=$(tr ',' '\n' <<<"$2" | wc -l)
   minutes=$("$PY" -c "print(round(max($train_left - 75 * $n_configs, 30) / 60 / $n_configs, 2))")
-  timeout "$(( $(left) - 25 ))" "$PY" benchmarks/quality.py --datasets "$1" --configs "$2" --max-minutes "$minutes" \
+  limit=$(( $(left) - 25 )); [ "$limit" -lt 60 ] && limit=60  # checks that overran still leave a minute
+  timeout "$limit" "$PY" benchmarks/quality.py --datasets "$1" --configs "$2" --max-minutes "$minutes" \
     --output-root "$WORK" --results "$WORK/results/$1-${2//,/-}.json" --table "$WORK/results/$1-${2//,/-}.md" \
     --set runtime.threads=1 "${extra[@]}" >"$WORK/logs/$1-${2//,/-}.log" 2>&1 &
   pids+=($!)
