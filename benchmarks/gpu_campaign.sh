@@ -10,7 +10,8 @@
 # Usage: SEQREC_DATA_ROOT=/path/to/datasets bash benchmarks/gpu_campaign.sh [OUT_DIR]
 #   CAMPAIGN_SECONDS (560): all ends by then;  CHECK_SECONDS (160): the checks' share;
 #   CHECKS=0 skips step 1;  GROUPS_ML1M / GROUPS_BEAUTY: other groups (space-separated, configs joined by commas,
-#   e.g. "hstu_large,hstu_large_anneal" runs a stage and the second stage that starts from it, one after the other);
+#   e.g. "hstu_large,hstu_large_anneal" runs a stage and the second stage that starts from it, one after the
+#   other; set one to "" to skip that dataset);
 #   CAMPAIGN_SET: extra --set overrides for every run (e.g. "train.max_steps=2" for a dry run on CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,8 @@ PY="${PYTHON:-python3}"
 seqrec() { "$PY" -m seqrec_cli "$@"; }
 
 # Groups run in parallel; the configs of one group run one after another.
-GROUPS_ML1M="${GROUPS_ML1M:-sasrec sasrec_plus sasrec_large hstu_large sasrec_bce gsasrec bert4rec hstu sasrec_sampled gru4rec,hf_bert hf_gpt2 hf_llama}"
-GROUPS_BEAUTY="${GROUPS_BEAUTY:-sasrec sasrec_plus gsasrec,sasrec_bce bert4rec,hstu sasrec_sampled,gru4rec}"
+GROUPS_ML1M="${GROUPS_ML1M-sasrec sasrec_plus sasrec_large hstu_large sasrec_bce gsasrec bert4rec hstu sasrec_sampled gru4rec,hf_bert hf_gpt2 hf_llama}"
+GROUPS_BEAUTY="${GROUPS_BEAUTY-sasrec sasrec_plus gsasrec,sasrec_bce bert4rec,hstu sasrec_sampled,gru4rec}"
 extra=()
 for kv in ${CAMPAIGN_SET:-}; do extra+=(--set "$kv"); done
 
