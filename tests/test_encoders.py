@@ -20,7 +20,7 @@ ATOL = 1e-5
 SPEC_KINDS = list(EncoderKind.__args__)
 # "kind/variant": the same encoder with one model option set (VARIANTS), through every test below
 VARIANTS = {"from_start": {"positions": "from_start"}, "original": {"block": "original"}}
-KINDS = SPEC_KINDS + ["sasrec/from_start", "bert4rec/from_start", "sasrec/original", "bert4rec/original"]
+KINDS = SPEC_KINDS + [f"{kind}/{variant}" for variant in VARIANTS for kind in ("sasrec", "bert4rec")]
 CAUSAL = [k for k in KINDS if ENCODERS[k.split("/")[0]].causal]
 BIDIRECTIONAL = [k for k in KINDS if not ENCODERS[k.split("/")[0]].causal]
 

@@ -33,11 +33,13 @@ class SelfAttention(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block."""
 
+    norm_eps = 1e-5  # LayerNorm eps of the block and of the encoder's final norm
+
     def __init__(self, hidden: int, heads: int, ffn: int, dropout: float, attn_dropout: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(hidden)
+        self.norm1 = nn.LayerNorm(hidden, eps=self.norm_eps)
         self.attn = SelfAttention(hidden, heads, attn_dropout)
-        self.norm2 = nn.LayerNorm(hidden)
+        self.norm2 = nn.LayerNorm(hidden, eps=self.norm_eps)
         self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, hidden))
         self.drop = nn.Dropout(dropout)
 
@@ -51,11 +53,13 @@ class OriginalSASRecBlock(nn.Module):
     the attention's query and its residual, keys and values read the un-normalised input, then a
     LayerNorm and a ReLU point-wise feed-forward with its own residual. LayerNorm eps 1e-8 as there."""
 
+    norm_eps = 1e-8
+
     def __init__(self, hidden: int, heads: int, ffn: int, dropout: float, attn_dropout: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(hidden, eps=1e-8)
+        self.norm1 = nn.LayerNorm(hidden, eps=self.norm_eps)
         self.attn = SelfAttention(hidden, heads, attn_dropout)
-        self.norm2 = nn.LayerNorm(hidden, eps=1e-8)
+        self.norm2 = nn.LayerNorm(hidden, eps=self.norm_eps)
         self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.Dropout(dropout), nn.ReLU(), nn.Linear(ffn, hidden))
         self.drop = nn.Dropout(dropout)
 

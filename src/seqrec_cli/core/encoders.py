@@ -44,7 +44,7 @@ class SASRecEncoder(nn.Module):
             block(spec.hidden, spec.heads, spec.ffn_mult * spec.hidden, spec.dropout, spec.attention_dropout)
             for _ in range(spec.layers)
         )
-        self.norm = nn.LayerNorm(spec.hidden, eps=1e-8 if spec.block == "original" else 1e-5)
+        self.norm = nn.LayerNorm(spec.hidden, eps=block.norm_eps)
         self.from_start = spec.positions == "from_start"
 
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,9 @@ ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
 SplitKind = Literal["leave_one_out", "temporal"]
 TemporalTargets = Literal["next", "all"]
 EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
-# "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
 PositionScheme = Literal["from_end", "from_start"]
 BlockLayout = Literal["pre_ln", "original"]
+# "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
 ModelKind = Literal["neural", "popularity", "itemknn", "markov", "random"]
 SampledNegatives = Literal["uniform", "popularity"]
 LossKind = Literal["full_ce", "sampled_softmax", "bce", "gbce"]
