@@ -143,20 +143,37 @@ def test_gbce_beta_hand_values():
     assert gbce_beta(256, 3417, 1.0) == pytest.approx(alpha)
 
 
+@pytest.mark.parametrize("per_position", [True, False])
 @pytest.mark.parametrize("t", [0.0, 0.75])
-def test_bce_and_gbce_hand_case(t):
+def test_bce_and_gbce_hand_case(t, per_position):
     k = 2
     torch.manual_seed(11)
-    negs = torch.randint(1, 4, (1, k))[0].tolist()  # the draw the loss will make with the same seed
+    if per_position:  # the draws the loss will make with the same seed: k per labelled position
+        negs = torch.randint(1, 4, (2, k)).tolist()
+    else:  # k for the one sequence, shared by both positions
+        negs = torch.randint(1, 4, (1, k)).tolist() * 2
     torch.manual_seed(11)
-    got = bce_with_negatives(HIDDEN, LABELS, EYE, num_negatives=k, t=t).item()
+    got = bce_with_negatives(HIDDEN, LABELS, EYE, num_negatives=k, t=t, per_position=per_position).item()
     beta = 1.0 - t * (1.0 - k / 2)  # alpha = k / (N - 1) = 1 here
     expected = 0.0
-    for logits, target in (([1.0, 2.0, 3.0], 2), ([0.5, -1.0, 2.0], 3)):
+    for (logits, target), pos_negs in zip((([1.0, 2.0, 3.0], 2), ([0.5, -1.0, 2.0], 3)), negs):
         term = beta * softplus(-logits[target - 1])
-        term += sum(softplus(logits[j - 1]) for j in negs if j != target)  # hits dropped
+        term += sum(softplus(logits[j - 1]) for j in pos_negs if j != target)  # hits dropped
         expected += term / (1 + k)
     assert got == pytest.approx(expected / 2, rel=1e-6)
+
+
+def test_bce_per_position_negatives_differ_between_positions():
+    # With k = 1 shared per sequence, all positions see one negative; per position they see many.
+    hidden = torch.ones(1, 50, 3)
+    labels = torch.full((1, 50), 1)
+    w = torch.zeros(101, 3).requires_grad_()
+    bce_with_negatives(hidden.requires_grad_(), labels, w, num_negatives=1, per_position=True).backward()
+    touched = (w.grad[2:].abs().sum(dim=1) > 0).sum().item()  # rows pushed down as negatives
+    assert touched > 10
+    w.grad = None
+    bce_with_negatives(hidden, labels, w, num_negatives=1, per_position=False).backward()
+    assert (w.grad[2:].abs().sum(dim=1) > 0).sum().item() <= 1
 
 
 def test_bce_shapes_and_ignored_positions():
@@ -191,4 +208,7 @@ def test_options_a_loss_would_ignore_are_spec_errors():
         TrainSpec(loss="gbce", temperature=0.5)
     with pytest.raises(ValueError, match="negatives"):
         TrainSpec(loss="full_ce", negatives="popularity")
+    with pytest.raises(ValueError, match="negatives_per"):
+        TrainSpec(loss="sampled_softmax", negatives_per="sequence")
     TrainSpec(loss="sampled_softmax", negatives="popularity", temperature=0.5)
+    TrainSpec(loss="gbce", negatives_per="sequence")

@@ -163,23 +163,31 @@ def gbce_beta(num_negatives: int, num_items: int, t: float) -> float:
 
 
 def bce_with_negatives(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *,
-                       num_negatives: int, t: float = 0.0) -> torch.Tensor:
+                       num_negatives: int, t: float = 0.0, per_position: bool = True) -> torch.Tensor:
     """Per position: (beta * softplus(-s_pos) + sum_k softplus(s_neg_k)) / (1 + k).
 
     softplus(-s) = -log sigmoid(s); beta (gBCE) raises the positive's sigmoid to the power beta.
-    k uniform negatives per training sequence, shared by its positions: the [B, L, k] logits are
-    one batched matmul instead of a [P, k, D] gather. Negatives that equal the target are dropped.
+    per_position draws k uniform negatives for every labelled position, as SASRec's and gSASRec's
+    own code do ([P, k, D] gathered). per_position=False draws k per training sequence and shares
+    them across its positions: one batched matmul, far less memory for large k, but with k = 1
+    every position of a sequence is pushed away from the same item, which slows learning a lot.
+    Negatives that equal the position's target are dropped.
     """
-    B = hidden.shape[0]
     num_items = item_weights.shape[0] - 1
     beta = gbce_beta(num_negatives, num_items, t)
     keep = labels != IGNORE  # [B, L]
     w = item_weights.float()  # [N + 1, D]
     h = hidden.float()  # [B, L, D]
-    neg_items = torch.randint(1, num_items + 1, (B, num_negatives)).to(labels.device)  # [B, k]
-    pos = (h * w[labels.clamp(min=PAD)]).sum(dim=-1)[keep]  # [P]
-    neg = torch.bmm(h, w[neg_items].transpose(1, 2))[keep]  # [P, k]
-    hit = (neg_items.unsqueeze(1) == labels.unsqueeze(2))[keep]  # [P, k]
+    target = labels[keep]  # [P]
+    pos = (h[keep] * w[target]).sum(dim=-1)  # [P]
+    if per_position:
+        neg_items = torch.randint(1, num_items + 1, (len(target), num_negatives)).to(labels.device)  # [P, k]
+        neg = torch.bmm(w[neg_items], h[keep].unsqueeze(2)).squeeze(2)  # [P, k]
+    else:
+        shared = torch.randint(1, num_items + 1, (h.shape[0], num_negatives)).to(labels.device)  # [B, k]
+        neg = torch.bmm(h, w[shared].transpose(1, 2))[keep]  # [P, k]
+        neg_items = shared.unsqueeze(1).expand(-1, labels.shape[1], -1)[keep]  # [P, k]
+    hit = neg_items == target.unsqueeze(1)  # [P, k]
     neg_term = F.softplus(neg).masked_fill(hit, 0.0).sum(dim=1)  # [P]
     return ((beta * F.softplus(-pos) + neg_term) / (1 + num_negatives)).mean()
 
@@ -208,11 +216,13 @@ def _sampled(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
 
 
 def _bce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
-    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=0.0)
+    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=0.0,
+                   per_position=spec.negatives_per == "position")
 
 
 def _gbce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
-    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=spec.gbce_t)
+    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=spec.gbce_t,
+                   per_position=spec.negatives_per == "position")
 
 
 LOSSES: dict[str, Callable[[TrainSpec, torch.Tensor], LossFn]] = {

@@ -22,6 +22,7 @@ ModelKind = Literal["neural", "popularity", "itemknn", "markov", "random"]
 SampledNegatives = Literal["uniform", "popularity"]
 LossKind = Literal["full_ce", "sampled_softmax", "bce", "gbce"]
 NegativeSampler = Literal["uniform", "popularity", "in_batch"]
+NegativesPer = Literal["position", "sequence"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -193,6 +194,10 @@ class TrainSpec(Section):
     num_negatives: int = Field(default=256, ge=1, description="sampled_softmax, bce, gbce: negatives per target")
     negatives: NegativeSampler = Field(default="uniform", description="sampled_softmax: where negatives come from")
     logq_correction: bool = Field(default=True, description="sampled_softmax: subtract log(K q) from negatives")
+    negatives_per: NegativesPer = Field(
+        default="position", description="bce, gbce: draw negatives for every target position (as SASRec and "
+        "gSASRec do), or once per training sequence, shared by its positions (less memory for large k)",
+    )
     gbce_t: float = Field(default=0.75, ge=0.0, le=1.0, description="gbce: calibration t (0 = plain BCE)")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="full_ce only")
     temperature: float = Field(default=1.0, gt=0.0, description="full_ce, sampled_softmax: logits / temperature")
@@ -232,6 +237,8 @@ class TrainSpec(Section):
             raise ValueError(f"train.temperature applies to full_ce and sampled_softmax, not {self.loss!r}")
         if self.negatives != "uniform" and self.loss != "sampled_softmax":
             raise ValueError(f"train.negatives applies to sampled_softmax only, not {self.loss!r}")
+        if self.negatives_per != "position" and self.loss not in ("bce", "gbce"):
+            raise ValueError(f"train.negatives_per applies to bce and gbce only, not {self.loss!r}")
         return self
 
 
