@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench bench-eval bench-loss bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
+.PHONY: install demo test test-all lint bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -46,6 +46,10 @@ bench: install bench-eval
 LOSS_MAX_PLAIN_GIB ?= 8
 bench-loss: install
 	$(PYTHON) benchmarks/loss_memory.py --max-plain-gib $(LOSS_MAX_PLAIN_GIB) --out benchmarks/results/loss_memory.json
+
+# BCE/gBCE per-position negatives: gather vs score-all vs shared per sequence, 3.4K/12K/100K items x k = 1/16/256.
+bench-negatives: install
+	$(PYTHON) benchmarks/bce_negatives.py --out benchmarks/results/bce_negatives.json
 
 # Every encoder x loss on ML-1M and Beauty (many CPU hours); QUALITY_ARGS picks a subset, e.g.
 #   make bench-quality QUALITY_ARGS="--datasets ml1m --configs sasrec,gsasrec"

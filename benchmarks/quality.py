@@ -8,6 +8,7 @@ subset can be run at a time. Runs resume (seqrec finetune --resume) when their f
   python benchmarks/quality.py                                  # everything (many CPU hours)
   python benchmarks/quality.py --datasets ml1m --configs sasrec,gsasrec
   python benchmarks/quality.py --list                           # what would run
+  python benchmarks/quality.py --record ml1m/gsasrec=cpu-runs/runs/ml1m-gsasrec   # a run trained elsewhere
   # smoke test of the whole path on MovieLens-100K (every config, 1 epoch, separate files):
   python benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \\
       --results /tmp/q/quality.json --table /tmp/q/quality.md --output-root /tmp/q
@@ -29,6 +30,7 @@ import yaml
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.pipelines.evaluate import evaluate
 from seqrec_cli.pipelines.finetune import finetune
+from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.spec.loader import load_spec, spec_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,20 +97,45 @@ def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
 def run_one(dataset: str, config: str, args) -> dict:
     spec, label = spec_for(dataset, config, args)
     started = time.time()
-    result = finetune(spec, resume=True)
+    finetune(spec, resume=True)
+    overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "data_from": args.data_from, "set": args.set}
+    return entry_for(spec, label, config, overrides, wall_seconds=None, started=started)
+
+
+def record_run(key: str, folder: Path) -> dict:
+    """An entry for a run trained outside this script (e.g. `seqrec finetune` with --set overrides):
+    its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
+    label, config = key.split("/", 1)
+    spec = load_spec(folder / "spec.yaml", [f"runtime.output_root={folder.parent.parent}"])  # .../runs/<name>
+    epochs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    wall = sum(e.get("seconds", 0.0) for e in epochs)
+    return entry_for(spec, label, config, {"recorded_from": str(folder)}, wall_seconds=wall, started=None)
+
+
+def trained_here(run_info: dict) -> bool:
+    """False when a recorded run was trained on a GPU and is only evaluated on this machine."""
+    import torch
+
+    return run_info.get("runtime", {}).get("device") != "cuda" or torch.cuda.is_available()
+
+
+def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: float | None,
+              started: float | None) -> dict:
+    """Evaluate the finished run of `spec` on the test split and describe it (wall time: the given
+    seconds, or the time since `started`, evaluation included)."""
     report = evaluate(spec, "test").report
-    run_info = json.loads((result.run_dir / "run.json").read_text())
+    run_info = json.loads((run_dir(spec) / "run.json").read_text())
+    monitor = spec.train.monitor
     return {
         "dataset": label, "config": config, "spec_name": spec.name, "encoder": spec.model.encoder,
-        "loss": spec.train.loss, "test": report["metrics"], "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run, "stop_reason": result.stop_reason,
-        "best_valid": {spec.train.monitor: result.best_value},
-        "wall_seconds": round(time.time() - started, 1), "parameters": run_info.get("parameters"),
-        "spec_hash": spec_hash(spec), "dataset_fingerprint": report["dataset_fingerprint"], "seed": spec.train.seed,
-        "overrides": {"epochs": args.epochs, "max_minutes": args.max_minutes, "data_from": args.data_from,
-                      "set": args.set},
-        "runtime": report["runtime"], "machine": machine(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                          time.gmtime()),
+        "loss": spec.train.loss, "test": report["metrics"], "best_epoch": run_info.get("best_epoch"),
+        "epochs_run": run_info.get("epochs_run"), "stop_reason": run_info.get("stop_reason"),
+        "best_valid": {monitor: run_info.get(f"best_valid_{monitor}")},
+        "wall_seconds": round(wall_seconds if wall_seconds is not None else time.time() - started, 1),
+        "parameters": run_info.get("parameters"), "spec_hash": spec_hash(spec),
+        "dataset_fingerprint": report["dataset_fingerprint"], "seed": spec.train.seed, "overrides": overrides,
+        "runtime": report["runtime"], "machine": machine() if trained_here(run_info) else {"cuda": "a CUDA GPU"},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
@@ -168,6 +195,8 @@ def main() -> None:
                         help="spec override for every run, like seqrec's --set (repeatable)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="merge these results files into --results, rebuild --table and exit (no runs)")
+    parser.add_argument("--record", nargs="+", default=None, metavar="DATASET/CONFIG=RUN_DIR",
+                        help="add runs trained elsewhere (evaluated on test here) instead of training")
     parser.add_argument("--list", action="store_true", help="print the selected runs and exit")
     args = parser.parse_args()
 
@@ -189,6 +218,16 @@ def main() -> None:
         atomic_write_json(results_path, entries)
         atomic_write_text(Path(args.table), table(entries))
         print(f"{len(entries)} entries in {results_path}; table {args.table}")
+        return
+    if args.record:
+        for item in args.record:
+            key, _, folder = item.partition("=")
+            if "/" not in key or not folder:
+                sys.exit(f"--record {item!r}: expected DATASET/CONFIG=RUN_DIR, e.g. ml1m/gsasrec=cpu-runs/runs/ml1m-gsasrec")
+            entries[key] = record_run(key, Path(folder))
+            print(f"{key}: NDCG@10 {entries[key]['test']['NDCG@10']:.4f}  HR@10 {entries[key]['test']['HR@10']:.4f}")
+        atomic_write_json(results_path, entries)
+        atomic_write_text(Path(args.table), table(entries))
         return
     failed = []
     for d, c in plan:

@@ -156,7 +156,7 @@ def test_bce_and_gbce_hand_case(t, per_position):
     got = bce_with_negatives(HIDDEN, LABELS, EYE, num_negatives=k, t=t, per_position=per_position).item()
     beta = 1.0 - t * (1.0 - k / 2)  # alpha = k / (N - 1) = 1 here
     expected = 0.0
-    for (logits, target), pos_negs in zip((([1.0, 2.0, 3.0], 2), ([0.5, -1.0, 2.0], 3)), negs):
+    for (logits, target), pos_negs in zip((([1.0, 2.0, 3.0], 2), ([0.5, -1.0, 2.0], 3)), negs, strict=True):
         term = beta * softplus(-logits[target - 1])
         term += sum(softplus(logits[j - 1]) for j in pos_negs if j != target)  # hits dropped
         expected += term / (1 + k)
@@ -212,3 +212,22 @@ def test_options_a_loss_would_ignore_are_spec_errors():
         TrainSpec(loss="sampled_softmax", negatives_per="sequence")
     TrainSpec(loss="sampled_softmax", negatives="popularity", temperature=0.5)
     TrainSpec(loss="gbce", negatives_per="sequence")
+
+
+def test_per_position_negatives_score_all_path_equals_gather(monkeypatch):
+    # Small catalogues score every item and pick k columns (chunked); large ones gather k rows.
+    hidden, labels, weights = random_case(8)
+    results = []
+    for ratio in (0, 10**9):  # forces gather, then score-all
+        monkeypatch.setattr(losses, "NEGATIVE_SCORE_ALL_RATIO", ratio)
+        monkeypatch.setattr(losses, "CE_MAX_ELEMENTS", 3 * (N + 1))  # 3 rows a chunk: several chunks
+        h = hidden.clone().requires_grad_()
+        w = weights.clone().requires_grad_()
+        torch.manual_seed(5)
+        loss = bce_with_negatives(h, labels, w, num_negatives=6, t=0.75)
+        loss.backward()
+        results.append((loss, h.grad, w.grad))
+    (l1, gh1, gw1), (l2, gh2, gw2) = results
+    torch.testing.assert_close(l1, l2)
+    torch.testing.assert_close(gh1, gh2)
+    torch.testing.assert_close(gw1, gw2)

@@ -21,6 +21,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CE_CHUNK = 256  # rows of logits alive at once; small enough to stay in cache on a CPU
 CE_MAX_ELEMENTS = 1 << 24  # ...and at most this many logits (64 MB fp32): 16 rows at 1M items
+NEGATIVE_SCORE_ALL_RATIO = 64  # per-position negatives: score all items when N + 1 <= this x k (benchmarks/bce_negatives.py)
 
 
 class _FusedSoftmaxCE(torch.autograd.Function):
@@ -182,7 +183,7 @@ def bce_with_negatives(hidden: torch.Tensor, labels: torch.Tensor, item_weights:
     pos = (h[keep] * w[target]).sum(dim=-1)  # [P]
     if per_position:
         neg_items = torch.randint(1, num_items + 1, (len(target), num_negatives)).to(labels.device)  # [P, k]
-        neg = torch.bmm(w[neg_items], h[keep].unsqueeze(2)).squeeze(2)  # [P, k]
+        neg = _negative_logits(h[keep], w, neg_items)  # [P, k]
     else:
         shared = torch.randint(1, num_items + 1, (h.shape[0], num_negatives)).to(labels.device)  # [B, k]
         neg = torch.bmm(h, w[shared].transpose(1, 2))[keep]  # [P, k]
@@ -190,6 +191,19 @@ def bce_with_negatives(hidden: torch.Tensor, labels: torch.Tensor, item_weights:
     hit = neg_items == target.unsqueeze(1)  # [P, k]
     neg_term = F.softplus(neg).masked_fill(hit, 0.0).sum(dim=1)  # [P]
     return ((beta * F.softplus(-pos) + neg_term) / (1 + num_negatives)).mean()
+
+
+def _negative_logits(h: torch.Tensor, w: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """h [P, D], w [N + 1, D], items [P, k] -> [P, k] logits h_p . w_items[p, j].
+
+    Gathering [P, k, D] rows is slow and large for big k; when the catalogue is not much bigger
+    than k it is cheaper to score every item with one matmul and pick the k columns, a chunk of
+    positions at a time so that at most CE_MAX_ELEMENTS scores are alive.
+    """
+    if w.shape[0] > NEGATIVE_SCORE_ALL_RATIO * items.shape[1]:
+        return torch.bmm(w[items], h.unsqueeze(2)).squeeze(2)  # [P, k]
+    rows = max(1, CE_MAX_ELEMENTS // w.shape[0])
+    return torch.cat([(h[i:i + rows] @ w.T).gather(1, items[i:i + rows]) for i in range(0, len(h), rows)])
 
 
 # ---- registry ---------------------------------------------------------------------------------
