@@ -130,3 +130,6 @@ def test_item_table_init_scale(std, expected):
     rows = model.item_emb.weight[1:]  # [N, D]
     assert abs(rows.std().item() - expected) < 0.05 * expected
     assert torch.all(model.item_emb.weight[PAD] == 0)
+    masked = SeqRecModel(ModelSpec(encoder="bert4rec", hidden=256, heads=2, max_len=5, emb_init_std=std), 20)
+    # [MASK] stands in for an item row, so it starts at the item rows' scale (256 draws: 15% slack)
+    assert abs(masked.encoder.mask_token.std().item() - (std or 1 / 16)) < 0.15 * (std or 1 / 16)

@@ -79,7 +79,8 @@ class BERT4RecEncoder(SASRecEncoder):
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        self.mask_token = nn.Parameter(torch.randn(spec.hidden) / spec.hidden**0.5)  # [D], scaled like items
+        item_std = spec.emb_init_std if spec.emb_init_std is not None else spec.hidden**-0.5  # as SeqRecModel's table
+        self.mask_token = nn.Parameter(torch.randn(spec.hidden) * item_std)  # [D], scaled like the item rows
 
 
 ENCODERS: dict[str, type[nn.Module]] = {
