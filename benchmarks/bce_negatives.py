@@ -67,7 +67,7 @@ def main() -> None:
                 losses.NEGATIVE_SCORE_ALL_RATIO = saved
             row["shared_per_sequence_s"], _ = time_step(h, labels, w, k, False, args.repeats)
             row["gather_over_score_all"] = row["gather_s"] / row["score_all_s"]
-            row["seqrec_picks"] = "gather" if n + 1 > saved * k else "score_all"
+            row["seqrec_picks"] = "score_all" if losses.scores_all_items(n + 1, k) else "gather"
             print(json.dumps(row), flush=True)
             rows.append(row)
     result = {"machine": platform.processor() or platform.machine(), "threads": args.threads,

@@ -79,8 +79,7 @@ class BERT4RecEncoder(SASRecEncoder):
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        item_std = spec.emb_init_std if spec.emb_init_std is not None else spec.hidden**-0.5  # as SeqRecModel's table
-        self.mask_token = nn.Parameter(torch.randn(spec.hidden) * item_std)  # [D], scaled like the item rows
+        self.mask_token = nn.Parameter(torch.randn(spec.hidden) * spec.item_init_std)  # [D], scaled like the item rows
 
 
 ENCODERS: dict[str, type[nn.Module]] = {

@@ -180,10 +180,11 @@ def bce_with_negatives(hidden: torch.Tensor, labels: torch.Tensor, item_weights:
     w = item_weights.float()  # [N + 1, D]
     h = hidden.float()  # [B, L, D]
     target = labels[keep]  # [P]
-    pos = (h[keep] * w[target]).sum(dim=-1)  # [P]
+    h_kept = h[keep]  # [P, D]
+    pos = (h_kept * w[target]).sum(dim=-1)  # [P]
     if per_position:
         neg_items = torch.randint(1, num_items + 1, (len(target), num_negatives)).to(labels.device)  # [P, k]
-        neg = _negative_logits(h[keep], w, neg_items)  # [P, k]
+        neg = _negative_logits(h_kept, w, neg_items)  # [P, k]
     else:
         shared = torch.randint(1, num_items + 1, (h.shape[0], num_negatives)).to(labels.device)  # [B, k]
         neg = torch.bmm(h, w[shared].transpose(1, 2))[keep]  # [P, k]
@@ -193,6 +194,11 @@ def bce_with_negatives(hidden: torch.Tensor, labels: torch.Tensor, item_weights:
     return ((beta * F.softplus(-pos) + neg_term) / (1 + num_negatives)).mean()
 
 
+def scores_all_items(table_rows: int, k: int) -> bool:
+    """Per-position negatives: score the whole table (N + 1 rows) rather than gather k rows per position."""
+    return table_rows <= NEGATIVE_SCORE_ALL_RATIO * k
+
+
 def _negative_logits(h: torch.Tensor, w: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """h [P, D], w [N + 1, D], items [P, k] -> [P, k] logits h_p . w_items[p, j].
 
@@ -200,7 +206,7 @@ def _negative_logits(h: torch.Tensor, w: torch.Tensor, items: torch.Tensor) -> t
     than k it is cheaper to score every item with one matmul and pick the k columns, a chunk of
     positions at a time so that at most CE_MAX_ELEMENTS scores are alive.
     """
-    if w.shape[0] > NEGATIVE_SCORE_ALL_RATIO * items.shape[1]:
+    if not scores_all_items(w.shape[0], items.shape[1]):
         return torch.bmm(w[items], h.unsqueeze(2)).squeeze(2)  # [P, k]
     rows = max(1, CE_MAX_ELEMENTS // w.shape[0])
     return torch.cat([(h[i:i + rows] @ w.T).gather(1, items[i:i + rows]) for i in range(0, len(h), rows)])
@@ -229,14 +235,17 @@ def _sampled(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
                    logq_correction=spec.logq_correction, temperature=spec.temperature)
 
 
-def _bce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
-    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=0.0,
+def _binary(spec: TrainSpec, t: float) -> LossFn:
+    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=t,
                    per_position=spec.negatives_per == "position")
+
+
+def _bce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
+    return _binary(spec, t=0.0)
 
 
 def _gbce(spec: TrainSpec, popularity: torch.Tensor) -> LossFn:
-    return partial(bce_with_negatives, num_negatives=spec.num_negatives, t=spec.gbce_t,
-                   per_position=spec.negatives_per == "position")
+    return _binary(spec, t=spec.gbce_t)
 
 
 LOSSES: dict[str, Callable[[TrainSpec, torch.Tensor], LossFn]] = {

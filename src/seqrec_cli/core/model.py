@@ -23,7 +23,7 @@ class SeqRecModel(nn.Module):
         super().__init__()
         self.num_items = num_items
         self.hidden = spec.hidden
-        self.emb_init_std = spec.emb_init_std if spec.emb_init_std is not None else 1.0 / math.sqrt(spec.hidden)
+        self.emb_init_std = spec.item_init_std
         self.id_dropout = spec.text.id_dropout if spec.text is not None else 0.0
         self.item_emb = None
         self.text_items = None

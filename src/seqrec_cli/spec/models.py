@@ -163,6 +163,11 @@ class ModelSpec(Section):
     def attention_dropout(self) -> float:
         return self.dropout if self.attn_dropout is None else self.attn_dropout
 
+    @property
+    def item_init_std(self) -> float:
+        """std of the initial item rows (and of BERT4Rec's [MASK], which stands in for one)."""
+        return self.hidden**-0.5 if self.emb_init_std is None else self.emb_init_std
+
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelSpec:
         if self.hidden % self.heads:
