@@ -80,6 +80,30 @@ def test_accumulated_step_is_the_mean_gradient_over_all_positions_of_the_group()
         torch.testing.assert_close(p.detach(), q.detach() - q.grad, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_epoch_loss_norm_divides_each_step_sum_by_the_epochs_mean_positions_per_step():
+    # train.loss_norm: epoch. A short bucket's step must weigh less than a long one's, in proportion
+    # to its positions, as if the positions had been spread over random batches.
+    batcher = TrainBatcher(sequences(), MAX_LEN, batch_size=4, bucket_by_length=True)
+    plan = batcher.plan(np.random.default_rng(0))
+    group = plan[:2]
+    step_positions = batcher.num_positions / steps_per_epoch(len(plan), grad_accum=2, world_size=1)  # 66 / 3 steps
+    counts = [batcher.positions(rows) for rows in group]
+    assert sum(counts) != step_positions
+    model = tiny_model()
+    reference = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    loss, positions = optimizer_step(StepLoss(model, full_cross_entropy), batcher, group, 0, opt, None,
+                                     torch.amp.GradScaler("cuda", enabled=False), CPU, World(), grad_accum=2,
+                                     grad_clip=None, seed=0, epoch=1, step_positions=step_positions)
+    summed = sum(plain_full_cross_entropy(reference.encode(b.inputs), b.labels, reference.item_weights()) * n
+                 for b, n in zip(map(batcher.make_batch, group), counts, strict=True))
+    (summed / step_positions).backward()
+    assert positions == sum(counts)
+    assert loss == pytest.approx(float(summed.detach()) / sum(counts), rel=1e-5)  # the logged loss stays a mean
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), q.detach() - q.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_steps_per_epoch_counts_groups_of_accumulated_batches_over_processes():
     assert steps_per_epoch(9, 1, 1) == 9
     assert steps_per_epoch(9, 2, 1) == 5 == steps_per_epoch(9, 1, 2)
@@ -113,6 +137,23 @@ def test_adamw_decays_only_the_decay_group():
     for name, p in model.named_parameters():
         expected = before[name] * (1 - 0.1 * 0.5) if name in decayed else before[name]
         torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=0, msg=name)
+
+
+@pytest.mark.parametrize("loss_norm", ["step", "epoch"])
+def test_train_loop_passes_the_epochs_mean_positions_per_step_only_for_epoch_loss_norm(monkeypatch, loss_norm):
+    import seqrec_cli.core.train as train_module
+
+    seen = []
+    real_step = train_module.optimizer_step
+    monkeypatch.setattr(train_module, "optimizer_step",
+                        lambda *args: seen.append(args[-1]) or real_step(*args))
+    batcher = TrainBatcher(sequences(), MAX_LEN, batch_size=4, bucket_by_length=True)
+    model = tiny_model()
+    train_loop(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU,
+               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0), epochs=1, eval_every=1,
+               grad_clip=None, seed=0, grad_accum=2, loss_norm=loss_norm)
+    assert len(seen) == 3  # 6 batches, 2 per step
+    assert seen == ([None] * 3 if loss_norm == "step" else [66 / 3] * 3)
 
 
 # --- max_steps, schedules and resume inside the loop -----------------------------------------

@@ -4,7 +4,10 @@ One optimizer step consumes a *group* of `grad_accum x processes` consecutive ba
 plan; each process takes its `grad_accum` of them. Every batch's loss is weighted by its share of
 the group's labelled positions, so a step's gradient is the mean over all the group's positions no
 matter how the group is split: one process with grad_accum=2 and two processes with grad_accum=1
-take the same steps (up to float summation order). Dropout is re-seeded per batch from (seed,
+take the same steps (up to float summation order). With `step_positions` (train.loss_norm: epoch)
+the sum is divided by that fixed number (the epoch's mean positions per step) instead of the
+group's own count, so every labelled position weighs the same over the epoch even when
+length-bucketed groups hold very different numbers of positions. Dropout is re-seeded per batch from (seed,
 epoch, batch index), so its masks do not depend on the split, nor on where a run was resumed.
 """
 
@@ -126,14 +129,17 @@ def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: Wo
 
 def optimizer_step(forward: nn.Module, batcher: TrainBatcher, group: list[np.ndarray], first_index: int,
                    optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler, runtime: Runtime,
-                   world: World, grad_accum: int, grad_clip: float | None, seed: int, epoch: int) -> tuple[float, int]:
-    """One optimizer step over a group of batches; returns (mean loss over the group's positions, positions)."""
+                   world: World, grad_accum: int, grad_clip: float | None, seed: int, epoch: int,
+                   step_positions: float | None = None) -> tuple[float, int]:
+    """One optimizer step over a group of batches; returns (mean loss over the group's positions, positions).
+    The loss summed over the group is divided by `step_positions` when given, else by the group's positions."""
     counts = [batcher.positions(rows) for rows in group]
     total = sum(counts)
+    norm = step_positions or total
     mine = list(range(world.rank * grad_accum, min((world.rank + 1) * grad_accum, len(group))))
     # DDP averages gradients over processes, hence the x size; a process left without a batch by the
     # epoch's last group still joins the gradient sync, with a zero-weighted batch.
-    weights = [counts[i] / total * world.size for i in mine] or [0.0]
+    weights = [counts[i] / norm * world.size for i in mine] or [0.0]
     mine = mine or [0]
     optimizer.zero_grad(set_to_none=True)
     local = 0.0
@@ -167,10 +173,11 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
                grad_clip: float | None, seed: int, start_epoch: int = 1, deadline: float | None = None,
                scheduler=None, grad_accum: int = 1, max_steps: int | None = None,
                checkpoint_every: int | None = None, state: LoopState | None = None, world: World | None = None,
-               scaler: torch.amp.GradScaler | None = None, compile: bool = False) -> str:
+               scaler: torch.amp.GradScaler | None = None, compile: bool = False, loss_norm: str = "step") -> str:
     """Train from `state` (default: the start of `start_epoch`) until `epochs` are done or, when
     `max_steps` is set, until that many optimizer steps are. Returns why it stopped: 'epochs',
-    'max_steps', 'early_stop' or 'time_budget'."""
+    'max_steps', 'early_stop' or 'time_budget'. loss_norm: 'step' (each step's mean over its own
+    positions) or 'epoch' (each step's sum over the epoch's mean positions per step)."""
     state = state or LoopState(epoch=start_epoch)
     if max_steps is not None and state.global_step >= max_steps:
         return "max_steps"
@@ -181,6 +188,7 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
     while max_steps is not None or state.epoch <= epochs:
         plan = batcher.plan(np.random.default_rng([seed, state.epoch]))  # depends only on (seed, epoch)
         steps = -(-len(plan) // group_size)
+        step_positions = batcher.num_positions / steps if loss_norm == "epoch" else None
         started = time.perf_counter()
         forward.train()
         out_of_steps = False
@@ -188,7 +196,7 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
             first = state.batches_done
             loss, positions = optimizer_step(forward, batcher, plan[first : first + group_size], first, optimizer,
                                              scheduler, scaler, runtime, world, grad_accum, grad_clip, seed,
-                                             state.epoch)
+                                             state.epoch, step_positions)
             state.batches_done = min(first + group_size, len(plan))
             state.global_step += 1
             state.loss_sum += loss * positions

@@ -257,7 +257,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                             epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip,
                             seed=train.seed, deadline=deadline, scheduler=scheduler, grad_accum=train.grad_accum,
                             max_steps=train.max_steps, checkpoint_every=train.checkpoint_every_steps, state=loop,
-                            world=world, scaler=scaler, compile=spec.runtime.compile)
+                            world=world, scaler=scaler, compile=spec.runtime.compile,
+                            loss_norm=train.loss_norm)
     seconds = time.time() - started
     info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
                  f"best_valid_{train.monitor}": stopper.best, "epochs_run": metrics_lines,

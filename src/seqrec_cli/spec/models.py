@@ -25,6 +25,7 @@ NegativeSampler = Literal["uniform", "popularity", "in_batch"]
 NegativesPer = Literal["position", "sequence"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
+LossNorm = Literal["step", "epoch"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
@@ -224,6 +225,11 @@ class TrainSpec(Section):
     monitor: str = Field(default="NDCG@10", description="validation metric for early stopping")
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget; stops cleanly")
     bucket_by_length: bool = Field(default=True, description="batch users of similar length (less padding)")
+    loss_norm: LossNorm = Field(
+        default="step", description="step: each optimizer step averages over its own labelled positions; epoch: "
+        "each step's sum is divided by the epoch's mean positions per step, so every position weighs the same "
+        "(as with random batches) even when length buckets make steps of very different sizes",
+    )
     tensorboard: bool = Field(default=False, description="also log epochs to <run>/tensorboard (needs tensorboard)")
     grad_accum: int = Field(default=1, ge=1, description="batches per optimizer step (per process under torchrun)")
     max_steps: int | None = Field(
