@@ -109,7 +109,23 @@ def record_run(key: str, folder: Path) -> dict:
     spec = load_spec(folder / "spec.yaml", [f"runtime.output_root={folder.parent.parent}"])  # .../runs/<name>
     epochs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
     wall = sum(e.get("seconds", 0.0) for e in epochs)
-    return entry_for(spec, label, config, {"recorded_from": str(folder)}, wall_seconds=wall, started=None)
+    run_info = settled_run_info(json.loads((folder / "run.json").read_text()), epochs, spec.train.monitor)
+    return entry_for(spec, label, config, {"recorded_from": str(folder)}, wall_seconds=wall, started=None,
+                     run_info=run_info)
+
+
+def settled_run_info(run_info: dict, epochs: list[dict], monitor: str) -> dict:
+    """run.json of a run that was stopped by hand (killed, so never marked finished) is completed from its
+    metrics: the epochs it ran, its best validation epoch (the first maximum: the one best.pt holds) and
+    stop reason 'interrupted'. A finished run's run.json is returned as it is."""
+    if run_info.get("status") == "finished":
+        return run_info
+    scored = [(e["valid"][monitor], -e["epoch"]) for e in epochs if monitor in e.get("valid", {})]
+    if not scored:
+        raise SystemExit(f"run {run_info.get('name')!r} has no validated epoch in metrics.jsonl; nothing to record")
+    best, neg_epoch = max(scored)
+    return {**run_info, "status": "finished", "stop_reason": "interrupted", "epochs_run": len(epochs),
+            "best_epoch": -neg_epoch, f"best_valid_{monitor}": best}
 
 
 def trained_here(run_info: dict) -> bool:
@@ -120,11 +136,11 @@ def trained_here(run_info: dict) -> bool:
 
 
 def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: float | None,
-              started: float | None) -> dict:
+              started: float | None, run_info: dict | None = None) -> dict:
     """Evaluate the finished run of `spec` on the test split and describe it (wall time: the given
-    seconds, or the time since `started`, evaluation included)."""
+    seconds, or the time since `started`, evaluation included; run_info: default its run.json)."""
     report = evaluate(spec, "test").report
-    run_info = json.loads((run_dir(spec) / "run.json").read_text())
+    run_info = run_info or json.loads((run_dir(spec) / "run.json").read_text())
     monitor = spec.train.monitor
     return {
         "dataset": label, "config": config, "spec_name": spec.name, "encoder": spec.model.encoder,
@@ -149,18 +165,18 @@ def machine_label(info: dict) -> str:
 
 def budget_mark(entry: dict) -> str:
     """'epochs' when the epoch count was overridden, 'time' when the wall-clock budget stopped the run
-    before early stopping did: either way not a converged run."""
+    before early stopping did, 'stopped' when it was stopped by hand: in each case not a converged run."""
     if entry["overrides"].get("epochs"):
         return "epochs"
-    return "time" if entry.get("stop_reason") == "time_budget" else ""
+    return {"time_budget": "time", "interrupted": "stopped"}.get(entry.get("stop_reason"), "")
 
 
 def table(entries: dict) -> str:
     lines = ["# Quality benchmark", "",
              "Test split, leave-one-out, full ranking over the whole catalogue, seen items removed, pessimistic "
              "ties (DESIGN.md). Built by `benchmarks/quality.py` from `quality.json`; published numbers from "
-             "DESIGN.md. `budget` marks runs cut short by an epoch override or the wall-clock budget: not converged, "
-             "so not comparable to the papers. `machine` is the GPU or the CPU count.",
+             "DESIGN.md. `budget` marks runs cut short by an epoch override (`epochs`), the wall-clock budget (`time`) "
+             "or by hand (`stopped`) before early stopping: not converged, so not comparable to the papers. `machine` is the GPU or the CPU count.",
              ""]
     for label in sorted({e["dataset"] for e in entries.values()}):
         title = DATASETS.get(label, label)
