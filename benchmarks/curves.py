@@ -9,22 +9,22 @@ side on one machine (same data, seed and budget), so per-epoch and per-second pr
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from seqrec_cli.atomic import atomic_write_json
+from seqrec_cli.pipelines.results import first_best_epoch, read_epochs
 
 
 def load_curve(folder: Path, metric: str) -> dict:
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    valid = {r["epoch"]: r["valid"][metric] for r in rows if metric in r.get("valid", {})}
-    if not valid:
+    rows = read_epochs(folder)
+    best = first_best_epoch(rows, metric)
+    if best is None:
         sys.exit(f"{folder}/metrics.jsonl: no epoch has validation {metric}")
-    best_epoch = max(valid, key=lambda e: (valid[e], -e))
+    valid = {r["epoch"]: r["valid"][metric] for r in rows if metric in r.get("valid", {})}
     seconds = [r["seconds"] for r in rows]
-    return {"run": folder.name, "epochs": len(rows), "valid": valid, "best_epoch": best_epoch,
-            "best": valid[best_epoch], "seconds_per_epoch": sum(seconds) / len(seconds)}
+    return {"run": folder.name, "epochs": len(rows), "valid": valid, "best_epoch": best[0],
+            "best": best[1], "seconds_per_epoch": sum(seconds) / len(seconds)}
 
 
 def window_means(curve: dict, windows: list[tuple[int, int]]) -> dict:

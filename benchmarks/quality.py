@@ -31,6 +31,7 @@ from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.pipelines.evaluate import evaluate
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.paths import run_dir
+from seqrec_cli.pipelines.results import first_best_epoch, read_epochs
 from seqrec_cli.spec.loader import load_spec, spec_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def record_run(key: str, folder: Path) -> dict:
     its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
     label, config = key.split("/", 1)
     spec = load_spec(folder / "spec.yaml", [f"runtime.output_root={folder.parent.parent}"])  # .../runs/<name>
-    epochs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    epochs = read_epochs(folder)
     wall = sum(e.get("seconds", 0.0) for e in epochs)
     run_info = settled_run_info(json.loads((folder / "run.json").read_text()), epochs, spec.train.monitor)
     return entry_for(spec, label, config, {"recorded_from": str(folder)}, wall_seconds=wall, started=None,
@@ -120,12 +121,11 @@ def settled_run_info(run_info: dict, epochs: list[dict], monitor: str) -> dict:
     stop reason 'interrupted'. A finished run's run.json is returned as it is."""
     if run_info.get("status") == "finished":
         return run_info
-    scored = [(e["valid"][monitor], -e["epoch"]) for e in epochs if monitor in e.get("valid", {})]
-    if not scored:
+    best = first_best_epoch(epochs, monitor)
+    if best is None:
         raise SystemExit(f"run {run_info.get('name')!r} has no validated epoch in metrics.jsonl; nothing to record")
-    best, neg_epoch = max(scored)
     return {**run_info, "status": "finished", "stop_reason": "interrupted", "epochs_run": len(epochs),
-            "best_epoch": -neg_epoch, f"best_valid_{monitor}": best}
+            "best_epoch": best[0], f"best_valid_{monitor}": best[1]}
 
 
 def trained_here(run_info: dict) -> bool:

@@ -7,8 +7,9 @@ matter how the group is split: one process with grad_accum=2 and two processes w
 take the same steps (up to float summation order). With `step_positions` (train.loss_norm: epoch)
 the sum is divided by that fixed number (the epoch's mean positions per step) instead of the
 group's own count, so every labelled position weighs the same over the epoch even when
-length-bucketed groups hold very different numbers of positions. Dropout is re-seeded per batch from (seed,
-epoch, batch index), so its masks do not depend on the split, nor on where a run was resumed.
+length-bucketed groups hold very different numbers of positions. Dropout is re-seeded per batch
+from (seed, epoch, batch index), so its masks do not depend on the split, nor on where a run was
+resumed.
 """
 
 from __future__ import annotations

@@ -45,6 +45,22 @@ def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
     raise UserError("no such run folder", where=str(arg), fix="give a run folder (runs/<name>) or a run name under runs/")
 
 
+def read_epochs(folder: Path) -> list[dict]:
+    """A run folder's metrics.jsonl, one dict per epoch ([] when the run has none yet)."""
+    path = Path(folder) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def first_best_epoch(epochs: list[dict], metric: str) -> tuple[int, float] | None:
+    """(epoch, value) of the first epoch with the highest validation `metric`: the one best.pt holds,
+    since only a strict improvement replaces it. None when no epoch was validated on it."""
+    scored = [(e["valid"][metric], -e["epoch"]) for e in epochs if metric in e.get("valid", {})]
+    if not scored:
+        return None
+    value, neg_epoch = max(scored)
+    return -neg_epoch, value
+
+
 def load_run_eval(arg: str | Path, split: str) -> RunEval:
     folder = resolve_run(arg)
     report_path = folder / "eval" / f"{split}.json"
@@ -56,9 +72,9 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
     report = json.loads(report_path.read_text())
     with open(cases_path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    info_path, log_path = folder / "run.json", folder / "metrics.jsonl"
+    info_path = folder / "run.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    epochs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.is_file() else []
+    epochs = read_epochs(folder)
     return RunEval(
         name=info.get("name", folder.name), folder=folder, report=report,
         case_of=np.array([int(r["case"]) for r in rows], dtype=np.int64),
