@@ -4,9 +4,9 @@
   seqrec:  core.evaluation.rank_cases: users in batches of 256, catalogue scored in blocks of
            eval.chunk_items, running counts + top-K (what `seqrec evaluate` runs)
 
-Two settings: MovieLens-1M (prepared from experiments/ml1m/sasrec.yaml, its SASRec shape, random
-weights: speed does not depend on them) and a synthetic catalogue of 1M items (512 users with 50
-random items each, 64-dim model). Both paths produce the same ranks (checked). Writes JSON.
+Two settings: MovieLens-1M (prepared from experiments/ml1m/sasrec_base.yaml, its 64-wide SASRec
+shape, random weights: speed does not depend on them) and a synthetic catalogue of 1M items (512
+users with 50 random items each, 64-dim model). Both paths produce the same ranks (checked). Writes JSON.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def synthetic(num_items: int, users: int, length: int, seed: int = 0) -> Sequenc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", default="experiments/ml1m/sasrec.yaml")
+    parser.add_argument("--spec", default="experiments/ml1m/sasrec_base.yaml")
     parser.add_argument("--out", default="benchmarks/results/eval_speed.json")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ml1m-users", type=int, default=0, help="0: all users")

@@ -39,8 +39,8 @@ DATASETS = {"ml1m": "MovieLens-1M (SASRec version, 3,416 items), len 200",
             "beauty": "Amazon Beauty (S3-Rec version, 12,101 items), len 50"}
 # A config runs on each dataset that ships experiments/<dataset>/<config>.yaml.
 # `*_anneal` configs are second stages: they start from their stage-1 run's best weights (train.init_from).
-CONFIGS = ["sasrec", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasrec_large_anneal", "sasrec_bce",
-           "sasrec_sampled", "gsasrec", "bert4rec", "gru4rec", "hstu", "hstu_large", "hstu_large_anneal",
+CONFIGS = ["sasrec", "sasrec_base", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasrec_large_anneal",
+           "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "gru4rec", "hstu", "hstu_large", "hstu_large_anneal",
            "hf_gpt2", "hf_llama", "hf_bert"]
 
 # Published full-ranking leave-one-out numbers (DESIGN.md): (source, HR@10, NDCG@10) per config.
@@ -49,8 +49,8 @@ HSTU_LARGE = ("HSTU-large (ML-1M raw, 3,706 items: another dataset version)", 0.
 BEAUTY_CE = ("SASRec + scalable CE (RecSys'24)", 0.0935, 0.0544)
 PUBLISHED = {
     "ml1m": {
-        **dict.fromkeys(["sasrec", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasrec_large_anneal"],
-                        SASREC_PLUS),
+        **dict.fromkeys(["sasrec", "sasrec_base", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large",
+                         "sasrec_large_anneal"], SASREC_PLUS),
         "sasrec_sampled": ("SASRec + 3000 sampled negatives (RecSys'23)", 0.3159, 0.1857),
         "sasrec_bce": ("SASRec, original BCE, 1 negative", 0.2500, 0.1341),
         "bert4rec": ("BERT4Rec", 0.2843, 0.1537),
@@ -144,8 +144,9 @@ def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: f
     monitor = spec.train.monitor
     return {
         "dataset": label, "config": config, "spec_name": spec.name, "encoder": spec.model.encoder,
-        "loss": spec.train.loss, "test": report["metrics"], "best_epoch": run_info.get("best_epoch"),
-        "epochs_run": run_info.get("epochs_run"), "stop_reason": run_info.get("stop_reason"),
+        "loss": spec.train.loss, "loss_norm": spec.train.loss_norm, "test": report["metrics"],
+        "best_epoch": run_info.get("best_epoch"), "epochs_run": run_info.get("epochs_run"),
+        "stop_reason": run_info.get("stop_reason"),
         "best_valid": {monitor: run_info.get(f"best_valid_{monitor}")},
         "wall_seconds": round(wall_seconds if wall_seconds is not None else time.time() - started, 1),
         "parameters": run_info.get("parameters"), "spec_hash": spec_hash(spec),
@@ -176,14 +177,16 @@ def table(entries: dict) -> str:
              "Test split, leave-one-out, full ranking over the whole catalogue, seen items removed, pessimistic "
              "ties (DESIGN.md). Built by `benchmarks/quality.py` from `quality.json`; published numbers from "
              "DESIGN.md. `budget` marks runs cut short by an epoch override (`epochs`), the wall-clock budget (`time`) "
-             "or by hand (`stopped`) before early stopping: not converged, so not comparable to the papers. `machine` is the GPU or the CPU count.",
+             "or by hand (`stopped`) before early stopping: not converged, so not comparable to the papers. `norm` is "
+             "`train.loss_norm` (how each step's loss was averaged; rows without it predate the setting: `step`). "
+             "`machine` is the GPU or the CPU count.",
              ""]
     for label in sorted({e["dataset"] for e in entries.values()}):
         title = DATASETS.get(label, label)
         lines += [f"## {title}", "",
                   "| config | encoder | loss | HR@10 | NDCG@10 | published HR@10 | published NDCG@10 | published row "
-                  "| epochs (best) | wall min | budget | machine |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| norm | epochs (best) | wall min | budget | machine |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         rows = sorted((e for e in entries.values() if e["dataset"] == label), key=lambda e: CONFIGS.index(e["config"])
                       if e["config"] in CONFIGS else 99)
         for e in rows:
@@ -191,6 +194,7 @@ def table(entries: dict) -> str:
             budget = budget_mark(e)
             lines.append(f"| {e['config']} | {e['encoder']} | {e['loss']} | {fmt(e['test'].get('HR@10'))} | "
                          f"{fmt(e['test'].get('NDCG@10'))} | {fmt(hr)} | {fmt(ndcg)} | {src} | "
+                         f"{e.get('loss_norm', 'step')} | "
                          f"{e['epochs_run']} ({e['best_epoch']}) | {e['wall_seconds'] / 60:.1f} | {budget} | "
                          f"{machine_label(e['machine'])} |")
         lines.append("")

@@ -131,7 +131,7 @@ def measure(name: str, model: SeqRecModel, batcher: TrainBatcher, steps: int, ru
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--spec", default="experiments/ml1m/sasrec.yaml")
+    parser.add_argument("--spec", default="experiments/ml1m/sasrec_base.yaml")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--out", default="benchmarks/results/train_step.json")
     parser.add_argument("--output-root", default=".bench")

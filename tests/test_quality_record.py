@@ -30,3 +30,21 @@ def test_a_finished_run_is_left_as_written():
 def test_a_run_with_no_validated_epoch_cannot_be_recorded():
     with pytest.raises(SystemExit, match="no validated epoch"):
         quality.settled_run_info({"name": "r", "status": "running"}, [{"epoch": 1}], "NDCG@10")
+
+
+def row(config, ndcg, **extra):
+    return {"dataset": "ml1m", "config": config, "encoder": "sasrec", "loss": "full_ce", "best_epoch": 3,
+            "epochs_run": 4, "stop_reason": "early_stop", "overrides": {}, "wall_seconds": 120.0,
+            "machine": {"cpu_count": 2}, "test": {"HR@10": 0.3, "NDCG@10": ndcg}, **extra}
+
+
+def test_the_table_says_how_each_rows_steps_were_averaged():
+    # Rows recorded before train.loss_norm existed trained with per-step means: they read `step`.
+    lines = quality.table({"ml1m/sasrec": row("sasrec", 0.19, loss_norm="epoch"),
+                           "ml1m/sasrec_base": row("sasrec_base", 0.16)}).splitlines()
+    header = next(line for line in lines if line.startswith("| config"))
+    column = header.split(" | ").index("norm")
+    cells = {line.split(" | ")[0]: line.split(" | ")[column] for line in lines if line.startswith("| sasrec")}
+    assert cells == {"| sasrec": "epoch", "| sasrec_base": "step"}
+    published_ndcg = header.split(" | ").index("published NDCG@10")
+    assert all(line.split(" | ")[published_ndcg] == "0.1821" for line in lines if line.startswith("| sasrec"))

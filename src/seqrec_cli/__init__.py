@@ -1,3 +1,3 @@
 """seqrec: sequential recommendation experiments from one validated YAML spec."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

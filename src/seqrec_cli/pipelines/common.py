@@ -79,6 +79,9 @@ def read_run_info(spec: ExperimentSpec) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+HASHED_AGAINST_FIRST_DEFAULT = {("train", "loss_norm"): "step"}  # default "epoch" since 0.2
+
+
 def resumable_hash(spec: ExperimentSpec) -> str:
     """Spec hash that ignores what a user may change when continuing a run: how long to train, how
     often to checkpoint, and where/how to run it (device, precision, threads, compile, paths)."""
@@ -90,5 +93,14 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.train.checkpoint_every_steps = None
     loose.runtime = RuntimeSpec()
     # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
-    canonical = json.dumps(loose.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+    values = loose.model_dump(mode="json", exclude_defaults=True)
+    # A field whose default changed counts against its first default, so a run started under the old
+    # default refuses the new one (its steps would change) and an explicit old setting still matches.
+    for (section, key), first_default in HASHED_AGAINST_FIRST_DEFAULT.items():
+        value = getattr(getattr(loose, section), key)
+        if value == first_default:
+            values.get(section, {}).pop(key, None)
+        else:
+            values.setdefault(section, {})[key] = value
+    canonical = json.dumps(values, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -73,7 +73,9 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
             raise UserError("run folder was made by a different spec (only train.epochs, train.max_steps, "
                             "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
                             "section may change on --resume)", where=str(folder),
-                            fix="use the original spec, or choose another name (--set name=...)")
+                            fix="use the original spec, or choose another name (--set name=...); a run "
+                            "started before seqrec 0.2 made train.loss_norm: epoch the default resumes with "
+                            "--set train.loss_norm=step")
         return folder, (folder / LAST).is_file()
     folder.mkdir(parents=True, exist_ok=True)
     return folder, False

@@ -226,9 +226,10 @@ class TrainSpec(Section):
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget; stops cleanly")
     bucket_by_length: bool = Field(default=True, description="batch users of similar length (less padding)")
     loss_norm: LossNorm = Field(
-        default="step", description="step: each optimizer step averages over its own labelled positions; epoch: "
-        "each step's sum is divided by the epoch's mean positions per step, so every position weighs the same "
-        "(as with random batches) even when length buckets make steps of very different sizes",
+        default="epoch", description="epoch: each step's loss sum is divided by the epoch's mean positions per "
+        "step, so every labelled position weighs the same (as with random batches) even when length buckets make "
+        "steps of very different sizes; step: each optimizer step averages over its own labelled positions "
+        "(the default before seqrec 0.2)",
     )
     tensorboard: bool = Field(default=False, description="also log epochs to <run>/tensorboard (needs tensorboard)")
     grad_accum: int = Field(default=1, ge=1, description="batches per optimizer step (per process under torchrun)")
