@@ -28,7 +28,7 @@ PY="${PYTHON:-python3}"
 seqrec() { "$PY" -m seqrec_cli "$@"; }
 
 # Groups run in parallel; the configs of one group run one after another.
-GROUPS_ML1M="${GROUPS_ML1M-sasrec sasrec_plus sasrec_large hstu_large sasrec_bce gsasrec bert4rec hstu sasrec_sampled gru4rec,hf_bert hf_gpt2 hf_llama}"
+GROUPS_ML1M="${GROUPS_ML1M-sasrec sasrec_plus sasrec_large hstu_large sasrec_bce gsasrec bert4rec hstu sasrec_sampled gru4rec,hf_bert hf_gpt2,sasrec_base hf_llama}"
 GROUPS_BEAUTY="${GROUPS_BEAUTY-sasrec sasrec_plus gsasrec,sasrec_bce bert4rec,hstu sasrec_sampled,gru4rec}"
 extra=()
 for kv in ${CAMPAIGN_SET:-}; do extra+=(--set "$kv"); done
