@@ -19,8 +19,6 @@ def hash_before_the_loss_norm_default_changed(s: ExperimentSpec) -> str:
     values.setdefault("train", {}).pop("loss_norm", None)
     if s.train.loss_norm == "epoch":  # not the default then, so it was written out
         values["train"]["loss_norm"] = "epoch"
-    for key in ("epochs", "patience"):
-        values["train"].pop(key, None)
     values["train"] |= {"epochs": 1, "patience": 1}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 

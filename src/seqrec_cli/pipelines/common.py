@@ -80,6 +80,8 @@ def read_run_info(spec: ExperimentSpec) -> dict:
 
 
 HASHED_AGAINST_FIRST_DEFAULT = {("train", "loss_norm"): "step"}  # default "epoch" since 0.2
+OLD_DEFAULT_OVERRIDES = " ".join(f"--set {section}.{key}={value}"
+                                 for (section, key), value in HASHED_AGAINST_FIRST_DEFAULT.items())
 
 
 def resumable_hash(spec: ExperimentSpec) -> str:

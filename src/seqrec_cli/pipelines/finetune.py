@@ -33,6 +33,7 @@ from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.common import (
     BEST,
     LAST,
+    OLD_DEFAULT_OVERRIDES,
     check_monitor,
     load_dataset,
     resumable_hash,
@@ -74,8 +75,7 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
                             "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
                             "section may change on --resume)", where=str(folder),
                             fix="use the original spec, or choose another name (--set name=...); a run "
-                            "started before seqrec 0.2 made train.loss_norm: epoch the default resumes with "
-                            "--set train.loss_norm=step")
+                            f"started under an older default resumes with {OLD_DEFAULT_OVERRIDES}")
         return folder, (folder / LAST).is_file()
     folder.mkdir(parents=True, exist_ok=True)
     return folder, False
