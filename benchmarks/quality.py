@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
+from seqrec_cli.pipelines.common import saved_spec_overrides
 from seqrec_cli.pipelines.evaluate import evaluate
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.paths import run_dir
@@ -107,12 +108,23 @@ def record_run(key: str, folder: Path) -> dict:
     """An entry for a run trained outside this script (e.g. `seqrec finetune` with --set overrides):
     its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
     label, config = key.split("/", 1)
-    spec = load_spec(folder / "spec.yaml", [f"runtime.output_root={folder.parent.parent}"])  # .../runs/<name>
+    saved = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
+    overrides = saved_spec_overrides(saved) + [f"runtime.output_root={folder.parent.parent}"]  # .../runs/<name>
+    spec = load_spec(folder / "spec.yaml", overrides)
     epochs = read_epochs(folder)
     wall = sum(e.get("seconds", 0.0) for e in epochs)
     run_info = settled_run_info(json.loads((folder / "run.json").read_text()), epochs, spec.train.monitor)
-    return entry_for(spec, label, config, {"recorded_from": str(folder)}, wall_seconds=wall, started=None,
-                     run_info=run_info)
+    overrides = {"recorded_from": str(folder),
+                 **epoch_override(spec, ROOT / "experiments" / label / f"{config}.yaml")}
+    return entry_for(spec, label, config, overrides, wall_seconds=wall, started=None, run_info=run_info)
+
+
+def epoch_override(spec, shipped: Path) -> dict:
+    """{'epochs': N} when a recorded run was given another epoch count than its shipped spec (a
+    `--set train.epochs=N` cut): its table row is then marked as a budget run, not a converged one."""
+    if shipped.is_file() and load_spec(shipped).train.epochs != spec.train.epochs:
+        return {"epochs": spec.train.epochs}
+    return {}
 
 
 def settled_run_info(run_info: dict, epochs: list[dict], monitor: str) -> dict:

@@ -48,3 +48,13 @@ def test_the_table_says_how_each_rows_steps_were_averaged():
     assert cells == {"| sasrec": "epoch", "| sasrec_base": "step"}
     published_ndcg = header.split(" | ").index("published NDCG@10")
     assert all(line.split(" | ")[published_ndcg] == "0.1821" for line in lines if line.startswith("| sasrec"))
+
+
+def test_a_recorded_run_cut_by_an_epoch_override_is_marked_as_a_budget_run(tmp_path):
+    shipped = tmp_path / "sasrec.yaml"
+    shipped.write_text("name: r\ndata: {dataset: ml-100k}\ntrain: {epochs: 200}\n")
+    cut = quality.load_spec(shipped, ["train.epochs=39"])
+    assert quality.epoch_override(cut, shipped) == {"epochs": 39}
+    assert quality.budget_mark({"overrides": quality.epoch_override(cut, shipped), "stop_reason": "epochs"}) == "epochs"
+    assert quality.epoch_override(quality.load_spec(shipped), shipped) == {}
+    assert quality.epoch_override(cut, tmp_path / "missing.yaml") == {}

@@ -1,9 +1,13 @@
-"""The run-folder hash that --resume checks: which spec changes it, across default changes."""
+"""The run-folder hash that --resume checks: which spec changes it, across default changes; and how a
+run folder's saved spec is read back after a default changed."""
 
 import hashlib
 import json
 
-from seqrec_cli.pipelines.common import resumable_hash
+import yaml
+
+from seqrec_cli.pipelines.common import resumable_hash, saved_spec_overrides
+from seqrec_cli.spec.loader import load_spec
 from seqrec_cli.spec.models import ExperimentSpec
 
 
@@ -43,3 +47,16 @@ def test_runs_started_under_either_old_setting_keep_their_hash():
     for loss_norm in ("step", "epoch"):
         now = spec(loss_norm=loss_norm, lr=0.002)
         assert resumable_hash(now) == hash_before_the_loss_norm_default_changed(now)
+
+
+def test_a_saved_spec_without_a_changed_field_is_read_under_its_first_default(tmp_path):
+    # Run folders save every field; one saved before loss_norm existed trained with per-step means.
+    old = {"name": "r", "train": {"loss": "full_ce", "lr": 0.001}}
+    new = {"name": "r", "train": {"loss": "full_ce", "loss_norm": "epoch"}}
+    assert saved_spec_overrides(old) == ["train.loss_norm=step"]
+    assert saved_spec_overrides(new) == []
+    assert saved_spec_overrides({"name": "r"}) == ["train.loss_norm=step"]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**old, "data": {"dataset": "ml-100k"}}))
+    assert load_spec(path, saved_spec_overrides(old)).train.loss_norm == "step"
+    assert load_spec(path).train.loss_norm == "epoch"

@@ -84,6 +84,15 @@ OLD_DEFAULT_OVERRIDES = " ".join(f"--set {section}.{key}={value}"
                                  for (section, key), value in HASHED_AGAINST_FIRST_DEFAULT.items())
 
 
+def saved_spec_overrides(saved: dict) -> list[str]:
+    """--set overrides for a spec.yaml that a run folder saved: that file lists every field, so one
+    missing a field whose default has since changed was written before the change and trained under
+    the first default, which the current default must not replace."""
+    return [f"{section}.{key}={first_default}"
+            for (section, key), first_default in HASHED_AGAINST_FIRST_DEFAULT.items()
+            if key not in (saved.get(section) or {})]
+
+
 def resumable_hash(spec: ExperimentSpec) -> str:
     """Spec hash that ignores what a user may change when continuing a run: how long to train, how
     often to checkpoint, and where/how to run it (device, precision, threads, compile, paths)."""
