@@ -28,7 +28,7 @@ PY="${PYTHON:-python3}"
 seqrec() { "$PY" -m seqrec_cli "$@"; }
 
 # Groups run in parallel; the configs of one group run one after another.
-GROUPS_ML1M="${GROUPS_ML1M-sasrec sasrec_plus sasrec_large hstu_large sasrec_bce gsasrec bert4rec hstu sasrec_sampled gru4rec,hf_bert hf_gpt2,sasrec_base hf_llama}"
+GROUPS_ML1M="${GROUPS_ML1M-sasrec sasrec_plus sasrec_large hstu_large sasrec_bce gsasrec bert4rec,bert4rec_anneal hstu sasrec_sampled gru4rec,hf_bert hf_gpt2,sasrec_base hf_llama}"
 GROUPS_BEAUTY="${GROUPS_BEAUTY-sasrec sasrec_plus gsasrec,sasrec_bce bert4rec,hstu sasrec_sampled,gru4rec}"
 extra=()
 for kv in ${CAMPAIGN_SET:-}; do extra+=(--set "$kv"); done
@@ -76,8 +76,8 @@ if [ ${#results[@]} -gt 0 ]; then
 fi
 (cd "$WORK" && tar czf "$OUT_DIR/runs.tgz" logs results \
   $(find runs -name metrics.jsonl -o -name run.json -o -name spec.yaml -o -path '*/eval/*.json' 2>/dev/null))
-keep=(ml1m-sasrec ml1m-sasrec-plus ml1m-sasrec-large ml1m-hstu-large beauty-sasrec beauty-sasrec-plus
-      ml1m-sasrec-large-anneal ml1m-hstu-large-anneal beauty-sasrec-plus-anneal)
+keep=(ml1m-sasrec ml1m-sasrec-plus ml1m-sasrec-large ml1m-hstu-large ml1m-bert4rec beauty-sasrec beauty-sasrec-plus
+      ml1m-sasrec-large-anneal ml1m-hstu-large-anneal ml1m-bert4rec-anneal beauty-sasrec-plus-anneal)
 (cd "$WORK" && tar czf "$OUT_DIR/checkpoints.tgz" $(for r in "${keep[@]}"; do find "runs/$r/checkpoints" -name 'best.pt*' 2>/dev/null; done))
 ls -la "$OUT_DIR"
 echo "campaign done after $(( $(date +%s) - started )) s"

@@ -41,8 +41,8 @@ DATASETS = {"ml1m": "MovieLens-1M (SASRec version, 3,416 items), len 200",
 # A config runs on each dataset that ships experiments/<dataset>/<config>.yaml.
 # `*_anneal` configs are second stages: they start from their stage-1 run's best weights (train.init_from).
 CONFIGS = ["sasrec", "sasrec_base", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasrec_large_anneal",
-           "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "gru4rec", "hstu", "hstu_large", "hstu_large_anneal",
-           "hf_gpt2", "hf_llama", "hf_bert"]
+           "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "bert4rec_anneal", "gru4rec", "hstu", "hstu_large",
+           "hstu_large_anneal", "hf_gpt2", "hf_llama", "hf_bert"]
 
 # Published full-ranking leave-one-out numbers (DESIGN.md): (source, HR@10, NDCG@10) per config.
 SASREC_PLUS = ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821)
@@ -54,7 +54,7 @@ PUBLISHED = {
                          "sasrec_large_anneal"], SASREC_PLUS),
         "sasrec_sampled": ("SASRec + 3000 sampled negatives (RecSys'23)", 0.3159, 0.1857),
         "sasrec_bce": ("SASRec, original BCE, 1 negative", 0.2500, 0.1341),
-        "bert4rec": ("BERT4Rec", 0.2843, 0.1537),
+        **dict.fromkeys(["bert4rec", "bert4rec_anneal"], ("BERT4Rec", 0.2843, 0.1537)),
         "gsasrec": ("gSASRec (gBCE, 256 negatives)", 0.3003, 0.1726),
         **dict.fromkeys(["hstu", "hstu_large", "hstu_large_anneal"], HSTU_LARGE),
     },
@@ -109,8 +109,8 @@ def record_run(key: str, folder: Path) -> dict:
     its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
     label, config = key.split("/", 1)
     saved = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
-    overrides = saved_spec_overrides(saved) + [f"runtime.output_root={folder.parent.parent}"]  # .../runs/<name>
-    spec = load_spec(folder / "spec.yaml", overrides)
+    settings = saved_spec_overrides(saved) + [f"runtime.output_root={folder.parent.parent}"]  # .../runs/<name>
+    spec = load_spec(folder / "spec.yaml", settings)
     epochs = read_epochs(folder)
     wall = sum(e.get("seconds", 0.0) for e in epochs)
     run_info = settled_run_info(json.loads((folder / "run.json").read_text()), epochs, spec.train.monitor)
