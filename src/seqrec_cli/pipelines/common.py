@@ -79,9 +79,11 @@ def read_run_info(spec: ExperimentSpec) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-HASHED_AGAINST_FIRST_DEFAULT = {("train", "loss_norm"): "step"}  # default "epoch" since 0.2
+# Fields whose default changed -> the default they had first (loss_norm: "epoch" since 0.2). The resume
+# hash and the reading of saved run specs both go by these.
+FIRST_DEFAULTS = {("train", "loss_norm"): "step"}
 OLD_DEFAULT_OVERRIDES = " ".join(f"--set {section}.{key}={value}"
-                                 for (section, key), value in HASHED_AGAINST_FIRST_DEFAULT.items())
+                                 for (section, key), value in FIRST_DEFAULTS.items())
 
 
 def saved_spec_overrides(saved: dict) -> list[str]:
@@ -89,7 +91,7 @@ def saved_spec_overrides(saved: dict) -> list[str]:
     missing a field whose default has since changed was written before the change and trained under
     the first default, which the current default must not replace."""
     return [f"{section}.{key}={first_default}"
-            for (section, key), first_default in HASHED_AGAINST_FIRST_DEFAULT.items()
+            for (section, key), first_default in FIRST_DEFAULTS.items()
             if key not in (saved.get(section) or {})]
 
 
@@ -107,7 +109,7 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     values = loose.model_dump(mode="json", exclude_defaults=True)
     # A field whose default changed counts against its first default, so a run started under the old
     # default refuses the new one (its steps would change) and an explicit old setting still matches.
-    for (section, key), first_default in HASHED_AGAINST_FIRST_DEFAULT.items():
+    for (section, key), first_default in FIRST_DEFAULTS.items():
         value = getattr(getattr(loose, section), key)
         if value == first_default:
             values.get(section, {}).pop(key, None)
