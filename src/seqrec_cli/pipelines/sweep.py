@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.paths import output_root, run_dir
@@ -118,6 +120,8 @@ def _optuna():
                         fix="pip install 'seqrec[sweep]'") from exc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # we beat the heartbeat ourselves (ask/tell, not Study.optimize): Optuna's reminder does not apply
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     return optuna
 
 
@@ -168,10 +172,13 @@ def open_study(config: SweepConfig, worker: int = 0):
     """Create or load the study; refuse one made from another spec or space."""
     optuna = _optuna()
     url = storage_url(config.spec, config.study, config.storage)
-    sampler = optuna.samplers.TPESampler(seed=config.space.sampler.seed + worker,
-                                         n_startup_trials=config.space.sampler.startup_trials)
-    study = optuna.create_study(storage=_storage(url), sampler=sampler, pruner=_pruner(config),
-                                study_name=config.study, direction="maximize", load_if_exists=True)
+    study = optuna.create_study(storage=_storage(url), pruner=_pruner(config), study_name=config.study,
+                                direction="maximize", load_if_exists=True)
+    # Seeded by (seed, worker, trials so far): a fresh sweep is repeatable, and a resumed one does not
+    # replay the draws of its first session.
+    seed = int(np.random.SeedSequence([config.space.sampler.seed, worker, len(study.get_trials(deepcopy=False))])
+               .generate_state(1)[0])
+    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.space.sampler.startup_trials)
     mine = {"base_spec": base_fingerprint(config.spec), "space": config.space.fingerprint(),
             "monitor": config.spec.train.monitor}
     attrs = study.user_attrs
@@ -349,8 +356,9 @@ def _mark_run(folder: Path, **fields) -> None:
 def run_trial(study, config: SweepConfig, deadline: float | None, events: SweepEvents) -> str:
     """Ask for a trial, train it with finetune, tell its result. Returns its state."""
     optuna = _optuna()
-    from seqrec_cli.pipelines.finetune import finetune
     from pydantic import ValidationError
+
+    from seqrec_cli.pipelines.finetune import finetune
 
     trial = study.ask()
     trial.set_user_attr("owner", _owner())
@@ -477,6 +485,8 @@ def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluat
     study = open_study(config)
     reaped = reap_dead_trials(study)
     url = storage_url(config.spec, config.study, config.storage)
+    # written now and rewritten at the end: `seqrec report --sweep` reads the study while it runs
+    atomic_write_json(folder / "sweep.json", summary(config, study, SweepResult(folder, {}, None, None)))
     events(SweepStarted(config.study, url, str(folder), _count(study, "COMPLETE", "PRUNED"), config.trials,
                         config.jobs, tuple(reaped)))
     if config.jobs == 1:

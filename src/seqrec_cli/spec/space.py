@@ -69,7 +69,9 @@ class FloatDist(_Dist):
 
     def bounds(self) -> list[Scalar]:
         """Values to try on the spec before any trial runs."""
-        return [self.low, self.high, (self.low + self.high) / 2]  # the midpoint: a float key, not an int one
+        # an inner value too: a float range on an integer key fails here, not in the middle of the sweep
+        inner = self.low + self.step if self.step else self.low + 0.37 * (self.high - self.low)
+        return [self.low, self.high, inner]
 
 
 class LogFloatDist(_Dist):
@@ -156,7 +158,7 @@ Pruner = Annotated[MedianPruner | HyperbandPruner | NoPruner, Field(discriminato
 
 
 class SamplerSpec(Section):
-    seed: int = Field(default=0, description="seed of the TPE sampler (parallel workers add their index)")
+    seed: int = Field(default=0, description="seed of the TPE sampler (mixed with the worker index and the trials so far)")
     startup_trials: int = Field(default=10, ge=1, description="random trials before TPE models the results")
 
 
