@@ -133,6 +133,7 @@ def storage_url(spec: ExperimentSpec, study: str, storage: str | None) -> str:
     if storage:
         return storage
     folder = study_folder(spec, study).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'study.db'}"
 
 
@@ -158,8 +159,9 @@ def _pruner(config: SweepConfig):
     optuna = _optuna()
     pruner = config.space.pruner
     if pruner.kind == "median":
+        # steps are 1-based epochs and Optuna prunes from step n_warmup_steps on: hence the + 1
         return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials,
-                                           n_warmup_steps=pruner.warmup_epochs)
+                                           n_warmup_steps=pruner.warmup_epochs + 1)
     if pruner.kind == "hyperband":
         train = config.spec.train
         top = pruner.max_epochs or (train.epochs if train.max_steps is None else "auto")

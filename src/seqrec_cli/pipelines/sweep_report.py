@@ -138,7 +138,7 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
     md += [f"- **Sweep command:** `{info.get('command') or '?'}`",
            f"- **Spec / space:** `{info['spec']}` / `{info['space']}`; storage `{info['storage']}`",
            f"- **Objective:** best validation {monitor} of each trial (maximised); selection on validation only",
-           f"- **Trials:** " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+           "- **Trials:** " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
            + f" (target {info['target_trials']} complete + pruned)", ""]
     if best is not None:
         md += ["## Best trial", "", _table(["parameter", "value"], [[k, _fmt(v)] for k, v in best.params.items()]
