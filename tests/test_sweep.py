@@ -221,7 +221,7 @@ def test_pruner_stops_a_bad_trial_early(tmp_path):
 def test_kill_during_a_sweep_then_rerun_counts_each_trial_once(tmp_path):
     space = write_space(tmp_path / "space.yaml", SPACE.replace("startup_trials: 2, warmup", "startup_trials: 5, warmup"))
     cmd = [*seqrec_command(), "sweep", str(SPEC), "--space", str(space), "--trials", "2", "--study", "k",
-           *sets(tmp_path, "train.epochs=3", "train.batch_size=16")]
+           *sets(tmp_path, "train.epochs=2", "train.batch_size=32")]
     proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     metrics = tmp_path / "runs/k-t0/metrics.jsonl"
     deadline = time.time() + 240
