@@ -61,7 +61,7 @@ bench-quality-smoke: install
 	$(PYTHON) benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \
 		--output-root .bench-smoke --results .bench-smoke/quality.json --table .bench-smoke/quality.md
 
-# Text items (README "Item text, cold start, LoRA and transfer"): ML-1M id vs text vs id+text, cold
+# Text items (docs/text.md, results in benchmarks/RESULTS.md): ML-1M id vs text vs id+text, cold
 # start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from
 # scratch), all with the SASRec+ encoder. Every ML-1M training gets the same wall-clock budget,
 # TEXT_MINUTES, and every ML-100K one TRANSFER_MINUTES (empty: train to early stopping, hours on

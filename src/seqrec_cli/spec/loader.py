@@ -63,7 +63,7 @@ def _format_errors(exc: ValidationError, lines: dict[str, int], overridden: set[
         dotted = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (typo?); remove it or check the README's spec reference"
+            msg = "unknown key (typo?); remove it or check docs/spec.md (the spec reference)"
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
         where = dotted or "(top level)"
