@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
+.PHONY: install demo test test-all lint docs bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -108,3 +108,7 @@ report-ml1m:
 	$(SEQREC) evaluate $(ML1M_SASREC_SPEC) --split test --sampled uniform
 	$(SEQREC) report runs/$(ML1M_SASREC_RUN) $(addprefix runs/ml1m-,$(ML1M_BASELINES)) --out reports/ml1m \
 	  --title "MovieLens-1M: SASRec vs non-neural baselines (full ranking, leave-one-out)"
+
+# The generated spec reference in docs/spec.md (from spec/models.py); a test fails when it is stale.
+docs:
+	$(PYTHON) -m seqrec_cli.spec.reference docs/spec.md
