@@ -35,8 +35,10 @@ test: install
 test-all: install
 	$(PYTHON) -m pytest
 
+# ruff (line length 110 included) and the import-linter contracts of pyproject.toml (layers point down).
 lint: install
 	$(PYTHON) -m ruff check src tests benchmarks
+	lint-imports
 
 bench: install bench-eval
 	$(PYTHON) benchmarks/train_step.py --out benchmarks/results/train_step.json

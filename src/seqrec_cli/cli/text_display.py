@@ -35,8 +35,12 @@ class TextDisplay:
             console.print(f"item text vectors: {info['seconds']}s, cached at {info['path']}")
         elif kind == "text.ready":
             source = "cache" if info["cached"] else "encoder"
-            console.print(f"item texts: {info['items']:,} ({info['without_text']:,} without text) from {source}; "
-                          f"e.g. {info['example']!r}", highlight=False, markup=False)
+            console.print(
+                f"item texts: {info['items']:,} ({info['without_text']:,} without text) from {source}; "
+                f"e.g. {info['example']!r}",
+                highlight=False,
+                markup=False,
+            )
         else:
             return False
         return True

