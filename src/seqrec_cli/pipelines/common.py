@@ -14,6 +14,7 @@ from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import SplitPlan, make_plan
 from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
@@ -51,7 +52,7 @@ def load_trained(
     manifest: dict,
     runtime: Runtime,
     checkpoint: str = BEST,
-    events=lambda kind, info: None,
+    events: Events = no_events,
 ) -> tuple[BuiltModel, dict, Path]:
     """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint

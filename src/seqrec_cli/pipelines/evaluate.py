@@ -31,6 +31,7 @@ from seqrec_cli.core.uncertainty import bootstrap_ci
 from seqrec_cli.data.io import sha256_file
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.cold_eval import cold_start_section
 from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained, runtime_for, split_plan
@@ -122,7 +123,7 @@ def cases_csv(ranked: Ranked, seqs: Sequences) -> str:
 
 
 def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: str | None = None,
-             model_source: str | None = None, events=lambda kind, info: None) -> EvaluateResult:
+             model_source: str | None = None, events: Events = no_events) -> EvaluateResult:
     """The run's checkpoint (or fitted baseline) on `split`; with `model_source` (a run, checkpoint or
     export, possibly of another dataset) that model as it is instead: zero-shot when trained elsewhere."""
     if model_source is not None:
