@@ -164,7 +164,6 @@ def test_rerunning_a_finished_study_adds_no_trial(swept):
 
 @needs_ml100k
 def test_report_learns_a_sweep(swept, tmp_path):
-    out = swept["out"]
     summary = json.loads((swept["folder"] / "sweep.json").read_text())
     other = next(t for t in summary["trials"] if t["number"] != summary["best"]["number"])
     # stand-in for the shipped default: another trial, evaluated on test, as --baseline

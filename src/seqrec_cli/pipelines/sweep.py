@@ -33,6 +33,7 @@ import numpy as np
 
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import EpochDone, Event
 from seqrec_cli.pipelines.paths import output_root, run_dir
 from seqrec_cli.spec.loader import dump_spec
 from seqrec_cli.spec.models import ExperimentSpec
@@ -314,38 +315,22 @@ def trial_spec(config: SweepConfig, number: int, params: dict, deadline: float |
     return ExperimentSpec.model_validate(raw)
 
 
-def _validation(event) -> tuple[int, float, str] | None:
-    """(epoch, monitored value, monitor) from a finetune epoch event that carries validation, else None.
-    Reads both event shapes: (kind, info) pairs and event objects with the same fields."""
-    if isinstance(event, tuple):
-        kind, info = event
-        if kind != "finetune.epoch" or "valid" not in info:
-            return None
-        return int(info["epoch"]), float(info["valid"][info["monitor"]]), info["monitor"]
-    valid = getattr(event, "valid", None)
-    if valid is None or not hasattr(event, "monitor"):
-        return None
-    return int(event.epoch), float(valid[event.monitor]), event.monitor
-
-
 class PruningFeed:
-    """finetune's event callback for one trial: reports each validation to the pruner and stops the
-    trial (optuna.TrialPruned out of the training loop) when the pruner says so."""
+    """finetune's event listener for one trial: reports each validated epoch (EpochDone) to the pruner
+    and stops the trial (optuna.TrialPruned, raised out of the training loop) when the pruner says so."""
 
     def __init__(self, trial, events: SweepEvents):
         self.trial, self.events = trial, events
         self.epochs, self.last = 0, None
 
-    def __call__(self, *event) -> None:
-        seen = _validation(event if len(event) == 2 else event[0])
-        if seen is None:
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, EpochDone) or event.monitored is None:
             return
-        epoch, value, monitor = seen
-        self.epochs, self.last = epoch, value
-        self.events(TrialEpoch(self.trial.number, epoch, value, monitor))
-        self.trial.report(value, epoch)
+        self.epochs, self.last = event.epoch, event.monitored
+        self.events(TrialEpoch(self.trial.number, event.epoch, event.monitored, event.monitor))
+        self.trial.report(event.monitored, event.epoch)
         if self.trial.should_prune():
-            raise _optuna().TrialPruned(f"pruned at epoch {epoch} ({monitor} {value:.4f})")
+            raise _optuna().TrialPruned(f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})")
 
 
 def _mark_run(folder: Path, **fields) -> None:
