@@ -515,7 +515,10 @@ def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None  # ties: the earlier trial
     result = SweepResult(folder, counts, None, None, tested_trials=list(study.user_attrs.get("tested_trials", [])))
     if best is not None:
-        spec = ExperimentSpec.model_validate(_saved_spec(best))  # as it ran (a --timeout cap included)
+        saved = Path(best.user_attrs.get("run_dir", ""), "spec.yaml")
+        # as it ran (a --timeout cap included); rebuilt from its parameters when its folder is elsewhere
+        spec = (ExperimentSpec.model_validate(_saved_spec(best)) if saved.is_file()
+                else trial_spec(config, best.number, best.params, None))
         result.best = {"number": best.number, "value": best.value, "params": best.params,
                        "run_dir": best.user_attrs.get("run_dir"), "epochs": best.user_attrs.get("epochs"),
                        "best_epoch": best.user_attrs.get("best_epoch")}
