@@ -69,7 +69,7 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
     if options.format == "onnx":
         from seqrec_cli.artifacts.onnx_export import write_onnx
 
-        writers.append(lambda tmp: write_onnx(model, tmp / "model.onnx", spec.model.max_len))
+        writers.append(lambda tmp: write_onnx(model, tmp / "model.onnx", spec.model.max_len))  # + model_times.onnx (HSTU)
         formats.append("onnx")
     if options.ann == "ivf" or (options.ann == "auto" and seqs.num_items >= options.ann_min_items):
         from seqrec_cli.artifacts.ann import build_ivf
