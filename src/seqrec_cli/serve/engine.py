@@ -135,18 +135,19 @@ class ServedModel:
                 continue
             times = [encoded[i][1] for i in group] if timed else None
             vectors = self.user_vectors([encoded[i][0] for i in group], times)  # [G, D]
-            for i, ranked in zip(group, self._top(vectors, [queries[i] for i in group],
-                                                  [encoded[i][0] for i in group]), strict=True):
+            for i, ranked in zip(group, self._top(vectors, [queries[i] for i in group]), strict=True):
                 answers[i] = Answer(ranked, encoded[i][2], None, len(encoded[i][0]))
         return answers
 
-    def _excluded(self, q: Query, rows: list[int]) -> np.ndarray:
-        drop = [self.index[h] for h in q.exclude if h in self.index]
-        return np.asarray(drop + (rows if q.exclude_history else []), dtype=np.int64)
+    def _excluded(self, q: Query) -> np.ndarray:
+        """Item indices never to recommend for q: its `exclude` ids and, with exclude_history, every
+        known item of the history (also those older than the max_len window the model reads)."""
+        drop = q.exclude + q.history if q.exclude_history else q.exclude
+        return np.asarray([self.index[h] for h in drop if h in self.index], dtype=np.int64)
 
-    def _top(self, vectors: np.ndarray, queries: list[Query], rows: list[list[int]]) -> list[list[tuple[str, float]]]:
+    def _top(self, vectors: np.ndarray, queries: list[Query]) -> list[list[tuple[str, float]]]:
         k = max(q.k for q in queries)
-        excludes = [self._excluded(q, r) for q, r in zip(queries, rows, strict=True)]
+        excludes = [self._excluded(q) for q in queries]
         if self.ann is not None:
             return [self._ann_top(v, q.k, ex) for v, q, ex in zip(vectors, queries, excludes, strict=True)]
         scores, idx = blocked_topk(vectors, self.table, k, self.invalid, excludes)  # [B, k]
@@ -165,6 +166,6 @@ class ServedModel:
         return [(self.item_ids[j], float(v)) for j, v in zip(i[0], s[0], strict=True) if v != -np.inf]
 
     def _popular(self, q: Query, unknown: list[str]) -> Answer:
-        drop = set(self._excluded(q, [self.index[h] for h in q.history if h in self.index]).tolist())
+        drop = set(self._excluded(q).tolist())
         picks = [int(i) for i in self.popular[: q.k + len(drop)] if int(i) not in drop][: q.k]
         return Answer([(self.item_ids[i], float(self.popularity[i])) for i in picks], unknown, "popularity", 0)
