@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
+.PHONY: install demo test test-all lint bench bench-serve bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -108,3 +108,10 @@ report-ml1m:
 	$(SEQREC) evaluate $(ML1M_SASREC_SPEC) --split test --sampled uniform
 	$(SEQREC) report runs/$(ML1M_SASREC_RUN) $(addprefix runs/ml1m-,$(ML1M_BASELINES)) --out reports/ml1m \
 	  --title "MovieLens-1M: SASRec vs non-neural baselines (full ranking, leave-one-out)"
+
+# seqrec serve under load (docs/serve.md): ML-1M default architecture export, torch vs onnxruntime,
+# micro-batching vs batch size 1 at concurrency 1 and 32, a soak of mixed good/bad requests
+# (SERVE_SOAK_SECONDS; the issue asks 600) and faiss IVF vs exact top-k at 1M synthetic items.
+SERVE_SOAK_SECONDS ?= 600
+bench-serve: install
+	$(PYTHON) benchmarks/serve_bench.py --soak-seconds $(SERVE_SOAK_SECONDS) --out benchmarks/results/serve.json

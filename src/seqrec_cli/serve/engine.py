@@ -106,10 +106,25 @@ class ServedModel:
         return inputs, stamps
 
     def user_vectors(self, rows: list[list[int]], times: list[list[float]] | None) -> np.ndarray:
-        """Known-item index rows (each <= max_len, non-empty) -> [B, D]."""
-        width = min(self.max_len, max(len(r) for r in rows) + 1) if self.trim else self.max_len
-        inputs, stamps = self._pad(rows, width, times)
-        return self.backend.user_vectors(inputs, stamps)
+        """Known-item index rows (each <= max_len, non-empty) -> [B, D].
+
+        Cost grows with the padded width, so a batch of mixed lengths runs as a few passes of similar
+        lengths (longest first; a new pass starts where a row is under 2/3 of the pass's width)."""
+        if not self.trim:
+            return self.backend.user_vectors(*self._pad(rows, self.max_len, times))
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        out = np.empty((len(rows), self.table.shape[1]), dtype=np.float32)  # [B, D]
+        start = 0
+        while start < len(order):
+            width = min(self.max_len, len(rows[order[start]]) + 1)
+            stop = start + 1
+            while stop < len(order) and 3 * (len(rows[order[stop]]) + 1) >= 2 * width:
+                stop += 1
+            pick = order[start:stop]
+            inputs, stamps = self._pad([rows[i] for i in pick], width, None if times is None else [times[i] for i in pick])
+            out[pick] = self.backend.user_vectors(inputs, stamps)
+            start = stop
+        return out
 
     def answer(self, queries: list[Query]) -> list[Answer]:
         """Encode, one forward pass for every query with a known item, then top-k per query."""
