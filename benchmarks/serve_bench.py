@@ -59,8 +59,16 @@ def build_export(work: Path, steps: int) -> Path:
     export = work / "exports" / "ml1m-sasrec"
     if export.is_dir():
         return export
-    common = ["--set", f"runtime.output_root={work}", "--set", "runtime.threads=1", "--set", "runtime.device=cpu",
-              "--set", "runtime.precision=fp32"]
+    common = [
+        "--set",
+        f"runtime.output_root={work}",
+        "--set",
+        "runtime.threads=1",
+        "--set",
+        "runtime.device=cpu",
+        "--set",
+        "runtime.precision=fp32",
+    ]
     seqrec("prepare", str(SPEC), *common)
     seqrec("finetune", str(SPEC), *common, "--set", f"train.max_steps={steps}")
     seqrec("export", str(SPEC), *common, "--format", "onnx")
@@ -87,9 +95,29 @@ class Server:
         store.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "seqrec_cli", "serve", str(export), "--port", str(self.port), "--backend", backend,
-             "--max-batch", str(max_batch), "--max-wait-ms", str(wait_ms), "--threads", str(threads),
-             "--store", str(store)], stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "seqrec_cli",
+                "serve",
+                str(export),
+                "--port",
+                str(self.port),
+                "--backend",
+                backend,
+                "--max-batch",
+                str(max_batch),
+                "--max-wait-ms",
+                str(wait_ms),
+                "--threads",
+                str(threads),
+                "--store",
+                str(store),
+            ],
+            stdout=open(self.log, "wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         self.config = {"backend": backend, "max_batch": max_batch, "max_wait_ms": wait_ms, "threads": threads}
 
     async def ready(self) -> None:
@@ -133,8 +161,10 @@ class Conn:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
     async def call(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         status = int((await self.reader.readline()).split()[1])
         length = 0
@@ -148,8 +178,9 @@ class Conn:
         self.writer.close()
 
 
-async def drive(port: int, bodies: list[tuple[str, str, bytes]], concurrency: int, seconds: float,
-                max_requests: int) -> dict:
+async def drive(
+    port: int, bodies: list[tuple[str, str, bytes]], concurrency: int, seconds: float, max_requests: int
+) -> dict:
     """Closed loop: `concurrency` clients each send their next request as soon as the last one answers."""
     latencies, statuses, sent = [], {}, [0]
     stop_at = time.monotonic() + seconds
@@ -171,10 +202,17 @@ async def drive(port: int, bodies: list[tuple[str, str, bytes]], concurrency: in
     await asyncio.gather(*(client(n) for n in range(concurrency)))
     wall = time.monotonic() - start
     ms = sorted(x * 1000 for x in latencies)
-    return {"concurrency": concurrency, "requests": len(ms), "seconds": round(wall, 2),
-            "throughput_rps": round(len(ms) / wall, 1), "p50_ms": round(ms[len(ms) // 2], 2),
-            "p90_ms": round(ms[int(len(ms) * 0.9)], 2), "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
-            "mean_ms": round(statistics.fmean(ms), 2), "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+    return {
+        "concurrency": concurrency,
+        "requests": len(ms),
+        "seconds": round(wall, 2),
+        "throughput_rps": round(len(ms) / wall, 1),
+        "p50_ms": round(ms[len(ms) // 2], 2),
+        "p90_ms": round(ms[int(len(ms) * 0.9)], 2),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+        "mean_ms": round(statistics.fmean(ms), 2),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
 
 
 def good_bodies(hists: list[list[str]]) -> list[tuple[str, str, bytes]]:
@@ -183,17 +221,33 @@ def good_bodies(hists: list[list[str]]) -> list[tuple[str, str, bytes]]:
 
 def mixed_bodies(hists: list[list[str]]) -> list[tuple[str, str, bytes]]:
     """Good requests interleaved with every kind of bad one, and live-history traffic."""
-    bad = [b'{"history": [1,', b'[1, 2]', b'{"history": "x", "k": 3}', b'{"history": ["1"], "k": 0}',
-           b'{"history": ["1"], "k": 100000}', b'{"history": [], "k": 5}', b'{"history": ["no-such-item"], "k": 5}',
-           json.dumps({"history": ["1"] * 5000, "k": 5}).encode(), b'{"history": ["1"], "times": [1, 2]}',
-           b'{"requests": []}']
+    bad = [
+        b'{"history": [1,',
+        b"[1, 2]",
+        b'{"history": "x", "k": 3}',
+        b'{"history": ["1"], "k": 0}',
+        b'{"history": ["1"], "k": 100000}',
+        b'{"history": [], "k": 5}',
+        b'{"history": ["no-such-item"], "k": 5}',
+        json.dumps({"history": ["1"] * 5000, "k": 5}).encode(),
+        b'{"history": ["1"], "times": [1, 2]}',
+        b'{"requests": []}',
+    ]
     out = []
     for n, h in enumerate(hists):
         out.append(("POST", "/recommend", json.dumps({"history": h, "k": 10}).encode()))
         out.append(("POST", "/recommend", bad[n % len(bad)]))
-        out.append(("POST", f"/users/soak{n % 500}/events", json.dumps({"item": h[-1], "time": float(n)}).encode()))
+        out.append(
+            ("POST", f"/users/soak{n % 500}/events", json.dumps({"item": h[-1], "time": float(n)}).encode())
+        )
         out.append(("GET", f"/users/soak{n % 500}/recommendations?k=10", b""))
-        out.append(("POST", "/recommend/batch", json.dumps({"requests": [{"history": h[-50:], "k": 5}] * 3}).encode()))
+        out.append(
+            (
+                "POST",
+                "/recommend/batch",
+                json.dumps({"requests": [{"history": h[-50:], "k": 5}] * 3}).encode(),
+            )
+        )
     return out
 
 
@@ -217,7 +271,8 @@ async def serving_cases(args, export: Path, work: Path, hists: list[list[str]]) 
             finally:
                 server.stop()
         rows["speedup_c32_microbatch_over_batch1"] = round(
-            rows["microbatch"]["c32"]["throughput_rps"] / rows["batch1"]["c32"]["throughput_rps"], 2)
+            rows["microbatch"]["c32"]["throughput_rps"] / rows["batch1"]["c32"]["throughput_rps"], 2
+        )
         out[backend] = rows
     return out
 
@@ -233,11 +288,19 @@ async def soak(args, export: Path, work: Path, hists: list[list[str]]) -> dict:
         rss_end = server.rss_mib()
         fivexx = sum(v for k, v in result["statuses"].items() if k.startswith("5"))
         alive = server.proc.poll() is None
-        return {**result, "server": server.config, "rss_mib_after_warmup": round(rss_start, 1),
-                "rss_mib_end": round(rss_end, 1), "rss_growth": round(rss_end / rss_start - 1, 4),
-                "responses_5xx": fivexx, "server_alive_at_end": alive, "loadavg_before": before,
-                "loadavg_after": loadavg(), "mix": "per history: good /recommend, one of 10 bad bodies, an event, "
-                "a stored-history recommendation, a 3-entry batch"}
+        return {
+            **result,
+            "server": server.config,
+            "rss_mib_after_warmup": round(rss_start, 1),
+            "rss_mib_end": round(rss_end, 1),
+            "rss_growth": round(rss_end / rss_start - 1, 4),
+            "responses_5xx": fivexx,
+            "server_alive_at_end": alive,
+            "loadavg_before": before,
+            "loadavg_after": loadavg(),
+            "mix": "per history: good /recommend, one of 10 bad bodies, an event, "
+            "a stored-history recommendation, a 3-entry batch",
+        }
     finally:
         server.stop()
 
@@ -254,7 +317,9 @@ def ann_case(args) -> dict:
     table[0] = 0
     for start in range(1, n + 1, 200_000):  # clustered, like trained item tables
         stop = min(start + 200_000, n + 1)
-        table[start:stop] = centres[rng.integers(0, 2000, stop - start)] + 0.7 * rng.normal(size=(stop - start, d))
+        table[start:stop] = centres[rng.integers(0, 2000, stop - start)] + 0.7 * rng.normal(
+            size=(stop - start, d)
+        )
     queries = (centres[rng.integers(0, 2000, 756)] + 0.7 * rng.normal(size=(756, d))).astype(np.float32)
     t = time.perf_counter()
     index = build_ivf(table, queries[:256], target_recall=0.98)
@@ -273,13 +338,24 @@ def ann_case(args) -> dict:
         index.search(q[None], 10)
         ann_ms.append((time.perf_counter() - t) * 1000)
     e, a = statistics.median(exact_ms), statistics.median(ann_ms)
-    return {"items": n, "dim": d, "vectors": "2,000 Gaussian centres + 0.7 x N(0, 1) noise; queries drawn the same way",
-            "index": "faiss IVF-Flat, inner product", "nlist": int(index.index.nlist), "nprobe": index.nprobe,
-            "build_seconds": round(build_s, 1), "calibration_recall_at_10": round(index.recall_at_10, 4),
-            "heldout_queries": len(held), "recall_at_10": round(recall_at(found, truth), 4),
-            "exact_blocked_ms_per_request_median": round(e, 2), "ann_ms_per_request_median": round(a, 3),
-            "speedup": round(e / a, 1), "block_items": 100_000, "loadavg": loadavg(),
-            "faiss_threads": int(__import__("faiss").omp_get_max_threads())}
+    return {
+        "items": n,
+        "dim": d,
+        "vectors": "2,000 Gaussian centres + 0.7 x N(0, 1) noise; queries drawn the same way",
+        "index": "faiss IVF-Flat, inner product",
+        "nlist": int(index.index.nlist),
+        "nprobe": index.nprobe,
+        "build_seconds": round(build_s, 1),
+        "calibration_recall_at_10": round(index.recall_at_10, 4),
+        "heldout_queries": len(held),
+        "recall_at_10": round(recall_at(found, truth), 4),
+        "exact_blocked_ms_per_request_median": round(e, 2),
+        "ann_ms_per_request_median": round(a, 3),
+        "speedup": round(e / a, 1),
+        "block_items": 100_000,
+        "loadavg": loadavg(),
+        "faiss_threads": int(__import__("faiss").omp_get_max_threads()),
+    }
 
 
 async def main_async(args) -> dict:
@@ -289,19 +365,27 @@ async def main_async(args) -> dict:
     export = build_export(work, args.train_steps)
     hists = histories(work, 512, seed=0)
     result = {
-        "what": "seqrec serve on localhost: MovieLens-1M default spec architecture (experiments/ml1m/sasrec.yaml: "
-                "SASRec, max_len 200, hidden 128, 4 blocks, 2 heads) over the real prepared ML-1M catalogue "
-                f"(3,416 items); weights from only {args.train_steps} training steps (no trained ML-1M weights on "
-                "this machine; latency does not depend on weight values)",
+        "what": "seqrec serve on localhost: MovieLens-1M default spec architecture "
+        "(experiments/ml1m/sasrec.yaml: "
+        "SASRec, max_len 200, hidden 128, 4 blocks, 2 heads) over the real prepared ML-1M catalogue "
+        f"(3,416 items); weights from only {args.train_steps} training steps (no trained ML-1M weights on "
+        "this machine; latency does not depend on weight values)",
         "machine": f"2-core shared CPU ({os.cpu_count()} visible cores), shared by 8 engineers at the time: "
-                   "see loadavg_* per case; ratios are measured side by side in one run",
+        "see loadavg_* per case; ratios are measured side by side in one run",
         "command": "make bench-serve (python benchmarks/serve_bench.py " + " ".join(sys.argv[1:]) + ")",
         "export_seconds": round(time.perf_counter() - t, 1),
         "requests": "POST /recommend with a real ML-1M user's latest 200 items (512 users cycled), k=10",
         "load_generator": f"closed loop, asyncio keep-alive HTTP/1.1 in one process, <= {args.seconds} s and "
-                          f"<= {args.max_requests} requests per case, after a 3 s warm-up",
-        "targets": {"c1_p50_ms": 15, "c1_p99_ms": 40, "c32_speedup": 3.0, "c32_p99_ms": 150, "soak_5xx": 0,
-                    "soak_rss_growth": 0.10, "ann_recall_at_10": 0.98},
+        f"<= {args.max_requests} requests per case, after a 3 s warm-up",
+        "targets": {
+            "c1_p50_ms": 15,
+            "c1_p99_ms": 40,
+            "c32_speedup": 3.0,
+            "c32_p99_ms": 150,
+            "soak_5xx": 0,
+            "soak_rss_growth": 0.10,
+            "ann_recall_at_10": 0.98,
+        },
     }
     if not args.skip_serving:
         result["serving"] = await serving_cases(args, export, work, hists)
@@ -315,7 +399,9 @@ async def main_async(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="benchmarks/results/serve.json")
     parser.add_argument("--work", default=".bench/serve", help="prepared data, the export and server logs")
     parser.add_argument("--train-steps", type=int, default=5)

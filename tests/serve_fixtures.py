@@ -49,7 +49,12 @@ train: {{max_steps: {steps}, batch_size: 16, lr: 0.01, patience: 50, monitor: ND
 eval: {{ks: [5, 10]}}
 runtime: {{device: cpu, precision: fp32, threads: 1, output_root: {folder / "out"}}}
 """)
-    for command in (["prepare"], ["finetune"], ["evaluate", "--split", "test"], ["export", "--format", "onnx"]):
+    for command in (
+        ["prepare"],
+        ["finetune"],
+        ["evaluate", "--split", "test"],
+        ["export", "--format", "onnx"],
+    ):
         ok(command[0], spec, *command[1:])
     return folder / "out" / "exports" / name
 
@@ -66,10 +71,16 @@ class Server:
     base: str
     log: Path
 
-    def call(self, method: str, path: str, body=None, raw: bytes | None = None, headers=None) -> tuple[int, dict]:
+    def call(
+        self, method: str, path: str, body=None, raw: bytes | None = None, headers=None
+    ) -> tuple[int, dict]:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"content-type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 text = resp.read().decode()
@@ -91,9 +102,25 @@ def start_server(export: Path, store: Path, log: Path, *extra: str, env: dict | 
     port = free_port()
     environ = {**os.environ, "PYTHONPATH": SRC, **(env or {})}
     handle = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "seqrec_cli", "serve", str(export), "--port", str(port),
-                             "--store", str(store), "--threads", "1", *extra],
-                            stdout=handle, stderr=subprocess.STDOUT, env=environ)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seqrec_cli",
+            "serve",
+            str(export),
+            "--port",
+            str(port),
+            "--store",
+            str(store),
+            "--threads",
+            "1",
+            *extra,
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=environ,
+    )
     server = Server(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

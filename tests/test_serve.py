@@ -38,8 +38,17 @@ def export(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(export: Path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
-    s = start_server(export, folder / "h.sqlite3", folder / "log.txt", "--max-history", "50",
-                     "--max-batch", "16", "--max-wait-ms", "20")
+    s = start_server(
+        export,
+        folder / "h.sqlite3",
+        folder / "log.txt",
+        "--max-history",
+        "50",
+        "--max-batch",
+        "16",
+        "--max-wait-ms",
+        "20",
+    )
     yield s
     s.stop()
 
@@ -70,11 +79,15 @@ def test_served_model_matches_recommender_on_both_backends(export: Path) -> None
 
 
 def test_recommend_reports_unknown_ids_and_excludes_history(server: Server) -> None:
-    status, body = server.call("POST", "/recommend", {"history": [*H, "nope", 12345], "k": 4, "exclude": [raw_item(9)]})
+    status, body = server.call(
+        "POST", "/recommend", {"history": [*H, "nope", 12345], "k": 4, "exclude": [raw_item(9)]}
+    )
     assert status == 200, body
     ids = [item["id"] for item in body["items"]]
     assert len(ids) == 4 and not set(ids) & {*H, raw_item(9)}
-    assert body["unknown_items"] == ["nope", "12345"] and body["fallback"] is None and body["history_used"] == 3
+    assert (
+        body["unknown_items"] == ["nope", "12345"] and body["fallback"] is None and body["history_used"] == 3
+    )
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
     status, keep = server.call("POST", "/recommend", {"history": H, "k": ITEMS, "exclude_history": False})
@@ -103,9 +116,13 @@ def test_an_event_changes_the_next_answer_and_history_is_bounded(server: Server)
     server.call("POST", "/users/alice/events", {"events": [{"item": raw_item(10)}, {"item": "brand-new"}]})
     after = server.call("GET", "/users/alice/recommendations?k=5")[1]
     assert after["items"] != warm["items"] and after["unknown_items"] == ["brand-new"]
-    same_items(after["items"], server.call("POST", "/recommend",
-                                           {"history": [raw_item(2), raw_item(10)], "k": 5})[1]["items"])
-    status, ack = server.call("POST", "/users/alice/events", {"events": [{"item": raw_item(i)} for i in range(12)]})
+    same_items(
+        after["items"],
+        server.call("POST", "/recommend", {"history": [raw_item(2), raw_item(10)], "k": 5})[1]["items"],
+    )
+    status, ack = server.call(
+        "POST", "/users/alice/events", {"events": [{"item": raw_item(i)} for i in range(12)]}
+    )
     assert ack["stored"] == 8  # the model's max_len
 
 
@@ -145,7 +162,9 @@ def test_bad_input_is_a_4xx_with_a_reason(server: Server, case, method, path, bo
 
 def test_unknown_only_and_empty_histories_fall_back_to_popularity(server: Server) -> None:
     for history in ([], ["nope", "gone"]):
-        status, body = server.call("POST", "/recommend", {"history": history, "k": 3, "exclude": [raw_item(0)]})
+        status, body = server.call(
+            "POST", "/recommend", {"history": history, "k": 3, "exclude": [raw_item(0)]}
+        )
         assert status == 200 and body["fallback"] == "popularity" and len(body["items"]) == 3
         assert body["unknown_items"] == history and raw_item(0) not in [i["id"] for i in body["items"]]
 
@@ -158,8 +177,14 @@ def test_reason_texts_name_the_limit(server: Server) -> None:
 def test_concurrent_requests_share_forward_passes(server: Server) -> None:
     before = _metric(server, "seqrec_batch_size_count")
     answers: list[tuple[int, dict]] = []
-    threads = [threading.Thread(target=lambda n=n: answers.append(
-        server.call("POST", "/recommend", {"history": [raw_item(n % ITEMS)], "k": 3}))) for n in range(24)]
+    threads = [
+        threading.Thread(
+            target=lambda n=n: answers.append(
+                server.call("POST", "/recommend", {"history": [raw_item(n % ITEMS)], "k": 3})
+            )
+        )
+        for n in range(24)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -189,7 +214,9 @@ def test_metrics_model_and_health(server: Server, export: Path) -> None:
     assert card["items"] == ITEMS and card["backend"] == "torch" and card["config"]["max_len"] == 8
 
 
-def test_reload_swaps_good_exports_and_refuses_broken_ones(server: Server, export: Path, tmp_path: Path) -> None:
+def test_reload_swaps_good_exports_and_refuses_broken_ones(
+    server: Server, export: Path, tmp_path: Path
+) -> None:
     old = server.call("GET", "/model")[1]["model"]
     spec = export.parent.parent.parent / "serve.yaml"
     fresh = tmp_path / "fresh"
@@ -204,8 +231,11 @@ def test_reload_swaps_good_exports_and_refuses_broken_ones(server: Server, expor
     manifest = json.loads((future / "manifest.json").read_text())
     (future / "manifest.json").write_text(json.dumps({**manifest, "version": 99}))
     no_onnx_backend = tmp_path / "missing"
-    for bad, reason in ((corrupt, "sha256 mismatch"), (future, "unsupported export format"),
-                        (no_onnx_backend, "manifest.json missing")):
+    for bad, reason in (
+        (corrupt, "sha256 mismatch"),
+        (future, "unsupported export format"),
+        (no_onnx_backend, "manifest.json missing"),
+    ):
         status, body = server.call("POST", "/admin/reload", {"path": str(bad)})
         assert status == 422 and reason in body["detail"] and body["serving"] == old, body
         assert server.call("POST", "/recommend", {"history": H, "k": 3})[1]["model"] == old
@@ -233,7 +263,9 @@ def test_kill9_keeps_acknowledged_events_and_token_guards_reload(export: Path, t
     store = tmp_path / "h.sqlite3"
     first = start_server(export, store, tmp_path / "log1.txt", env={"SEQREC_ADMIN_TOKEN": "s3cret"})
     try:
-        assert first.call("POST", "/admin/reload", {})[0] == 403  # a token is set: localhost alone is not enough
+        assert (
+            first.call("POST", "/admin/reload", {})[0] == 403
+        )  # a token is set: localhost alone is not enough
         assert first.call("POST", "/admin/reload", {}, headers={"Authorization": "Bearer wrong"})[0] == 403
         assert first.call("POST", "/admin/reload", {}, headers={"Authorization": "Bearer s3cret"})[0] == 200
         status, ack = first.call("POST", "/users/bob/events", {"item": raw_item(6), "time": 5.0})

@@ -48,7 +48,10 @@ def check_parity(model: SeqRecModel, folder: Path, times: bool = False) -> None:
         got[:, 0] = -np.inf
         assert np.allclose(got[:, 1:], ref[:, 1:], atol=1e-4), np.abs(got[:, 1:] - ref[:, 1:]).max()
         k = 5
-        assert (np.argsort(-got[:, 1:], 1, kind="stable")[:, :k] == np.argsort(-ref[:, 1:], 1, kind="stable")[:, :k]).all()
+        assert (
+            np.argsort(-got[:, 1:], 1, kind="stable")[:, :k]
+            == np.argsort(-ref[:, 1:], 1, kind="stable")[:, :k]
+        ).all()
 
 
 @pytest.mark.parametrize("encoder", sorted(ENCODERS))
@@ -67,7 +70,14 @@ def test_time_aware_hstu_exports_a_times_graph(tmp_path: Path) -> None:
 
 def test_text_item_table_exports(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    spec = ModelSpec(encoder="sasrec", items="id+text", text=TextSpec(template="{title}"), max_len=MAX_LEN,
-                     hidden=D, layers=1, heads=2)
+    spec = ModelSpec(
+        encoder="sasrec",
+        items="id+text",
+        text=TextSpec(template="{title}"),
+        max_len=MAX_LEN,
+        hidden=D,
+        layers=1,
+        heads=2,
+    )
     model = SeqRecModel(spec, N, torch.randn(N + 1, 6))
     check_parity(model, tmp_path)

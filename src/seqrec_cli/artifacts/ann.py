@@ -28,7 +28,9 @@ def _faiss():
     try:
         import faiss
     except ImportError as exc:
-        raise UserError("the approximate index needs faiss", where="--ann", fix="pip install 'seqrec[serve]'") from exc
+        raise UserError(
+            "the approximate index needs faiss", where="--ann", fix="pip install 'seqrec[serve]'"
+        ) from exc
     return faiss
 
 
@@ -50,7 +52,9 @@ def exact_topk(queries: np.ndarray, table: np.ndarray, k: int, block: int = 100_
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of the exact top-k rows that the approximate answer found."""
-    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)]))
+    return float(
+        np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
 
 
 @dataclass
@@ -66,9 +70,18 @@ class AnnIndex:
 
     def save(self, folder: Path) -> None:
         _faiss().write_index(self.index, str(Path(folder) / ANN_FILE))
-        (Path(folder) / ANN_INFO).write_text(json.dumps({"kind": "ivf_flat_ip", "nlist": int(self.index.nlist),
-                                                          "nprobe": self.nprobe,
-                                                          "recall_at_10": self.recall_at_10}, indent=2) + "\n")
+        (Path(folder) / ANN_INFO).write_text(
+            json.dumps(
+                {
+                    "kind": "ivf_flat_ip",
+                    "nlist": int(self.index.nlist),
+                    "nprobe": self.nprobe,
+                    "recall_at_10": self.recall_at_10,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
     @classmethod
     def load(cls, folder: Path) -> AnnIndex:
@@ -79,8 +92,9 @@ class AnnIndex:
 CALIBRATION_MARGIN = 0.01  # calibrate for target + margin, so users outside the sample still get the target
 
 
-def build_ivf(table: np.ndarray, queries: np.ndarray, target_recall: float = 0.98, seed: int = 0,
-              skip_rows: int = 1) -> AnnIndex:
+def build_ivf(
+    table: np.ndarray, queries: np.ndarray, target_recall: float = 0.98, seed: int = 0, skip_rows: int = 1
+) -> AnnIndex:
     """table [N + skip, D] (row 0 = PAD is skipped: faiss ids are table rows), queries [Q, D] user vectors
     for calibration."""
     goal = min(1.0, target_recall + CALIBRATION_MARGIN)
@@ -92,7 +106,9 @@ def build_ivf(table: np.ndarray, queries: np.ndarray, target_recall: float = 0.9
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    sample = items[rng.choice(n, size=min(n, 64 * nlist), replace=False)]  # k-means on a sample: minutes, not hours
+    sample = items[
+        rng.choice(n, size=min(n, 64 * nlist), replace=False)
+    ]  # k-means on a sample: minutes, not hours
     index.cp.seed = seed
     index.train(sample)
     index.add_with_ids(items, np.arange(skip_rows, n + skip_rows, dtype=np.int64))

@@ -40,8 +40,9 @@ def write_onnx(model: nn.Module, path: Path, max_len: int) -> None:
     try:
         import onnx  # noqa: F401  (torch.onnx needs it; checked here for a clear message)
     except ImportError as exc:
-        raise UserError("ONNX export needs the onnx package", where="--format onnx",
-                        fix="pip install 'seqrec[serve]'") from exc
+        raise UserError(
+            "ONNX export needs the onnx package", where="--format onnx", fix="pip install 'seqrec[serve]'"
+        ) from exc
     tower = UserTower(model).eval()
     length = min(max_len, 8)
     inputs = torch.randint(1, model.num_items + 1, (2, length))  # [2, L]
@@ -58,6 +59,14 @@ def _export(tower: nn.Module, args: tuple, path: Path) -> None:
     axes = {name: {0: "batch", 1: "length"} for name in names} | {"user": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about python ints: the axes are declared dynamic
-        torch.onnx.export(tower, args, str(path), input_names=names, output_names=["user"],
-                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            tower,
+            args,
+            str(path),
+            input_names=names,
+            output_names=["user"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     tower.eval()  # export restores the wrapper's previous mode; keep the model in eval

@@ -6,16 +6,32 @@ import typer
 
 from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
 
-FormatOpt = Annotated[str, typer.Option("--format", help="safetensors, or onnx: also write model.onnx for "
-                                        "`seqrec serve --backend onnx`")]
-AnnOpt = Annotated[str, typer.Option("--ann", help="approximate top-k index: auto (from --ann-min-items "
-                                     "items on), ivf (always) or none")]
-AnnMinOpt = Annotated[int, typer.Option("--ann-min-items", min=1, help="catalogue size from which auto builds it")]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format", help="safetensors, or onnx: also write model.onnx for `seqrec serve --backend onnx`"
+    ),
+]
+AnnOpt = Annotated[
+    str,
+    typer.Option(
+        "--ann", help="approximate top-k index: auto (from --ann-min-items items on), ivf (always) or none"
+    ),
+]
+AnnMinOpt = Annotated[
+    int, typer.Option("--ann-min-items", min=1, help="catalogue size from which auto builds it")
+]
 
 
-def export_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False,
-                   format_: FormatOpt = "safetensors", ann: AnnOpt = "auto", ann_min_items: AnnMinOpt = 100_000) -> None:
-    """Write the best model as safetensors + JSON with a sha256 manifest and a model card (loads without the spec)."""
+def export_command(
+    spec_path: SpecArg,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    format_: FormatOpt = "safetensors",
+    ann: AnnOpt = "auto",
+    ann_min_items: AnnMinOpt = 100_000,
+) -> None:
+    """Write the best model as safetensors + JSON with a sha256 manifest and a model card (no spec needed)."""
     with user_errors():
         from seqrec_cli.errors import UserError
 

@@ -69,7 +69,9 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
     if options.format == "onnx":
         from seqrec_cli.artifacts.onnx_export import write_onnx
 
-        writers.append(lambda tmp: write_onnx(model, tmp / "model.onnx", spec.model.max_len))  # + model_times.onnx (HSTU)
+        writers.append(
+            lambda tmp: write_onnx(model, tmp / "model.onnx", spec.model.max_len)
+        )  # + model_times.onnx (HSTU)
         formats.append("onnx")
     if options.ann == "ivf" or (options.ann == "auto" and seqs.num_items >= options.ann_min_items):
         from seqrec_cli.artifacts.ann import build_ivf
@@ -78,8 +80,16 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
         index = build_ivf(table.numpy(), queries, options.ann_recall, seed=spec.train.seed)
         ann_info = {"nprobe": index.nprobe, "recall_at_10": index.recall_at_10}
         writers.append(index.save)
-    card = model_card(spec.name, manifest["fingerprint"], spec.model_dump(mode="json"), evals, seqs.num_items,
-                      0 if unrankable is None else len(unrankable), formats, ann_info)
+    card = model_card(
+        spec.name,
+        manifest["fingerprint"],
+        spec.model_dump(mode="json"),
+        evals,
+        seqs.num_items,
+        0 if unrankable is None else len(unrankable),
+        formats,
+        ann_info,
+    )
     return write_export(
         export_dir(spec),
         state=model.state_dict(),

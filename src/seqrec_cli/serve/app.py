@@ -69,24 +69,39 @@ class State:
         self.store = store
         self.metrics = ServeMetrics.create()
         self.reload_lock = threading.Lock()
-        self.batcher = MicroBatcher(lambda: self.model, config.max_batch, config.max_wait_ms,
-                                    self.metrics.batch_size.observe)
+        self.batcher = MicroBatcher(
+            lambda: self.model, config.max_batch, config.max_wait_ms, self.metrics.batch_size.observe
+        )
 
 
 def _query(body: RecommendRequest, limit: int) -> Query:
     if len(body.history) > limit:
-        raise Problem(f"history has {len(body.history)} items; this service accepts at most {limit} "
-                      "(--max-history); send the most recent ones")
+        raise Problem(
+            f"history has {len(body.history)} items; this service accepts at most {limit} "
+            "(--max-history); send the most recent ones"
+        )
     if body.times is not None and len(body.times) != len(body.history):
         raise Problem(f"times has {len(body.times)} entries for {len(body.history)} history items")
-    return Query([str(h) for h in body.history], body.times, body.k, body.exclude_history, [str(e) for e in body.exclude])
+    return Query(
+        [str(h) for h in body.history],
+        body.times,
+        body.k,
+        body.exclude_history,
+        [str(e) for e in body.exclude],
+    )
 
 
 def _response(answer: Answer, model: ServedModel, cls=RecommendResponse, **extra):
     if answer.error:
         raise Problem(answer.error)
-    return cls(items=[{"id": i, "score": s} for i, s in answer.items], unknown_items=answer.unknown,
-               model=model.ref(), fallback=answer.fallback, history_used=answer.used, **extra)
+    return cls(
+        items=[{"id": i, "score": s} for i, s in answer.items],
+        unknown_items=answer.unknown,
+        model=model.ref(),
+        fallback=answer.fallback,
+        history_used=answer.used,
+        **extra,
+    )
 
 
 class Metered:
@@ -141,7 +156,9 @@ def create_app(config: ServeConfig, model: ServedModel, store: HistoryStore) -> 
     @app.get("/readyz")
     async def readyz():
         ready = state.batcher.alive()
-        return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "model": state.model.ref()})
+        return JSONResponse(
+            status_code=200 if ready else 503, content={"ready": ready, "model": state.model.ref()}
+        )
 
     @app.get("/metrics")
     async def metrics():
@@ -151,13 +168,20 @@ def create_app(config: ServeConfig, model: ServedModel, store: HistoryStore) -> 
     @app.get("/model")
     async def model_card():
         m = state.model
-        return {"model": m.ref(), "backend": m.backend.kind, "folder": str(m.folder),
-                "items": m.rankable, "max_len": m.max_len, "config": m.config["model"],
-                "dataset_fingerprint": m.manifest.get("dataset_fingerprint"),
-                "spec_hash": m.manifest.get("spec_hash"), "formats": m.manifest.get("formats", ["safetensors"]),
-                "ann": None if m.ann is None else {"nprobe": m.ann.nprobe, "recall_at_10": m.ann.recall_at_10},
-                "batching": {"max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms},
-                "card": m.card}
+        return {
+            "model": m.ref(),
+            "backend": m.backend.kind,
+            "folder": str(m.folder),
+            "items": m.rankable,
+            "max_len": m.max_len,
+            "config": m.config["model"],
+            "dataset_fingerprint": m.manifest.get("dataset_fingerprint"),
+            "spec_hash": m.manifest.get("spec_hash"),
+            "formats": m.manifest.get("formats", ["safetensors"]),
+            "ann": None if m.ann is None else {"nprobe": m.ann.nprobe, "recall_at_10": m.ann.recall_at_10},
+            "batching": {"max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms},
+            "card": m.card,
+        }
 
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(body: RecommendRequest):
@@ -194,7 +218,9 @@ def create_app(config: ServeConfig, model: ServedModel, store: HistoryStore) -> 
     async def user_recommendations(user_id: str, k: int = Param(10, ge=1), exclude_history: bool = True):
         events = await run_in_threadpool(state.store.history, _user(user_id))
         timed = bool(events) and all(e.time is not None for e in events)
-        query = Query([e.item for e in events], [e.time for e in events] if timed else None, k, exclude_history, [])
+        query = Query(
+            [e.item for e in events], [e.time for e in events] if timed else None, k, exclude_history, []
+        )
         answers, m = await run([query])
         return _response(answers[0], m, UserRecommendResponse, user=user_id, user_known=bool(events))
 
@@ -208,8 +234,13 @@ def create_app(config: ServeConfig, model: ServedModel, store: HistoryStore) -> 
     @app.post("/admin/reload")
     async def reload(request: Request, body: ReloadRequest | None = None):
         if not _allowed(request):
-            return JSONResponse(status_code=403, content={
-                "detail": f"reload is allowed from localhost, or with 'Authorization: Bearer <${TOKEN_ENV}>'"})
+            return JSONResponse(
+                status_code=403,
+                content={
+                    "detail": "reload is allowed from localhost, or with "
+                    f"'Authorization: Bearer <${TOKEN_ENV}>'"
+                },
+            )
         path = Path(body.path) if body and body.path else state.model.folder
         old = state.model.ref()
 
@@ -223,11 +254,15 @@ def create_app(config: ServeConfig, model: ServedModel, store: HistoryStore) -> 
             fresh = await run_in_threadpool(load)
         except UserError as exc:
             state.metrics.reloads.labels("refused").inc()
-            return JSONResponse(status_code=422, content={"detail": f"reload refused: {exc.render()}", "serving": old})
+            return JSONResponse(
+                status_code=422, content={"detail": f"reload refused: {exc.render()}", "serving": old}
+            )
         except Exception as exc:  # a corrupt file can fail deep in a loader; refuse it all the same
             state.metrics.reloads.labels("refused").inc()
-            return JSONResponse(status_code=422, content={
-                "detail": f"reload refused: {type(exc).__name__}: {exc}", "serving": old})
+            return JSONResponse(
+                status_code=422,
+                content={"detail": f"reload refused: {type(exc).__name__}: {exc}", "serving": old},
+            )
         state.metrics.reloads.labels("ok").inc()
         return {"model": fresh.ref(), "previous": old}
 

@@ -51,20 +51,28 @@ class OnnxBackend:
     def __init__(self, folder: Path, threads: int | None):
         path = Path(folder) / "model.onnx"
         if not path.is_file():
-            raise UserError("this export has no model.onnx", where=str(folder),
-                            fix="export with `seqrec export SPEC --format onnx`, or serve with --backend torch")
+            raise UserError(
+                "this export has no model.onnx",
+                where=str(folder),
+                fix="export with `seqrec export SPEC --format onnx`, or serve with --backend torch",
+            )
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise UserError("--backend onnx needs onnxruntime", where="--backend", fix="pip install 'seqrec[serve]'") from exc
+            raise UserError(
+                "--backend onnx needs onnxruntime", where="--backend", fix="pip install 'seqrec[serve]'"
+            ) from exc
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         timed = Path(folder) / "model_times.onnx"  # time-aware encoders: the graph that reads times
-        self.timed = ort.InferenceSession(str(timed), options, providers=["CPUExecutionProvider"]) \
-            if timed.is_file() else None
+        self.timed = (
+            ort.InferenceSession(str(timed), options, providers=["CPUExecutionProvider"])
+            if timed.is_file()
+            else None
+        )
         self.uses_times = self.timed is not None
 
     def user_vectors(self, inputs: np.ndarray, times: np.ndarray | None) -> np.ndarray:

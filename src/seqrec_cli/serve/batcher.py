@@ -26,8 +26,13 @@ class Job:
 
 
 class MicroBatcher:
-    def __init__(self, current: Callable[[], ServedModel], max_batch: int, max_wait_ms: float,
-                 on_batch: Callable[[int], None] = lambda size: None):
+    def __init__(
+        self,
+        current: Callable[[], ServedModel],
+        max_batch: int,
+        max_wait_ms: float,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ):
         self.current = current
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0

@@ -42,14 +42,18 @@ class Answer:
 def _need(folder: Path, name: str) -> Path:
     path = folder / name
     if not path.is_file():
-        raise UserError(f"export has no {name} (written by an older seqrec)", where=str(folder),
-                        fix="export again with this version: `seqrec export SPEC`")
+        raise UserError(
+            f"export has no {name} (written by an older seqrec)",
+            where=str(folder),
+            fix="export again with this version: `seqrec export SPEC`",
+        )
     return path
 
 
 class ServedModel:
-    def __init__(self, folder: str | Path, backend: str = "torch", threads: int | None = None,
-                 use_ann: bool = True):
+    def __init__(
+        self, folder: str | Path, backend: str = "torch", threads: int | None = None, use_ann: bool = True
+    ):
         from safetensors.numpy import load_file
 
         folder = Path(folder)
@@ -61,10 +65,13 @@ class ServedModel:
         self.item_ids: list[str] = json.loads((folder / "item_ids.json").read_text())
         self.index = {raw: i for i, raw in enumerate(self.item_ids) if i != PAD}
         self.max_len = int(self.config["model"]["max_len"])
-        self.table = load_file(str(_need(folder, "item_table.safetensors")))["table"].astype(np.float32)  # [N + 1, D]
+        self.table = load_file(str(_need(folder, "item_table.safetensors")))["table"].astype(
+            np.float32
+        )  # [N + 1, D]
         if self.table.shape[0] != len(self.item_ids):
-            raise UserError("item_table.safetensors does not match item_ids.json", where=str(folder),
-                            fix="export again")
+            raise UserError(
+                "item_table.safetensors does not match item_ids.json", where=str(folder), fix="export again"
+            )
         self.invalid = np.zeros(len(self.item_ids), dtype=bool)  # [N + 1] never recommended
         self.invalid[PAD] = True
         self.invalid[np.asarray(self.config.get("unrankable_items", []), dtype=np.int64)] = True
@@ -73,7 +80,9 @@ class ServedModel:
         popularity[self.invalid] = -1
         self.popular = np.argsort(-popularity, kind="stable")[: self.rankable]  # most interacted first
         self.popularity = popularity
-        self.card = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
+        self.card = (
+            (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
+        )
         self.backend = BACKENDS[backend](folder, threads)
         self.ann = None
         if use_ann and (folder / "items.faiss").is_file():
@@ -121,7 +130,9 @@ class ServedModel:
             while stop < len(order) and 3 * (len(rows[order[stop]]) + 1) >= 2 * width:
                 stop += 1
             pick = order[start:stop]
-            inputs, stamps = self._pad([rows[i] for i in pick], width, None if times is None else [times[i] for i in pick])
+            inputs, stamps = self._pad(
+                [rows[i] for i in pick], width, None if times is None else [times[i] for i in pick]
+            )
             out[pick] = self.backend.user_vectors(inputs, stamps)
             start = stop
         return out
@@ -132,20 +143,29 @@ class ServedModel:
         for q in queries:
             keep = [i for i, h in enumerate(q.history) if h in self.index][-self.max_len :]
             unknown = list(dict.fromkeys(h for h in q.history + q.exclude if h not in self.index))
-            encoded.append(([self.index[q.history[i]] for i in keep],
-                            None if q.times is None else [float(q.times[i]) for i in keep], unknown))
+            encoded.append(
+                (
+                    [self.index[q.history[i]] for i in keep],
+                    None if q.times is None else [float(q.times[i]) for i in keep],
+                    unknown,
+                )
+            )
         answers: list[Answer | None] = [None] * len(queries)
         model_rows = [i for i, (rows, _, _) in enumerate(encoded) if rows]
         for i, q in enumerate(queries):
             rows, _, unknown = encoded[i]
             if q.k > self.rankable:
-                answers[i] = Answer([], unknown, None, 0, f"k={q.k} exceeds the {self.rankable} items this model ranks")
+                answers[i] = Answer(
+                    [], unknown, None, 0, f"k={q.k} exceeds the {self.rankable} items this model ranks"
+                )
             elif not rows:
                 answers[i] = self._popular(q, unknown)
         model_rows = [i for i in model_rows if answers[i] is None]
         # time-aware models: rows with and without times go through separate passes
         for timed in (False, True):
-            group = [i for i in model_rows if (encoded[i][1] is not None and self.backend.uses_times) == timed]
+            group = [
+                i for i in model_rows if (encoded[i][1] is not None and self.backend.uses_times) == timed
+            ]
             if not group:
                 continue
             times = [encoded[i][1] for i in group] if timed else None
@@ -166,15 +186,24 @@ class ServedModel:
         if self.ann is not None:
             return [self._ann_top(v, q.k, ex) for v, q, ex in zip(vectors, queries, excludes, strict=True)]
         scores, idx = blocked_topk(vectors, self.table, k, self.invalid, excludes)  # [B, k]
-        return [[(self.item_ids[i], float(s)) for i, s in zip(idx[r, : q.k], scores[r, : q.k], strict=True)
-                 if s != -np.inf] for r, q in enumerate(queries)]
+        return [
+            [
+                (self.item_ids[i], float(s))
+                for i, s in zip(idx[r, : q.k], scores[r, : q.k], strict=True)
+                if s != -np.inf
+            ]
+            for r, q in enumerate(queries)
+        ]
 
     def _ann_top(self, vector: np.ndarray, k: int, exclude: np.ndarray) -> list[tuple[str, float]]:
         """Approximate top-k; asks for extra rows to cover exclusions, exact when even that falls short."""
         drop = set(exclude.tolist())
         scores, idx = self.ann.search(vector[None], k + len(drop) + 8)
-        out = [(self.item_ids[i], float(s)) for i, s in zip(idx[0], scores[0], strict=True)
-               if i > 0 and not self.invalid[i] and i not in drop][:k]
+        out = [
+            (self.item_ids[i], float(s))
+            for i, s in zip(idx[0], scores[0], strict=True)
+            if i > 0 and not self.invalid[i] and i not in drop
+        ][:k]
         if len(out) == k:
             return out
         s, i = blocked_topk(vector[None], self.table, k, self.invalid, [exclude])
@@ -183,4 +212,6 @@ class ServedModel:
     def _popular(self, q: Query, unknown: list[str]) -> Answer:
         drop = set(self._excluded(q).tolist())
         picks = [int(i) for i in self.popular[: q.k + len(drop)] if int(i) not in drop][: q.k]
-        return Answer([(self.item_ids[i], float(self.popularity[i])) for i in picks], unknown, "popularity", 0)
+        return Answer(
+            [(self.item_ids[i], float(self.popularity[i])) for i in picks], unknown, "popularity", 0
+        )

@@ -37,19 +37,26 @@ class SQLiteStore:
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                        "user TEXT NOT NULL, item TEXT NOT NULL, time REAL)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "user TEXT NOT NULL, item TEXT NOT NULL, time REAL)"
+        )
         self.db.execute("CREATE INDEX IF NOT EXISTS events_user ON events (user, seq)")
 
     def append(self, user: str, events: list[StoredEvent]) -> int:
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany("INSERT INTO events (user, item, time) VALUES (?, ?, ?)",
-                                    [(user, e.item, e.time) for e in events])
+                self.db.executemany(
+                    "INSERT INTO events (user, item, time) VALUES (?, ?, ?)",
+                    [(user, e.item, e.time) for e in events],
+                )
                 # keep the newest `cap`: delete everything at or below the cap-th newest's predecessor
-                self.db.execute("DELETE FROM events WHERE user = ? AND seq <= (SELECT seq FROM events WHERE "
-                                "user = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)", (user, user, self.cap))
+                self.db.execute(
+                    "DELETE FROM events WHERE user = ? AND seq <= (SELECT seq FROM events WHERE "
+                    "user = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (user, user, self.cap),
+                )
                 (count,) = self.db.execute("SELECT COUNT(*) FROM events WHERE user = ?", (user,)).fetchone()
                 self.db.execute("COMMIT")
             except BaseException:
@@ -59,7 +66,9 @@ class SQLiteStore:
 
     def history(self, user: str) -> list[StoredEvent]:
         with self.lock:
-            rows = self.db.execute("SELECT item, time FROM events WHERE user = ? ORDER BY seq", (user,)).fetchall()
+            rows = self.db.execute(
+                "SELECT item, time FROM events WHERE user = ? ORDER BY seq", (user,)
+            ).fetchall()
         return [StoredEvent(item, time) for item, time in rows]
 
     def close(self) -> None:

@@ -7,8 +7,14 @@ import numpy as np
 BLOCK = 100_000
 
 
-def blocked_topk(vectors: np.ndarray, table: np.ndarray, k: int, invalid: np.ndarray,
-                 exclude: list[np.ndarray], block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+def blocked_topk(
+    vectors: np.ndarray,
+    table: np.ndarray,
+    k: int,
+    invalid: np.ndarray,
+    exclude: list[np.ndarray],
+    block: int = BLOCK,
+) -> tuple[np.ndarray, np.ndarray]:
     """vectors [B, D], table [N + 1, D], invalid [N + 1] bool (PAD, unrankable), exclude: per row the item
     indices to drop -> ([B, k] scores, [B, k] indices), best first; -inf scores where fewer than k remain."""
     b = len(vectors)
