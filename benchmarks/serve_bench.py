@@ -90,8 +90,8 @@ def histories(work: Path, count: int, seed: int) -> list[list[str]]:
 class Server:
     def __init__(self, export: Path, work: Path, backend: str, max_batch: int, wait_ms: float, threads: int):
         self.port = free_port()
-        self.log = work / f"server-{backend}-{max_batch}.log"
-        store = work / f"h-{backend}-{max_batch}.sqlite3"
+        self.log = work / f"server-{backend}-{max_batch}-{wait_ms:g}.log"
+        store = work / f"h-{backend}-{max_batch}-{wait_ms:g}.sqlite3"
         store.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         self.proc = subprocess.Popen(
@@ -256,8 +256,10 @@ async def serving_cases(args, export: Path, work: Path, hists: list[list[str]]) 
     out = {}
     for backend in ("torch", "onnx"):
         rows = {}
-        for label, max_batch in (("batch1", 1), ("microbatch", args.max_batch)):
-            server = Server(export, work, backend, max_batch, args.max_wait_ms, args.threads)
+        setups = [("batch1", 1, 0.0), ("microbatch", args.max_batch, args.max_wait_ms)]
+        setups += [(f"microbatch_wait{w:g}ms", args.max_batch, w) for w in args.extra_waits]
+        for label, max_batch, wait in setups:
+            server = Server(export, work, backend, max_batch, wait, args.threads)
             try:
                 await server.ready()
                 await drive(server.port, bodies, 4, 3, 200)  # warm-up (not reported)
@@ -408,7 +410,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="per load case (at most 60)")
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="the micro-batching server's (default)")
+    parser.add_argument("--extra-waits", type=float, nargs="*", default=[2.0], help="more micro-batching servers")
     parser.add_argument("--threads", type=int, default=1, help="server compute threads")
     parser.add_argument("--soak-seconds", type=float, default=600, help="the issue asks 10 minutes; 0 skips")
     parser.add_argument("--ann-items", type=int, default=1_000_000, help="0 skips the ANN case")

@@ -53,7 +53,7 @@ class ServeConfig:
     backend: str = "torch"
     threads: int | None = None
     max_batch: int = 32
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     max_history: int = 2000  # longest history a request may send (items); longer is a 422
     use_ann: bool = True
 
