@@ -138,7 +138,7 @@ def item_table(cat: Catalogue, cfg: SynthConfig):
     w1 = np.asarray(WORDS)[cluster % len(WORDS)]
     w2 = np.asarray(WORDS)[(cluster // len(WORDS)) % len(WORDS)]
     w3 = np.asarray(WORDS)[rng.integers(0, len(WORDS), size=n)]
-    titles = [f"{a} {b} {c} {i}" for a, b, c, i in zip(w1.tolist(), w2.tolist(), w3.tolist(), range(n))]
+    titles = [f"{a} {b} {c} {i}" for a, b, c, i in zip(w1.tolist(), w2.tolist(), w3.tolist(), range(n), strict=True)]
     genres = [f"g{c % 97}|g{(c * 31) % 97}" for c in cluster.tolist()]
     return pa.table({"item_id": cat.raw_ids, "title": titles, "genres": genres})
 
