@@ -72,7 +72,7 @@ def _check(con, source: EngineInput) -> None:
     if "rating" in source.columns:
         checks.append(("rt IS NULL", "missing or unparsable rating (not a number)", "rating"))
     for condition, what, role in checks:
-        row = con.execute(f"SELECT min(r) FROM raw WHERE {condition}").fetchone()[0]
+        row = con.execute(f"SELECT min(r) FROM raw WHERE {condition}").fetchall()[0][0]
         if row is not None:
             raise DataError(what, where=source.where(int(row)),
                             fix=f"fix that row, or set data.columns.{role} to the right column")
@@ -100,8 +100,8 @@ def _kcore(con, user_min: int, item_min: int) -> None:
     while True:
         con.execute("CREATE OR REPLACE TABLE uc AS SELECT u, count(*) AS c FROM cur GROUP BY u")
         con.execute("CREATE OR REPLACE TABLE ic AS SELECT i, count(*) AS c FROM cur GROUP BY i")
-        bad_u = con.execute("SELECT count(*) FROM uc WHERE c < ?", [user_min]).fetchone()[0]
-        bad_i = con.execute("SELECT count(*) FROM ic WHERE c < ?", [item_min]).fetchone()[0]
+        bad_u = con.execute("SELECT count(*) FROM uc WHERE c < ?", [user_min]).fetchall()[0][0]
+        bad_i = con.execute("SELECT count(*) FROM ic WHERE c < ?", [item_min]).fetchall()[0][0]
         if bad_u == 0 and bad_i == 0:
             return
         con.execute("CREATE TABLE nxt AS SELECT * FROM cur WHERE u IN (SELECT u FROM uc WHERE c >= ?) "
@@ -137,7 +137,7 @@ def prepare_duckdb(path: Path, spec: DataSpec, work: Path, threads: int | None =
         con.execute("DROP TABLE raw")
         _dedup(con, spec)
         _kcore(con, max(spec.user_core, spec.min_user_len), spec.item_core)
-        total = con.execute("SELECT count(*) FROM cur").fetchone()[0]
+        total = con.execute("SELECT count(*) FROM cur").fetchall()[0][0]
         if total == 0:
             raise empty_error(spec, source.label)
         user_ids = _id_map(con, "u", 0)
