@@ -44,9 +44,13 @@ def spark_session(threads: int | None, memory_gb: float):
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
-    master = os.environ.get(MASTER_ENV, f"local[{threads or '*'}]")
-    session = (SparkSession.builder.master(master).appName("seqrec-prepare")
-               .config("spark.driver.memory", f"{max(1, int(memory_gb))}g")
+    from pyspark import SparkConf
+
+    builder = SparkSession.builder.appName("seqrec-prepare")
+    if not SparkConf().contains("spark.master"):  # under spark-submit the master and memory are set there
+        builder = (builder.master(os.environ.get(MASTER_ENV, f"local[{threads or '*'}]"))
+                   .config("spark.driver.memory", f"{max(1, int(memory_gb))}g"))
+    session = (builder
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.session.timeZone", "UTC")
