@@ -108,3 +108,11 @@ report-ml1m:
 	$(SEQREC) evaluate $(ML1M_SASREC_SPEC) --split test --sampled uniform
 	$(SEQREC) report runs/$(ML1M_SASREC_RUN) $(addprefix runs/ml1m-,$(ML1M_BASELINES)) --out reports/ml1m \
 	  --title "MovieLens-1M: SASRec vs non-neural baselines (full ranking, leave-one-out)"
+
+# Production-size logs (docs/scale.md): synthetic 1M/10M logs prepared by each engine (time, peak RSS,
+# fingerprints), train steps at 10K/100K/1M items per loss, eval users/s vs catalogue size, and SASRec vs
+# most-popular on the 10M log. SCALE_ARGS adds e.g. "--sizes 1m,10m,100m"; data stays under .scale/.
+SCALE_ARGS ?=
+.PHONY: bench-scale
+bench-scale: install
+	$(PYTHON) benchmarks/scale.py --quality $(SCALE_ARGS)

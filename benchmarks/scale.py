@@ -220,10 +220,10 @@ def plot(report: dict, path: Path) -> None:
             axes[1].plot([x for x, _ in done], [c["peak_rss_gib"] for _, c in done], "o-", label=engine)
     axes[0].set(title="prepare: wall time", xlabel="interactions", ylabel="seconds", xscale="log", yscale="log")
     axes[1].set(title="prepare: peak RSS (process tree)", xlabel="interactions", ylabel="GiB", xscale="log")
+    twin = axes[2].twinx()
     for loss, cases in report.get("train", {}).items():
         ok = [c for c in cases if "error" not in c]
         axes[2].plot([c["items"] for c in ok], [c["positions_per_s"] for c in ok], "o-", label=f"{loss} pos/s")
-        twin = axes[2].twinx() if loss == list(report["train"])[0] else twin
         twin.plot([c["items"] for c in ok], [c["peak_rss_gib"] for c in ok], "x--", label=f"{loss} GiB")
         twin.set_ylabel("peak RSS GiB (dashed)")
     axes[2].set(title="train step (D=64, 64x50 positions)", xlabel="items", ylabel="positions/s", xscale="log")

@@ -118,18 +118,19 @@ def _check(raw, source: EngineInput) -> None:
 
 
 def _kcore(df, user_min: int, item_min: int):
+    """Rounds of: count per user and per item (windows, one job), drop rows below either minimum."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     while True:
-        uc = df.groupBy("u").count()
-        ic = df.groupBy("i").count()
-        bad = uc.filter(F.col("count") < user_min).limit(1).count() + ic.filter(F.col("count") < item_min).limit(1).count()
-        if bad == 0:
-            return df
-        good_u = uc.filter(F.col("count") >= user_min).select("u")
-        good_i = ic.filter(F.col("count") >= item_min).select("i")
+        counted = df.select("*", F.count("*").over(Window.partitionBy("u")).alias("uc"),
+                            F.count("*").over(Window.partitionBy("i")).alias("ic"))
         # a checkpoint per round keeps the plan (and the re-computation) from growing each round
-        df = df.join(good_u, "u", "left_semi").join(good_i, "i", "left_semi").localCheckpoint(eager=True)
+        counted = counted.localCheckpoint(eager=True)
+        good = (F.col("uc") >= user_min) & (F.col("ic") >= item_min)
+        if counted.filter(~good).limit(1).count() == 0:
+            return counted.drop("uc", "ic")
+        df = counted.filter(good).drop("uc", "ic")
 
 
 def _id_map(spark, df, column: str, first: int):
@@ -154,7 +155,7 @@ def prepare_spark(path: Path, spec: DataSpec, work: Path, threads: int | None = 
         if spec.dedup != "none":
             pick = F.min if spec.dedup == "first" else F.max  # first/last in (time, row) order
             df = df.groupBy("u", "i").agg(pick(F.struct("t", "r")).alias("k")).select("u", "i", "k.t", "k.r")
-        df = _kcore(df.localCheckpoint(eager=True), max(spec.user_core, spec.min_user_len), spec.item_core)
+        df = _kcore(df, max(spec.user_core, spec.min_user_len), spec.item_core)
         total = df.count()
         if total == 0:
             raise empty_error(spec, source.label)
