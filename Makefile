@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
+.PHONY: install demo test test-all lint docs bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -35,8 +35,10 @@ test: install
 test-all: install
 	$(PYTHON) -m pytest
 
+# ruff (line length 110 included) and the import-linter contracts of pyproject.toml (layers point down).
 lint: install
 	$(PYTHON) -m ruff check src tests benchmarks
+	lint-imports
 
 bench: install bench-eval
 	$(PYTHON) benchmarks/train_step.py --out benchmarks/results/train_step.json
@@ -61,7 +63,7 @@ bench-quality-smoke: install
 	$(PYTHON) benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \
 		--output-root .bench-smoke --results .bench-smoke/quality.json --table .bench-smoke/quality.md
 
-# Text items (README "Item text, cold start, LoRA and transfer"): ML-1M id vs text vs id+text, cold
+# Text items (docs/text.md, results in benchmarks/RESULTS.md): ML-1M id vs text vs id+text, cold
 # start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from
 # scratch), all with the SASRec+ encoder. Every ML-1M training gets the same wall-clock budget,
 # TEXT_MINUTES, and every ML-100K one TRANSFER_MINUTES (empty: train to early stopping, hours on
@@ -108,6 +110,10 @@ report-ml1m:
 	$(SEQREC) evaluate $(ML1M_SASREC_SPEC) --split test --sampled uniform
 	$(SEQREC) report runs/$(ML1M_SASREC_RUN) $(addprefix runs/ml1m-,$(ML1M_BASELINES)) --out reports/ml1m \
 	  --title "MovieLens-1M: SASRec vs non-neural baselines (full ranking, leave-one-out)"
+
+# The generated spec reference in docs/spec.md (from spec/models.py); a test fails when it is stale.
+docs:
+	$(PYTHON) -m seqrec_cli.spec.reference docs/spec.md
 
 # Production-size logs (docs/scale.md): synthetic 1M/10M logs prepared by each engine (time, peak RSS,
 # fingerprints), train steps at 10K/100K/1M items per loss, eval users/s vs catalogue size, and SASRec vs
