@@ -121,3 +121,11 @@ docs:
 SERVE_SOAK_SECONDS ?= 600
 bench-serve: install
 	$(PYTHON) benchmarks/serve_bench.py --soak-seconds $(SERVE_SOAK_SECONDS) --out benchmarks/results/serve.json
+
+# Production-size logs (docs/scale.md): synthetic 1M/10M logs prepared by each engine (time, peak RSS,
+# fingerprints), train steps at 10K/100K/1M items per loss, eval users/s vs catalogue size, and SASRec vs
+# most-popular on the 10M log. SCALE_ARGS adds e.g. "--sizes 1m,10m,100m"; data stays under .scale/.
+SCALE_ARGS ?=
+.PHONY: bench-scale
+bench-scale: install
+	$(PYTHON) benchmarks/scale.py --quality $(SCALE_ARGS)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from seqrec_cli.cli import compare, evaluate, export, finetune, prepare, recommend, report, serve
+from seqrec_cli.cli import (
+    compare,
+    evaluate,
+    export,
+    finetune,
+    prepare,
+    recommend,
+    report,
+    serve,
+    synth,
+)
 
 app = typer.Typer(
     name="seqrec",
@@ -21,6 +31,7 @@ app.command("recommend")(recommend.recommend_command)
 app.command("compare")(compare.compare_command)
 app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)
+app.command("synth")(synth.synth_command)
 
 
 def main() -> None:
