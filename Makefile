@@ -129,3 +129,21 @@ SCALE_ARGS ?=
 .PHONY: bench-scale
 bench-scale: install
 	$(PYTHON) benchmarks/scale.py --quality $(SCALE_ARGS)
+
+# Hyperparameter sweep on Amazon Beauty (docs/sweep.md): the shipped default is trained and tested first
+# (the baseline; --resume picks an interrupted run up), then SWEEP_JOBS workers search
+# experiments/beauty/sweep_space.yaml for SWEEP_MINUTES, the best trial (by validation) is tested once,
+# and the report compares it with the default user by user. Rerunning continues the same study.
+SWEEP_OUT ?= sweep-runs
+SWEEP_MINUTES ?= 120
+SWEEP_TRIALS ?= 16
+SWEEP_JOBS ?= 2
+.PHONY: sweep-beauty
+SWEEP_SET := --set runtime.threads=1 --set runtime.output_root=$(SWEEP_OUT)
+sweep-beauty: install
+	$(SEQREC) finetune experiments/beauty/sasrec.yaml --resume $(SWEEP_SET)
+	$(SEQREC) evaluate experiments/beauty/sasrec.yaml --split test $(SWEEP_SET)
+	$(SEQREC) sweep experiments/beauty/sasrec.yaml --space experiments/beauty/sweep_space.yaml \
+	  --trials $(SWEEP_TRIALS) --timeout $(SWEEP_MINUTES) --jobs $(SWEEP_JOBS) --evaluate-best $(SWEEP_SET)
+	$(SEQREC) report --sweep $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep --out reports/beauty-sweep
+	cp $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep/sweep.json benchmarks/results/sweep_beauty.json

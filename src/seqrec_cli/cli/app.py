@@ -13,6 +13,7 @@ from seqrec_cli.cli import (
     recommend,
     report,
     serve,
+    sweep,
     synth,
 )
 
@@ -32,6 +33,7 @@ app.command("compare")(compare.compare_command)
 app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)
 app.command("synth")(synth.synth_command)
+app.command("sweep")(sweep.sweep_command)
 
 
 def main() -> None:
