@@ -285,8 +285,8 @@ def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluat
     folder = study_folder(config.spec, config.study)
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + 60 * config.timeout_minutes if config.timeout_minutes else None
+    study = open_study(config)  # first: a bad --storage or a mismatched study fails before any work
     prepare(config.spec)  # once, here: workers must not race to write the same prepared folder
-    study = open_study(config)
     reaped = reap_dead_trials(study)
     url = storage_url(config.spec, config.study, config.storage)
     # written now and rewritten at the end: `seqrec report --sweep` reads the study while it runs
