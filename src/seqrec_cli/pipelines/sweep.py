@@ -184,7 +184,7 @@ def run_trial(study, trial, config: SweepConfig, deadline: float | None, events:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             events(TrialFinished(trial.number, "pruned", feed.last, feed.epochs, time.time() - started, str(exc)))
             return "pruned"
-        except (UserError, KeyboardInterrupt, Exception) as exc:
+        except (KeyboardInterrupt, Exception) as exc:  # UserError included
             reason = exc.render() if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("failed_because", reason[:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
