@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, say, user_errors
 
 
 def export_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
@@ -10,6 +10,6 @@ def export_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt =
         from seqrec_cli.pipelines.export import export
 
         folder = export(spec)
-        console.print(f"[green]exported[/] {folder}")
+        say(str(folder), lead="exported")
         console.print(f'  python -c "from seqrec_cli.artifacts import Recommender; '
                       f"print(Recommender.load('{folder}').recommend(['<item id>', '<item id>'], k=10))\"")

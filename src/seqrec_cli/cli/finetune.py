@@ -13,7 +13,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, say, user_errors
 from seqrec_cli.cli.text_display import TextDisplay
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run from its last checkpoint")]
@@ -40,7 +40,7 @@ class TrainDisplay:
             console.print(f"preparing dataset from {info['source']}")
         elif kind == "finetune.start":
             self.epoch = info["start_epoch"]
-            console.print(f"run [bold]{info['run_dir']}[/]: {info['parameters']:,} parameters "
+            console.print(f"run {info['run_dir']}: {info['parameters']:,} parameters "
                           f"({info['trainable_parameters']:,} trainable, train.method {info['method']}), "
                           f"{info['train_positions_per_epoch']:,} target positions per epoch, "
                           f"{info['runtime']['device']} {info['runtime']['precision']}")
@@ -88,6 +88,5 @@ def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt
             display.progress.stop()
             display.text.stop()
         if result.is_main:  # under torchrun only rank 0 reports
-            console.print(f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
-                          f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
-                          f"{result.run_dir}")
+            say(f"({result.stop_reason}) after {result.epochs_run} epochs: best valid {spec.train.monitor} "
+                f"{result.best_value:.4f} at epoch {result.best_epoch}; run folder {result.run_dir}", lead="done")

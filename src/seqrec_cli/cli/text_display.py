@@ -36,7 +36,7 @@ class TextDisplay:
         elif kind == "text.ready":
             source = "cache" if info["cached"] else "encoder"
             console.print(f"item texts: {info['items']:,} ({info['without_text']:,} without text) from {source}; "
-                          f"e.g. {info['example']!r}", highlight=False, markup=False)
+                          f"e.g. {info['example']!r}")
         else:
             return False
         return True

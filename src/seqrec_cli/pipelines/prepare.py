@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqrec_cli.data.cold import draw_cold_items, hold_out_items
-from seqrec_cli.data.io import open_binary
 from seqrec_cli.data.item_readers import read_item_info
 from seqrec_cli.data.process import build_sequences
-from seqrec_cli.data.readers import read_interactions
+from seqrec_cli.data.readers import interaction_source, read_interactions
+from seqrec_cli.data.sources import Source
 from seqrec_cli.data.splits import make_plan
 from seqrec_cli.data.store import load_prepared, read_manifest, write_prepared
 from seqrec_cli.errors import DataError, UserError
@@ -29,10 +29,10 @@ class PrepareResult:
     reused: bool
 
 
-def content_sha256(path: Path) -> str:
+def content_sha256(source: Source) -> str:
     """sha256 of the decompressed bytes, so the checksum does not depend on the compressor."""
     digest = hashlib.sha256()
-    with open_binary(path) as handle:
+    with source.binary() as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -47,10 +47,10 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
 
     source = interactions_path(spec, data)
     started = time.perf_counter()
-    checksum = content_sha256(source)
+    checksum = content_sha256(interaction_source(source, data))  # a folder or zip: the file read from it
     if data.sha256 and checksum != data.sha256:
         raise DataError(f"content sha256 {checksum} does not match the expected {data.sha256}",
-                        where=str(source), fix="use the canonical file, or remove/update data.sha256")
+                        where=interaction_source(source, data).label, fix="use the canonical file, or remove/update data.sha256")
     events("prepare.reading", {"source": str(source)})
     raw = read_interactions(source, data)
     seqs = build_sequences(raw, data)
