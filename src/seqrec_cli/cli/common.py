@@ -61,11 +61,11 @@ def user_errors(interrupted_hint: str | None = None):
         sys.exit(EXIT_INTERRUPTED)
 
 
-def load(spec_path: Path, overrides: list[str] | None, dry_run: bool):
-    """Load and validate the spec; with --dry-run print it and exit 0."""
+def load(spec_path: Path, overrides: list[str] | None, dry_run: bool, for_training: bool = False):
+    """Load and validate the spec; with --dry-run print it and exit 0 (the same checks either way)."""
     from seqrec_cli.spec.loader import dump_spec, load_spec, spec_hash
 
-    spec = load_spec(spec_path, overrides or [])
+    spec = load_spec(spec_path, overrides or [], for_training=for_training)
     if dry_run:
         # soft_wrap: the printout must stay valid YAML (rich would wrap long values at 80 columns)
         console.print(f"# spec {spec_path} is valid; spec hash {spec_hash(spec)[:16]}")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from typing import Annotated
 
@@ -17,6 +19,17 @@ from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, say
 from seqrec_cli.cli.text_display import TextDisplay
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run from its last checkpoint")]
+RestartOpt = Annotated[bool, typer.Option(
+    "--restart", help="move an existing run folder aside (runs/<name>.replaced-<time>) and start over")]
+
+
+def _resume_hint(spec_path) -> str:
+    """The command that continues this run: the same arguments, with --resume instead of --restart."""
+    args = [a for a in sys.argv[1:] if a not in ("--resume", "--restart")]
+    if not args or args[0] != "finetune":
+        args = ["finetune", str(spec_path)]
+    return (f"run.json says 'interrupted'; continue from the last checkpoint with: "
+            f"seqrec {shlex.join([*args, '--resume'])}")
 
 
 class TrainDisplay:
@@ -36,7 +49,9 @@ class TrainDisplay:
     def __call__(self, kind: str, info: dict) -> None:
         if self.text(kind, info):
             return
-        if kind == "prepare.reading":
+        if kind == "finetune.note":
+            say(info["text"], lead="note:", style="yellow")
+        elif kind == "prepare.reading":
             console.print(f"preparing dataset from {info['source']}")
         elif kind == "finetune.start":
             self.epoch = info["start_epoch"]
@@ -75,15 +90,15 @@ class TrainDisplay:
 
 
 def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False,
-                     resume: ResumeOpt = False) -> None:
+                     resume: ResumeOpt = False, restart: RestartOpt = False) -> None:
     """Train (or finetune) the model; early-stop on validation; keep the best checkpoint."""
-    with user_errors():
-        spec = load(spec_path, set_, dry_run)
+    with user_errors(interrupted_hint=_resume_hint(spec_path)):
+        spec = load(spec_path, set_, dry_run, for_training=True)
         from seqrec_cli.pipelines.finetune import finetune
 
         display = TrainDisplay()
         try:
-            result = finetune(spec, resume=resume, events=display)
+            result = finetune(spec, resume=resume, events=display, restart=restart)
         finally:
             display.progress.stop()
             display.text.stop()

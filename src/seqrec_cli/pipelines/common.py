@@ -16,6 +16,7 @@ from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
+from seqrec_cli.spec.loader import monitor_problem
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
 BEST = "checkpoints/best.pt"
@@ -38,10 +39,10 @@ def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
 
 
 def check_monitor(spec: ExperimentSpec) -> None:
-    name, _, k = spec.train.monitor.partition("@")
-    if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
-        raise UserError(f"train.monitor {spec.train.monitor!r} is not a metric this spec computes",
-                        where="train.monitor",
+    """The loader's check, for specs built in code (the CLI's specs have passed it already)."""
+    problem = monitor_problem(spec)
+    if problem:
+        raise UserError(f"train.monitor {problem}", where="train.monitor",
                         fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
 
 

@@ -6,9 +6,11 @@ so the spec and the code cannot drift apart silently.
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 InteractionFormat = Literal["recbole", "movielens", "user_item_lines", "user_sequence_lines", "table"]
 ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
@@ -32,8 +34,33 @@ TextAdaptorKind = Literal["whiten", "moe"]
 TrainMethod = Literal["full", "frozen", "lora"]
 
 
+def _admits(annotation: object, kind: type) -> bool:
+    """Whether a field's type (possibly a union or Optional) takes values of `kind` as they are."""
+    if annotation is kind:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_admits(arg, kind) for arg in typing.get_args(annotation))
+    return False
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number_swaps(cls, value: object, info: ValidationInfo) -> object:
+        """Strict where a coercion would hide a mistake: `epochs: true` is not 1 and `filter_seen: 1`
+        is not true. (Other coercions stay: YAML reads 1e-3 as a string, which a float field takes.)"""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        wants_bool = _admits(field.annotation, bool)
+        wants_number = _admits(field.annotation, int) or _admits(field.annotation, float)
+        if isinstance(value, bool) and wants_number and not wants_bool:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        if wants_bool and not wants_number and not isinstance(value, bool) and value is not None:
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
 
 
 class ColumnMap(Section):
