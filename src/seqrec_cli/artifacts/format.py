@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from seqrec_cli.atomic import io_errors, publish_dir, temp_dir
+from seqrec_cli.atomic import io_errors, publish_dir, sweep_temps, temp_dir
 from seqrec_cli.data.io import sha256_file
 from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
@@ -38,6 +38,7 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
     if folder.exists():
         raise UserError("export folder already exists; refusing to overwrite it", where=str(folder),
                         fix="set export.dir to a new folder (--set export.dir=...), or delete the old export")
+    sweep_temps(folder.parent)  # half-written exports of killed processes (this host's, pid gone)
     tmp = temp_dir(folder)
     try:
         with io_errors(folder):

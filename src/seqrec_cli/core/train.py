@@ -64,6 +64,7 @@ class LoopState:
     global_step: int = 0  # optimizer steps taken since the start of the run
     loss_sum: float = 0.0  # this epoch so far: sum of the loss over labelled positions
     positions: int = 0  # this epoch so far: labelled positions
+    seconds: float = 0.0  # this epoch so far: training seconds, over every session (a resume adds to it)
 
     def state(self) -> dict:
         return asdict(self)
@@ -190,7 +191,7 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
         plan = batcher.plan(np.random.default_rng([seed, state.epoch]))  # depends only on (seed, epoch)
         steps = -(-len(plan) // group_size)
         step_positions = batcher.num_positions / steps if loss_norm == "epoch" else None
-        started = time.perf_counter()
+        started = time.perf_counter() - state.seconds  # a resumed epoch counts its earlier sessions' time
         forward.train()
         out_of_steps = False
         while state.batches_done < len(plan):
@@ -207,6 +208,7 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
             if out_of_steps:
                 break
             if checkpoint_every and state.global_step % checkpoint_every == 0 and state.batches_done < len(plan):
+                state.seconds = time.perf_counter() - started
                 hooks.save_state(state)
         epoch = state.epoch
         stats = EpochStats(epoch, state.loss_sum / max(state.positions, 1), state.positions,
@@ -219,7 +221,9 @@ def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim
             if improved:
                 hooks.on_improved(epoch)
         if state.batches_done >= len(plan):  # the epoch is complete: the state points at the next one
-            state.epoch, state.batches_done, state.loss_sum, state.positions = epoch + 1, 0, 0.0, 0
+            state.epoch, state.batches_done, state.loss_sum, state.positions, state.seconds = epoch + 1, 0, 0.0, 0, 0.0
+        else:
+            state.seconds = stats.seconds
         hooks.on_epoch(stats, validated)
         hooks.save_state(state)
         if out_of_steps:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqrec_cli.atomic import sweep_temps
 from seqrec_cli.data.cold import draw_cold_items, hold_out_items
 from seqrec_cli.data.item_readers import read_item_info
 from seqrec_cli.data.process import build_sequences
@@ -42,6 +43,7 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
     data = resolved_data_spec(spec)
     folder = prepared_dir(spec, data)
     wanted_hash = data_spec_hash(data)
+    sweep_temps(folder.parent)  # half-written datasets of killed processes (this host's, pid gone)
     if folder.exists():
         return _reuse(folder, data, wanted_hash, events)
 
