@@ -175,9 +175,40 @@ def open_binary(path: Path, member: str | None = None) -> IO[bytes]:
     return _Checked(handle, str(path), suffix)
 
 
+class _CheckedText(io.TextIOWrapper):
+    """Text on top of `_Checked`: bytes that are not valid in `encoding` are a DataError too."""
+
+    def _decoding(self):
+        return _decode_errors(self._label, self.encoding)
+
+    def read(self, size: int | None = -1) -> str:
+        with self._decoding():
+            return super().read(size)
+
+    def readline(self, size: int = -1) -> str:
+        with self._decoding():
+            return super().readline(size)
+
+    def __next__(self) -> str:
+        with self._decoding():
+            return super().__next__()
+
+
+@contextmanager
+def _decode_errors(label: str, encoding: str):
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid {encoding} text ({exc.reason} at byte {exc.start} of a block)", where=label,
+                        fix=f"re-encode the file as {encoding}") from exc
+
+
 def open_text(path: Path, encoding: str = "utf-8", member: str | None = None) -> IO[str]:
     """Readable text file object (a context manager); universal newlines, decompressed by suffix."""
-    return io.TextIOWrapper(open_binary(path, member), encoding=encoding)
+    binary = open_binary(path, member)
+    text = _CheckedText(binary, encoding=encoding)
+    text._label = binary._label
+    return text
 
 
 def sha256_file(path: Path) -> str:
