@@ -427,3 +427,48 @@ def test_stale_temp_files_of_killed_writers_are_swept(place: Path) -> None:  # d
     done = run(place, "finetune", "spec.yaml", "--resume", "--set", "train.epochs=3")  # the lock holder sweeps
     assert done.returncode == 0, done.stdout + done.stderr
     assert not list(checkpoints.glob(".*"))
+
+
+class FakeClock:
+    """time for core/train.py: perf_counter advances 100 s per call, so epoch seconds are exact."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 100.0
+        return self.now
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+def test_extending_max_steps_after_a_mid_epoch_end_writes_each_epoch_once(tmp_path: Path, monkeypatch) -> None:
+    """Defect 10: the part-epoch record is replaced by the whole epoch, whose seconds and positions
+    count both sessions."""
+    from seqrec_cli.core import train as train_module
+    from seqrec_cli.pipelines.finetune import finetune
+    from seqrec_cli.spec.loader import load_spec
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/log.csv").write_text("\n".join(log_rows()) + "\n")
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_module, "time", FakeClock())
+
+    def records(name: str) -> list[dict]:
+        return [json.loads(line) for line in (tmp_path / "out/runs" / name / "metrics.jsonl").read_text().splitlines()]
+
+    whole = finetune(load_spec("spec.yaml", ["name=whole", "train.max_steps=9"]))
+    per_epoch = 3  # 40 users in batches of 16
+    assert whole.epochs_run == 9 // per_epoch
+    finetune(load_spec("spec.yaml", ["name=cut", "train.max_steps=4"]))  # ends one step into epoch 2
+    cut = records("cut")
+    assert [r["epoch"] for r in cut] == [1, 2] and cut[1]["positions"] < cut[0]["positions"]
+    finetune(load_spec("spec.yaml", ["name=cut", "train.max_steps=9"]), resume=True)
+    resumed = records("cut")
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]  # epoch 2 once, not twice
+    assert [r["positions"] for r in resumed] == [r["positions"] for r in records("whole")]
+    assert resumed[1]["seconds"] > cut[1]["seconds"]  # the whole epoch's time, both sessions
+    assert resumed[1]["positions_per_s"] == round(resumed[1]["positions"] / resumed[1]["seconds"], 1)

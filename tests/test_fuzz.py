@@ -55,7 +55,7 @@ def fresh_dir() -> Path:
 
 @FUZZ
 @given(fmt=st.sampled_from(sorted(INTERACTION_READERS)), content=CONTENT, name=st.sampled_from(
-    ["log.csv", "log.tsv", "log.txt", "ml.inter", "u.data", "ratings.dat", "ratings.csv"]),
+    ["log.csv", "log.tsv", "log.txt", "ml.inter", "u.data", "ratings.dat", "ratings.csv", "log.parquet"]),
     suffix=st.sampled_from(sorted(COMPRESS)), cut=st.integers(0, 3))
 def test_interaction_readers_only_succeed_or_raise_user_errors(fmt, content, name, suffix, cut):
     folder = fresh_dir()

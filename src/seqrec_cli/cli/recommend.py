@@ -24,7 +24,6 @@ def recommend_command(export_dir: ExportArg, history: HistoryOpt, k: KOpt = 10, 
     """Top-k raw item ids for one history, from an exported model (no spec needed)."""
     with user_errors():
         from seqrec_cli.artifacts import Recommender
-
         from seqrec_cli.artifacts.format import REEXPORT_FIX
         from seqrec_cli.data.store import load_item_rows
         from seqrec_cli.errors import UserError

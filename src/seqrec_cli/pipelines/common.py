@@ -12,7 +12,7 @@ from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import SplitPlan, make_plan
-from seqrec_cli.data.store import load_prepared
+from seqrec_cli.data.store import load_prepared, read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
@@ -77,7 +77,7 @@ def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, ru
 
 def read_run_info(spec: ExperimentSpec) -> dict:
     path = run_dir(spec) / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json_file(path, "the run's run.json", "restore run.json") if path.is_file() else {}
 
 
 # Fields whose default changed -> the default they had first (loss_norm: "epoch" since 0.2). The resume

@@ -42,8 +42,8 @@ from seqrec_cli.pipelines.common import (
     split_plan,
 )
 from seqrec_cli.pipelines.paths import run_dir
-from seqrec_cli.pipelines.run_folder import RunLock, claim_run_dir, lock_run, stale_note
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_folder import RunLock, claim_run_dir, lock_run, stale_note
 from seqrec_cli.pipelines.tensorboard_log import epoch_logger
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
