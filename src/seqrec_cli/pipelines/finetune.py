@@ -165,7 +165,9 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda
 
 
 def _finetune(spec: ExperimentSpec, resume: bool, restart: bool, events: Events, world: World) -> FinetuneResult:
-    lock = world.on_main(lambda: lock_run(run_dir(spec)))  # first: a second process is refused at once
+    held: list[RunLock] = []  # rank 0's lock stays in rank 0 (on_main would hand a copy to every rank)
+    world.on_main(lambda: held.append(lock_run(run_dir(spec))))  # first: a second process is refused at once
+    lock = held[0] if held else None
     try:
         return _finetune_locked(spec, resume, restart, events, world, lock)
     finally:
