@@ -331,7 +331,7 @@ def test_restart_moves_the_old_run_aside(place: Path) -> None:  # defect 1: --re
     done = run(place, "finetune", "spec.yaml", "--restart")
     assert done.returncode == 0, done.stdout + done.stderr
     (moved,) = (place / "out/runs").glob(f"{NAME}.replaced-*")
-    assert tree(moved) == old and str(moved) in flat(done.stdout)
+    assert tree(moved) == old and str(moved.relative_to(place)) in flat(done.stdout)
     assert (place / "out/runs" / NAME / "checkpoints/best.pt").is_file()
 
 

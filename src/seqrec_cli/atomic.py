@@ -98,8 +98,11 @@ def temp_dir(folder: Path) -> Path:
 
 
 def publish_dir(tmp: Path, folder: Path) -> None:
-    """Rename the filled temp folder into place (fails if `folder` appeared meanwhile)."""
-    public_mode(tmp)
+    """Rename the filled temp folder into place (fails if `folder` appeared meanwhile). Every file gets
+    the umask's mode: some writers (mkdtemp, safetensors) create theirs 0600/0700."""
+    for path in [*Path(tmp).rglob("*"), Path(tmp)]:
+        if not path.is_symlink():
+            public_mode(path)
     os.replace(tmp, folder)
 
 
