@@ -13,13 +13,14 @@ import numpy as np
 from seqrec_cli.core.metrics import per_case_metrics
 from seqrec_cli.core.uncertainty import paired_comparisons
 from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.eval_report import EvalReport, read_eval_report
 
 
 @dataclass
 class RunEval:
     name: str
     folder: Path
-    report: dict
+    report: EvalReport
     case_of: np.ndarray  # [T]
     users: list[str]  # [T] raw user id of each pair
     targets: list[str]  # [T] raw target item id
@@ -33,7 +34,7 @@ class RunEval:
         return int(self.case_of.max()) + 1 if len(self.case_of) else 0
 
     def per_case(self, ks: list[int] | None = None) -> dict[str, np.ndarray]:
-        return per_case_metrics(self.case_of, self.ranks, self.num_cases, ks or self.report["protocol"]["ks"])
+        return per_case_metrics(self.case_of, self.ranks, self.num_cases, ks or self.report.protocol.ks)
 
 
 def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
@@ -73,7 +74,7 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
         if not path.is_file():
             raise UserError(f"run has no {split} evaluation with per-user results", where=str(path),
                             fix=f"run `seqrec evaluate SPEC --split {split}` for this run first")
-    report = json.loads(report_path.read_text())
+    report = read_eval_report(report_path)
     with open(cases_path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     info_path = folder / "run.json"
@@ -91,10 +92,10 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
 
 def protocol_key(run: RunEval) -> dict:
     """What must match for two evaluations to be comparable."""
-    proto = run.report["protocol"]
-    return {"dataset fingerprint": run.report["dataset_fingerprint"]["hash"], "split": proto["split"],
-            "evaluated split": run.report["split"], "filter_seen": proto["filter_seen"], "ks": proto["ks"],
-            "ranking": proto["ranking"], "ties": proto["ties"]}
+    proto = run.report.protocol
+    return {"dataset fingerprint": run.report.dataset_fingerprint["hash"], "split": proto.split,
+            "evaluated split": run.report.split, "filter_seen": proto.filter_seen, "ks": proto.ks,
+            "ranking": proto.ranking, "ties": proto.ties}
 
 
 def check_comparable(runs: list[RunEval]) -> None:
@@ -118,6 +119,6 @@ def check_comparable(runs: list[RunEval]) -> None:
 def compare(a: RunEval, b: RunEval, resamples: int = 1000, seed: int = 0) -> dict:
     check_comparable([a, b])
     pa, pb = a.per_case(), b.per_case()
-    return {"a": a.name, "b": b.name, "split": a.report["split"], "cases": a.num_cases,
+    return {"a": a.name, "b": b.name, "split": a.report.split, "cases": a.num_cases,
             "protocol": protocol_key(a), "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
             "metrics": paired_comparisons(pa, pb, resamples, seed)}
