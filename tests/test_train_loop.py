@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, seed_everything
-from seqrec_cli.core.train import EarlyStopping, TrainHooks, train_loop
+from seqrec_cli.core.train import EarlyStopping, LoopConfig, LoopState, TrainHooks, TrainParts, train_loop
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.errors import UserError
@@ -75,7 +75,7 @@ def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
 
     def validate(epoch: int) -> float:
         metrics, _ = evaluate_split(
-            model, seqs, "valid", MAX_LEN, 32, filter_seen=False, ks=[1, 5], runtime=CPU
+            model, seqs, "valid", RankOptions(MAX_LEN, 32, filter_seen=False), ks=[1, 5], runtime=CPU
         )
         validated.append(metrics)
         return metrics["HR@1"]
@@ -87,8 +87,8 @@ def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
         save_state=lambda state: saved.append(state.epoch - 1),
     )
     stopper = EarlyStopping(patience=10)
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, stopper, hooks, start_epoch=1,
-                        epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed), stopper, hooks)
     return model, reason, losses, step_losses, validated, saved, stopper
 
 
@@ -128,8 +128,8 @@ def test_train_loop_early_stop_and_eval_every():
     hooks = TrainHooks(validate=lambda epoch: calls.append(epoch) or 0.5,
                        on_epoch=lambda stats, val: epochs_seen.append((stats.epoch, val)))
     stopper = EarlyStopping(patience=2)
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, stopper, hooks, start_epoch=1,
-                        epochs=20, eval_every=2, grad_clip=None, seed=0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=20, eval_every=2, seed=0), stopper, hooks)
     assert reason == "early_stop"
     assert calls == [2, 4, 6]  # improves once (from -inf), then two validations without improvement
     assert stopper.best_epoch == 2
@@ -146,11 +146,12 @@ def test_train_loop_validates_on_last_epoch_and_honours_deadline():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls = []
     hooks = TrainHooks(validate=lambda epoch: calls.append(epoch) or float(epoch))
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, EarlyStopping(patience=5), hooks,
-                        start_epoch=2, epochs=3, eval_every=5, grad_clip=None, seed=0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=3, eval_every=5, seed=0), EarlyStopping(patience=5), hooks,
+                        LoopState(epoch=2))
     assert reason == "epochs" and calls == [3]  # not a multiple of eval_every, but the last epoch
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, EarlyStopping(patience=5), hooks,
-                        start_epoch=1, epochs=10, eval_every=1, grad_clip=None, seed=0, deadline=0.0)
+    reason = train_loop(parts, LoopConfig(epochs=10, eval_every=1, seed=0, deadline=0.0), EarlyStopping(patience=5),
+                        hooks)
     assert reason == "time_budget" and calls == [3, 1]
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from seqrec_cli.core.checkpoint import load_checkpoint
+from seqrec_cli.core.evaluation import RankOptions
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
@@ -127,3 +128,9 @@ def resumable_hash(spec: ExperimentSpec) -> str:
             values.setdefault(section, {})[key] = value
     canonical = json.dumps(values, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def rank_options(spec: ExperimentSpec, **extra) -> RankOptions:
+    """How `evaluate` (and a baseline's fit) rank a split, from the spec's eval section."""
+    return RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
+                       chunk_items=spec.eval.chunk_items, **extra)

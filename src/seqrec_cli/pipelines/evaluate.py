@@ -34,7 +34,14 @@ from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.cold_eval import cold_start_section
-from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained, runtime_for, split_plan
+from seqrec_cli.pipelines.common import (
+    BEST,
+    load_dataset,
+    load_trained,
+    rank_options,
+    runtime_for,
+    split_plan,
+)
 from seqrec_cli.pipelines.eval_report import Bootstrap, Breakdown, EvalReport, Protocol, Sampled
 from seqrec_cli.pipelines.paths import output_root, run_dir
 from seqrec_cli.pipelines.prepare import prepare
@@ -214,8 +221,8 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
     sampler = (negative_sampler(strategy, spec.eval.sampled_negatives, counts, spec.train.seed)
                if strategy else None)
     started = time.perf_counter()
-    ranked = rank_cases(model.scorer, seqs, cases, spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
-                        model.device, top_k=max(spec.eval.ks), chunk_items=spec.eval.chunk_items, sampled=sampler)
+    ranked = rank_cases(model.scorer, seqs, cases, rank_options(spec, top_k=max(spec.eval.ks), sampled=sampler),
+                        model.device)
     seconds = time.perf_counter() - started
     precision = runtime.describe()["precision"] if spec.model.kind == "neural" else "fp32"
     report = _report(spec, split, plan, seqs, manifest, model, ranked, counts, seconds, precision)

@@ -12,7 +12,7 @@ import torch
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
@@ -22,8 +22,10 @@ from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
     EarlyStopping,
     EpochStats,
+    LoopConfig,
     LoopState,
     TrainHooks,
+    TrainParts,
     steps_per_epoch,
     train_loop,
 )
@@ -117,6 +119,15 @@ def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, 
     return loop, stopper, int(state.get("metrics_lines", loop.epoch - 1))
 
 
+def loop_config(spec: ExperimentSpec, deadline: float | None = None) -> LoopConfig:
+    """The training loop's settings from the spec."""
+    train = spec.train
+    return LoopConfig(epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip, seed=train.seed,
+                      grad_accum=train.grad_accum, max_steps=train.max_steps,
+                      checkpoint_every=train.checkpoint_every_steps, deadline=deadline,
+                      compile=spec.runtime.compile, loss_norm=train.loss_norm)
+
+
 def _keep_metrics_lines(path: Path, count: int) -> None:
     """Drop epoch records written after the checkpoint we resume from (a kill can land in between)."""
     if path.is_file():
@@ -203,15 +214,15 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                         precision=info["runtime"]["precision"], run=dict(info)))
 
     last_valid: dict = {}
+    # validation keeps rank_cases' default block size (not eval.chunk_items), as it always has
+    options = RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen)
     tensorboard = epoch_logger(folder, spec.train.tensorboard)
 
     def validate(epoch: int) -> float:
         if world.size > 1:
-            metrics, _ = evaluate_split_sharded(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                                spec.eval.filter_seen, spec.eval.ks, runtime, world)
+            metrics, _ = evaluate_split_sharded(model, seqs, "valid", options, spec.eval.ks, runtime, world)
         else:
-            metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                        spec.eval.filter_seen, spec.eval.ks, runtime, cases=plan.cases["valid"])
+            metrics, _ = evaluate_split(model, seqs, "valid", options, spec.eval.ks, runtime, cases=plan.cases["valid"])
         last_valid.clear()
         last_valid.update(metrics)
         return metrics[train.monitor]
@@ -255,12 +266,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     reason = "early_stop" if stopper.should_stop else "epochs"
     if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
         loss_fn = make_loss(train, training_item_counts(seqs))  # samplers draw from training counts
-        reason = train_loop(model, batcher, optimizer, loss_fn, runtime, stopper, hooks,
-                            epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip,
-                            seed=train.seed, deadline=deadline, scheduler=scheduler, grad_accum=train.grad_accum,
-                            max_steps=train.max_steps, checkpoint_every=train.checkpoint_every_steps, state=loop,
-                            world=world, scaler=scaler, compile=spec.runtime.compile,
-                            loss_norm=train.loss_norm)
+        parts = TrainParts(model, batcher, optimizer, loss_fn, runtime, scheduler, scaler, world)
+        reason = train_loop(parts, loop_config(spec, deadline), stopper, hooks, loop)
     seconds = time.time() - started
     info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
                  f"best_valid_{train.monitor}": stopper.best, "epochs_run": metrics_lines,

@@ -13,7 +13,7 @@ from seqrec_cli.core.evaluation import rank_cases
 from seqrec_cli.core.metrics import mean_metrics, per_case_metrics
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, TrainDone
-from seqrec_cli.pipelines.common import BEST, load_dataset, split_plan
+from seqrec_cli.pipelines.common import BEST, load_dataset, rank_options, split_plan
 from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.spec.loader import dump_spec, spec_hash
@@ -35,8 +35,7 @@ def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events) -> Finetune
     kind = spec.model.kind
     state = BASELINES[kind].fit(seqs, plan.train_len, spec.train.seed)
     scorer = BASELINES[kind](state)
-    ranked = rank_cases(scorer, seqs, plan.cases["valid"], spec.model.max_len, spec.eval.batch_size,
-                        spec.eval.filter_seen, "cpu", chunk_items=spec.eval.chunk_items)
+    ranked = rank_cases(scorer, seqs, plan.cases["valid"], rank_options(spec), "cpu")
     valid = mean_metrics(per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), spec.eval.ks))
     fingerprint = manifest["fingerprint"]
     save_checkpoint(folder / BEST, {"kind": kind, "state": state, "epoch": 1, "valid": valid,
