@@ -116,6 +116,8 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.train.max_steps = None
     loose.train.checkpoint_every_steps = None
     loose.runtime = RuntimeSpec()
+    for field in ("engine", "engine_memory_gb", "engine_threads"):  # how data is prepared, not what
+        setattr(loose.data, field, type(loose.data).model_fields[field].default)
     # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
     values = loose.model_dump(mode="json", exclude_defaults=True)
     # A field whose default changed counts against its first default, so a run started under the old

@@ -30,6 +30,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
 TrainMethod = Literal["full", "frozen", "lora"]
+DataEngine = Literal["local", "duckdb", "spark"]
 
 
 class Section(BaseModel):
@@ -107,6 +108,12 @@ class DataSpec(Section):
     cold_items: ColdItemsSpec | None = Field(
         default=None, description="hold a random share of items out of training; evaluate reports them apart"
     )
+    engine: DataEngine = Field(
+        default="local", description="prepare engine: local (in-memory reference), duckdb (streaming, bounded "
+        "memory, spills to disk) or spark (pyspark; local mode or spark-submit); all give the same dataset")
+    engine_memory_gb: float = Field(default=4.0, gt=0, description="duckdb/spark: memory the engine may use")
+    engine_threads: int | None = Field(default=None, ge=1, description="duckdb/spark: worker threads "
+                                       "(default: runtime.threads, else all cores)")
 
 
 class TextSpec(Section):
