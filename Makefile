@@ -108,3 +108,17 @@ report-ml1m:
 	$(SEQREC) evaluate $(ML1M_SASREC_SPEC) --split test --sampled uniform
 	$(SEQREC) report runs/$(ML1M_SASREC_RUN) $(addprefix runs/ml1m-,$(ML1M_BASELINES)) --out reports/ml1m \
 	  --title "MovieLens-1M: SASRec vs non-neural baselines (full ranking, leave-one-out)"
+
+# Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
+# candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
+PEER_MINUTES ?= 25
+PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
+bench-peer: install
+	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
+
+# train.windows last vs sliding at equal wall-clock time (WINDOWS_MINUTES per run), paired test comparison.
+WINDOWS_MINUTES ?= 15
+WINDOWS_DATASETS ?= beauty,ml1m
+bench-windows: install
+	$(PYTHON) benchmarks/windows_default.py --datasets $(WINDOWS_DATASETS) --minutes $(WINDOWS_MINUTES)
+.PHONY: bench-peer bench-windows
