@@ -11,6 +11,11 @@ Written to benchmarks/results/peer_recbole.json.
 
   python benchmarks/peer_recbole.py --minutes 20
   python benchmarks/peer_recbole.py --minutes 20 --candidates sliding-b64
+  python benchmarks/peer_recbole.py --minutes 30 --candidates sliding-b64 --resume   # train those runs on
+
+With --resume, runs that exist continue from their last checkpoint (`seqrec finetune --resume`) for
+another --minutes; their epochs, training seconds and time-to-target count from the run's start, and
+the JSON lists every invocation.
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, required=True, help="train.max_minutes of every candidate")
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resume", action="store_true", help="continue existing candidate runs")
+    ap.add_argument("--skip-test", action="store_true", help="validation only (an invocation to be resumed)")
     ap.add_argument("--output-root", default=str(ROOT / ".bench/peer"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/peer_recbole.json"))
     args = ap.parse_args()
@@ -91,8 +98,11 @@ def main() -> None:
     finish(seqrec(["prepare", SPEC, *sets(common)], root / "prepare.log"), "prepare")
     names = args.candidates.split(",")
     started = time.time()
-    procs = {n: seqrec(["finetune", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]])], root / f"{n}.log")
-             for n in names}
+    procs = {}
+    for n in names:
+        again = ["--resume"] if args.resume and (root / "runs" / f"peer-{n}" / "checkpoints/last.pt").is_file() else []
+        log = root / (f"{n}-resumed.log" if again else f"{n}.log")
+        procs[n] = seqrec(["finetune", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]]), *again], log)
     for n, proc in procs.items():
         finish(proc, f"finetune {n}")
     wall = time.time() - started
@@ -100,23 +110,27 @@ def main() -> None:
             for n in names}
     selectable = [n for n in names if not CANDIDATES[n][1]]
     chosen = max(selectable, key=lambda n: runs[n]["best_valid"]["NDCG@10"])
-    for n in [chosen] + [n for n in names if CANDIDATES[n][1]]:
+    for n in [] if args.skip_test else [chosen] + [n for n in names if CANDIDATES[n][1]]:
         finish(seqrec(["evaluate", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]]), "--split", "test"],
                       root / f"{n}-test.log"), f"evaluate {n}")
         test = json.loads((root / "runs" / f"peer-{n}" / "eval/test.json").read_text())
         runs[n]["test"] = {k: test["metrics"][k] for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20")}
         runs[n]["test_ci95"] = {k: test["ci"].get(k) for k in ("NDCG@10", "HR@10")}
+    command = f"python benchmarks/peer_recbole.py --minutes {args.minutes:g} --candidates {args.candidates}"
+    command += (" --resume" if args.resume else "") + (" --skip-test" if args.skip_test else "")
+    out = Path(args.out)
+    earlier = json.loads(out.read_text()).get("invocations", []) if args.resume and out.is_file() else []
     result = {
         "protocol": "RecBole default sequential: ml-100k atomic files, no filtering, max_len 50, leave-one-out by "
                     "time (ties in file order), full ranking over 1,682 items, history NOT masked (filter_seen false)",
-        "spec": SPEC, "seed": 42, "budget_minutes_per_candidate": args.minutes, "threads": args.threads,
+        "spec": SPEC, "seed": 42, "threads": args.threads,
+        "invocations": [*earlier, {"command": command, "budget_minutes_per_candidate": args.minutes,
+                                   "candidates_wall_seconds": round(wall, 1)}],
         "machine": f"2-core shared CPU ({platform.machine()}) shared with other jobs; candidates started together",
-        "candidates_wall_seconds": round(wall, 1),
         "selection": "best validation NDCG@10 among non-reference candidates; test evaluated once for it",
         "selected": chosen, "runs": runs, "recbole": RECBOLE,
-        "command": f"python benchmarks/peer_recbole.py --minutes {args.minutes:g} --candidates {args.candidates}",
     }
-    atomic_write_json(Path(args.out), result)
+    atomic_write_json(out, result)
     print(json.dumps({k: result[k] for k in ("selected", "runs")}, indent=1))
 
 
