@@ -26,7 +26,8 @@ def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences,
 
 
 def training_item_counts(seqs: Sequences) -> torch.Tensor:
-    """[N + 1] interaction counts in the training part of the histories (PAD = 0): the negative samplers' q."""
+    """[N + 1] interaction counts in the training part of the histories (PAD = 0): the negative
+    samplers' q."""
     counts = training_popularity(seqs).clone()  # [N + 1]
     counts[PAD] = 0.0
     return counts

@@ -76,7 +76,9 @@ class MaskedItemBatcher:
     def positions(self, rows: np.ndarray) -> int:
         """Expected masked positions of these rows: the weight of their batch in an accumulated step
         (the draw itself happens in make_batch)."""
-        random_part = (1 - self.last_item_mask_prob) * np.maximum(self.lengths[rows] * self.mask_prob, 1).sum()
+        random_part = (1 - self.last_item_mask_prob) * np.maximum(
+            self.lengths[rows] * self.mask_prob, 1
+        ).sum()
         return max(1, int(round(random_part + self.last_item_mask_prob * len(rows))))
 
     def make_batch(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> TrainBatch:
