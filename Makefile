@@ -147,3 +147,17 @@ sweep-beauty: install
 	  --trials $(SWEEP_TRIALS) --timeout $(SWEEP_MINUTES) --jobs $(SWEEP_JOBS) --evaluate-best $(SWEEP_SET)
 	$(SEQREC) report --sweep $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep --out reports/beauty-sweep
 	cp $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep/sweep.json benchmarks/results/sweep_beauty.json
+
+# Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
+# candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
+PEER_MINUTES ?= 25
+PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
+bench-peer: install
+	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
+
+# train.windows last vs sliding at equal wall-clock time (WINDOWS_MINUTES per run), paired test comparison.
+WINDOWS_MINUTES ?= 15
+WINDOWS_DATASETS ?= beauty,ml1m
+bench-windows: install
+	$(PYTHON) benchmarks/windows_default.py --datasets $(WINDOWS_DATASETS) --minutes $(WINDOWS_MINUTES)
+.PHONY: bench-peer bench-windows

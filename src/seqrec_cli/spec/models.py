@@ -26,6 +26,7 @@ NegativesPer = Literal["position", "sequence"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 LossNorm = Literal["step", "epoch"]
+TrainWindows = Literal["last", "sliding"]  # data/windows.py WINDOW_MODES
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
@@ -248,6 +249,18 @@ class TrainSpec(Section):
     checkpoint_every_steps: int | None = Field(
         default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
     )
+    windows: TrainWindows = Field(
+        default="last", description="last: each user's most recent model.max_len training items; sliding: "
+        "windows over the whole training history, so every target position trains each epoch (docs/windows.md)",
+    )
+    window_stride: int | None = Field(
+        default=None, ge=1, description="sliding: items between consecutive window ends (default and largest: "
+        "model.max_len, each target position once per epoch; smaller overlaps the windows)",
+    )
+    windows_per_user: int | None = Field(
+        default=None, ge=1, description="sliding: train at most this many of a user's windows per epoch, drawn "
+        "afresh each epoch (bounds an epoch on very long histories)",
+    )
 
     @model_validator(mode="after")
     def _loss_options_apply(self) -> TrainSpec:
@@ -260,6 +273,9 @@ class TrainSpec(Section):
             raise ValueError(f"train.negatives applies to sampled_softmax only, not {self.loss!r}")
         if self.negatives_per != "position" and self.loss not in ("bce", "gbce"):
             raise ValueError(f"train.negatives_per applies to bce and gbce only, not {self.loss!r}")
+        for key in ("window_stride", "windows_per_user"):
+            if getattr(self, key) is not None and self.windows != "sliding":
+                raise ValueError(f"train.{key} applies to train.windows sliding only, not {self.windows!r}")
         return self
 
 
@@ -304,3 +320,11 @@ class ExperimentSpec(Section):
     eval: EvalSpec = EvalSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     export: ExportSpec = ExportSpec()
+
+    @model_validator(mode="after")
+    def _stride_fits_window(self) -> ExperimentSpec:
+        stride = self.train.window_stride
+        if stride is not None and stride > self.model.max_len:
+            raise ValueError(f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
+                             "target positions between windows would never train; use at most model.max_len")
+        return self
