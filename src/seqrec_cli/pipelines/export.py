@@ -19,7 +19,16 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST) -> Path:
     seqs, manifest, prepared = load_dataset(spec)
     built, payload, ckpt_path = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"), checkpoint)
     model = merge_lora(built.model)  # exports hold plain (merged) weights
-    tensors = {"item_text.safetensors": {"vectors": built.text.vectors}} if built.text else {}
+    model_section = spec.model.model_dump(mode="json")
+    items_info = built.items_info
+    vectors = built.text.vectors if built.text else None
+    if model.text_items is not None and model.text_items.tower is not None:
+        # A finetuned text tower is baked: its current vectors become the export's cached vectors, so
+        # the export reloads as a plain text model that scores exactly as the run did.
+        vectors = model.text_items.bake()  # [N + 1, E]
+        model_section["text"]["tune"] = "frozen"
+        items_info = {**items_info, "text_tune": f"baked:{spec.model.text.tune}"}
+    tensors = {"item_text.safetensors": {"vectors": vectors}} if vectors is not None else {}
     unrankable = model.unrankable_items()  # held-out items an id table cannot score stay unrecommendable
     evals = {}
     for split in ("valid", "test"):
@@ -29,8 +38,8 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST) -> Path:
     return write_export(
         export_dir(spec),
         state=model.state_dict(),
-        config={"model": spec.model.model_dump(mode="json"), "num_items": seqs.num_items,
-                "items": built.items_info, "train_method": spec.train.method,
+        config={"model": model_section, "num_items": seqs.num_items,
+                "items": items_info, "train_method": spec.train.method,
                 "unrankable_items": [] if unrankable is None else unrankable.tolist()},
         json_files={"item_ids.json": seqs.item_ids, "metrics.json": evals},
         text_files={"items.jsonl": (prepared / "items.jsonl").read_text(encoding="utf-8")},
