@@ -6,6 +6,11 @@
   items.jsonl        item side information, line i = item i
   metrics.json       evaluation reports of the run (valid/test) when present
   item_text.safetensors  `vectors` [N + 1, E]: item text vectors (text-based item tables only)
+  item_table.safetensors `table` [N + 1, D]: the eval-mode scoring table (what the service scores against)
+  popularity.json    interactions per item index in the prepared data (the service's fallback ranking)
+  model.onnx         the user tower as ONNX (`seqrec export --format onnx`)
+  items.faiss, ann.json  approximate top-k index and its calibration (large catalogues, --ann)
+  README.md          the model card
   manifest.json      sha256 of every file above, spec hash, dataset fingerprint
 """
 
@@ -15,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,8 +36,10 @@ MANIFEST = "manifest.json"
 
 def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, json_files: dict[str, object],
                  text_files: dict[str, str], manifest_extra: dict,
-                 tensor_files: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
-    """Build the whole folder in a temp dir and rename it into place; never replaces an existing folder."""
+                 tensor_files: dict[str, dict[str, torch.Tensor]] | None = None,
+                 writers: list[Callable[[Path], None]] | None = None) -> Path:
+    """Build the whole folder in a temp dir and rename it into place; never replaces an existing folder.
+    `writers` write further files into the (temp) folder; everything there goes into the manifest."""
     folder = Path(folder)
     if folder.exists():
         raise UserError("export folder already exists; refusing to overwrite it", where=str(folder),
@@ -39,15 +47,20 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **config},
-                                                    indent=2) + "\n")
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors")
+        )
+        (tmp / "config.json").write_text(
+            json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **config}, indent=2) + "\n"
+        )
         for name, obj in json_files.items():
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
         for name, text in text_files.items():
             (tmp / name).write_text(text, encoding="utf-8")
         for name, tensors in (tensor_files or {}).items():
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / name))
+        for write in writers or []:
+            write(tmp)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         (tmp / MANIFEST).write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                                                 "files": files, **manifest_extra}, indent=2) + "\n")
@@ -67,8 +80,11 @@ def verify_export(folder: Path) -> dict:
                         fix="point at a folder written by `seqrec export`")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") != EXPORT_VERSION:
-        raise UserError(f"unsupported export format {manifest.get('format')} v{manifest.get('version')}",
-                        where=str(path), fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})")
+        raise UserError(
+            f"unsupported export format {manifest.get('format')} v{manifest.get('version')}",
+            where=str(path),
+            fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})",
+        )
     for name, expected in manifest["files"].items():
         file = folder / name
         if not file.is_file() or sha256_file(file) != expected:

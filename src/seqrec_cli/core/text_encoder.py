@@ -44,8 +44,11 @@ def load_text_encoder(folder: Path):
     hf_logging.disable_progress_bar()  # the CLI draws its own; a library must not print
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise UserError("not a Hugging Face model folder (config.json missing)", where=str(folder),
-                        fix="point model.text.encoder at a local folder with config.json, weights and tokenizer")
+        raise UserError(
+            "not a Hugging Face model folder (config.json missing)",
+            where=str(folder),
+            fix="point model.text.encoder at a local folder with config.json, weights and tokenizer",
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         model = AutoModel.from_pretrained(str(folder), local_files_only=True)

@@ -52,7 +52,8 @@ def _item_columns(spec: ItemInfoSpec, present: list[str], source: Source) -> tup
     id_column = match_column(spec.id_column, present)
     if id_column is None:
         raise DataError(
-            f"item id column {spec.id_column!r} (data.items.id_column) not found; columns present: {', '.join(present)}",
+            f"item id column {spec.id_column!r} (data.items.id_column) not found; "
+            f"columns present: {', '.join(present)}",
             where=source.label,
             fix="set data.items.id_column to one of the columns present",
         )
@@ -63,7 +64,8 @@ def _item_columns(spec: ItemInfoSpec, present: list[str], source: Source) -> tup
         found = match_column(asked, present)
         if found is None:
             raise DataError(
-                f"column {asked!r} (data.items.text_columns) not found; columns present: {', '.join(present)}",
+                f"column {asked!r} (data.items.text_columns) not found; "
+                f"columns present: {', '.join(present)}",
                 where=source.label,
                 fix="list only columns present in data.items.text_columns",
             )

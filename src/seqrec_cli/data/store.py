@@ -36,8 +36,21 @@ def _files_hash(folder: Path, names: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode())
-        digest.update((folder / name).read_bytes())
+        with open(folder / name, "rb") as handle:  # streamed: a 100M-row dataset is GBs
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
     return digest.hexdigest()
+
+
+def _save_array(path: Path, array: np.ndarray, dtype) -> None:
+    """np.save, except that an engine's staged .npy file of the right dtype is moved, not copied."""
+    staged = getattr(array, "filename", None)
+    if isinstance(array, np.memmap) and staged and array.dtype == dtype and array.offset > 0:
+        staged = Path(staged)
+        if staged.name == path.name and staged.stat().st_dev == path.parent.stat().st_dev:
+            os.replace(staged, path)  # the memmap keeps reading the same inode
+            return
+    np.save(path, np.asarray(array).astype(dtype, copy=False))
 
 
 def item_rows(seqs: Sequences, table: ItemTable | None) -> list[dict]:
@@ -58,10 +71,10 @@ def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manif
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        np.save(tmp / "sequences.npy", seqs.items.astype(np.int32))
+        _save_array(tmp / "sequences.npy", seqs.items, np.int32)
         np.save(tmp / "offsets.npy", seqs.offsets.astype(np.int64))
         if seqs.timestamps is not None:
-            np.save(tmp / "timestamps.npy", seqs.timestamps)
+            _save_array(tmp / "timestamps.npy", seqs.timestamps, seqs.timestamps.dtype)
         (tmp / "user_ids.json").write_text(json.dumps(seqs.user_ids))
         (tmp / "item_ids.json").write_text(json.dumps(seqs.item_ids))
         fingerprinted = FINGERPRINT_FILES
@@ -69,7 +82,9 @@ def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manif
             (tmp / COLD_ITEMS).write_text(json.dumps(cold_items))
             fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS)
         rows = item_rows(seqs, table)
-        (tmp / "items.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        (tmp / "items.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
         manifest = {
             "format_version": FORMAT_VERSION,
             **manifest,
@@ -104,13 +119,17 @@ def load_prepared(folder: Path, verify: bool = True) -> tuple[Sequences, dict]:
     manifest = read_manifest(folder)
     fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS) if "cold_items" in manifest else FINGERPRINT_FILES
     if verify and _files_hash(folder, fingerprinted) != manifest["fingerprint"]["hash"]:
-        raise UserError("prepared dataset files do not match their manifest fingerprint (modified or corrupted)",
-                        where=str(folder), fix="delete this folder and run `seqrec prepare SPEC` again")
+        raise UserError(
+            "prepared dataset files do not match their manifest fingerprint (modified or corrupted)",
+            where=str(folder),
+            fix="delete this folder and run `seqrec prepare SPEC` again",
+        )
     ts_path = folder / "timestamps.npy"
+    # Memory-mapped and read-only: a dataset larger than RAM trains, pages come in as batches need them.
     seqs = Sequences(
-        items=np.load(folder / "sequences.npy", allow_pickle=False),
+        items=np.load(folder / "sequences.npy", mmap_mode="r", allow_pickle=False),
         offsets=np.load(folder / "offsets.npy", allow_pickle=False),
-        timestamps=np.load(ts_path, allow_pickle=False) if ts_path.exists() else None,
+        timestamps=np.load(ts_path, mmap_mode="r", allow_pickle=False) if ts_path.exists() else None,
         user_ids=json.loads((folder / "user_ids.json").read_text()),
         item_ids=json.loads((folder / "item_ids.json").read_text()),
     )
