@@ -27,7 +27,7 @@ from seqrec_cli.core.losses import full_cross_entropy, plain_full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.optim import make_optimizer
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
-from seqrec_cli.core.train import optimizer_step, wrap_step
+from seqrec_cli.core.train import LoopConfig, TrainParts, optimizer_step, wrap_step
 from seqrec_cli.data.batching import IGNORE, PAD, TrainBatcher
 from seqrec_cli.pipelines.common import load_dataset
 from seqrec_cli.pipelines.prepare import prepare
@@ -87,7 +87,10 @@ def step_flops(inputs: torch.Tensor, labels: torch.Tensor, m: ModelSpec, num_ite
     positions = int((labels != IGNORE).sum())
     ce = 3 * 2 * positions * D * (num_items + 1)  # logits, d hidden, d weights
     executed = 3 * m.layers * (B * L * linear_per_token + B * 4 * L * L * D) + ce
-    useful = 3 * m.layers * (float(real.sum()) * linear_per_token + float((4 * D * real * (real + 1) / 2).sum())) + ce
+    useful = (
+        3 * m.layers * (float(real.sum()) * linear_per_token + float((4 * D * real * (real + 1) / 2).sum()))
+        + ce
+    )
     return {"executed": executed, "useful": useful}
 
 
@@ -97,6 +100,8 @@ def measure(name: str, model: SeqRecModel, batcher: TrainBatcher, steps: int, ru
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     plan = batcher.plan(np.random.default_rng(0))[: steps + 1]
     forward = wrap_step(model, full_cross_entropy, runtime, World(), compile)
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, runtime, scaler=scaler)
+    config = LoopConfig(epochs=1, grad_clip=1.0, seed=0)
     positions, seconds, flops = 0, 0.0, {"executed": 0.0, "useful": 0.0}
     for i, rows in enumerate(plan):
         batch = batcher.make_batch(rows)
@@ -117,7 +122,7 @@ def measure(name: str, model: SeqRecModel, batcher: TrainBatcher, steps: int, ru
             opt.step()
             float(loss.detach())
         else:
-            optimizer_step(forward, batcher, [rows], 0, opt, None, scaler, runtime, World(), 1, 1.0, 0, 1)
+            optimizer_step(forward, parts, config, [rows], 0, 1)
         sync(runtime.device)
         if i > 0:  # the first step is warm-up (and compilation)
             seconds += time.perf_counter() - start
@@ -164,19 +169,35 @@ def main() -> None:
         "runtime": runtime.describe(),
         "steps": results,
         "positions_per_second": {k: v["positions_per_second"] for k, v in results.items()},
-        "speedup": round(results["seqrec"]["positions_per_second"] / results["reference"]["positions_per_second"], 2),
+        "speedup": round(
+            results["seqrec"]["positions_per_second"] / results["reference"]["positions_per_second"], 2
+        ),
         "matmul": limit,
-        "flops_note": "matmul FLOPs only (encoder linears, attention QK^T and AV, CE logits + both gradients), "
-                      "forward + backward = 3x forward; executed counts padding, useful does not",
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "torch": torch.__version__,
-                    "gpu": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else None},
+        "flops_note": "matmul FLOPs only (encoder linears, attention QK^T and AV, "
+        "CE logits + both gradients), "
+        "forward + backward = 3x forward; executed counts padding, useful does not",
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else None,
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: {"pos/s": v["positions_per_second"], "of matmul limit": v["fraction_of_matmul_limit"]}
-                      for k, v in results.items()}), "speedup", report["speedup"],
-          "matmul limit GFLOP/s", limit["limit_gflops"])
+    print(
+        json.dumps(
+            {
+                k: {"pos/s": v["positions_per_second"], "of matmul limit": v["fraction_of_matmul_limit"]}
+                for k, v in results.items()
+            }
+        ),
+        "speedup",
+        report["speedup"],
+        "matmul limit GFLOP/s",
+        limit["limit_gflops"],
+    )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint, trust_checkpoint
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, seed_everything
-from seqrec_cli.core.train import EarlyStopping, TrainHooks, train_loop
+from seqrec_cli.core.train import EarlyStopping, LoopConfig, LoopState, TrainHooks, TrainParts, train_loop
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.errors import UserError
@@ -33,8 +33,13 @@ def cycle_sequences(num_users: int = 66) -> Sequences:
     items = np.array([i for s in seqs for i in s], dtype=np.int32)
     offsets = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum([len(s) for s in seqs], out=offsets[1:])
-    return Sequences(items=items, offsets=offsets, timestamps=None, user_ids=[str(u) for u in range(num_users)],
-                     item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)])
+    return Sequences(
+        items=items,
+        offsets=offsets,
+        timestamps=None,
+        user_ids=[str(u) for u in range(num_users)],
+        item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)],
+    )
 
 
 def test_early_stopping_patience_and_best_epoch():
@@ -61,13 +66,17 @@ def test_early_stopping_resets_on_improvement():
 def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
     seqs = seqs or cycle_sequences()
     seed_everything(seed)
-    model = SeqRecModel(ModelSpec(hidden=16, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    model = SeqRecModel(
+        ModelSpec(hidden=16, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=8, bucket_by_length=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses, step_losses, validated, saved = [], [], [], []
 
     def validate(epoch: int) -> float:
-        metrics, _ = evaluate_split(model, seqs, "valid", MAX_LEN, 32, filter_seen=False, ks=[1, 5], runtime=CPU)
+        metrics, _ = evaluate_split(
+            model, seqs, "valid", RankOptions(MAX_LEN, 32, filter_seen=False), ks=[1, 5], runtime=CPU
+        )
         validated.append(metrics)
         return metrics["HR@1"]
 
@@ -78,8 +87,8 @@ def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
         save_state=lambda state: saved.append(state.epoch - 1),
     )
     stopper = EarlyStopping(patience=10)
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, stopper, hooks, start_epoch=1,
-                        epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed), stopper, hooks)
     return model, reason, losses, step_losses, validated, saved, stopper
 
 
@@ -110,15 +119,17 @@ def test_same_seed_identical_losses():
 def test_train_loop_early_stop_and_eval_every():
     seqs = cycle_sequences(12)
     seed_everything(0)
-    model = SeqRecModel(ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    model = SeqRecModel(
+        ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=16, bucket_by_length=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls, epochs_seen = [], []
     hooks = TrainHooks(validate=lambda epoch: calls.append(epoch) or 0.5,
                        on_epoch=lambda stats, val: epochs_seen.append((stats.epoch, val)))
     stopper = EarlyStopping(patience=2)
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, stopper, hooks, start_epoch=1,
-                        epochs=20, eval_every=2, grad_clip=None, seed=0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=20, eval_every=2, seed=0), stopper, hooks)
     assert reason == "early_stop"
     assert calls == [2, 4, 6]  # improves once (from -inf), then two validations without improvement
     assert stopper.best_epoch == 2
@@ -128,16 +139,19 @@ def test_train_loop_early_stop_and_eval_every():
 
 def test_train_loop_validates_on_last_epoch_and_honours_deadline():
     seqs = cycle_sequences(12)
-    model = SeqRecModel(ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    model = SeqRecModel(
+        ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=16, bucket_by_length=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls = []
     hooks = TrainHooks(validate=lambda epoch: calls.append(epoch) or float(epoch))
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, EarlyStopping(patience=5), hooks,
-                        start_epoch=2, epochs=3, eval_every=5, grad_clip=None, seed=0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=3, eval_every=5, seed=0), EarlyStopping(patience=5), hooks,
+                        LoopState(epoch=2))
     assert reason == "epochs" and calls == [3]  # not a multiple of eval_every, but the last epoch
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, EarlyStopping(patience=5), hooks,
-                        start_epoch=1, epochs=10, eval_every=1, grad_clip=None, seed=0, deadline=0.0)
+    reason = train_loop(parts, LoopConfig(epochs=10, eval_every=1, seed=0, deadline=0.0), EarlyStopping(patience=5),
+                        hooks)
     assert reason == "time_budget" and calls == [3, 1]
 
 

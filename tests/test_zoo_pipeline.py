@@ -31,13 +31,15 @@ CASES = [
 @pytest.mark.parametrize("encoder,overrides", CASES, ids=[c[0] for c in CASES])
 def test_encoder_and_loss_train_evaluate_export(tmp_path, encoder, overrides):
     spec_path = write_spec(tmp_path, write_data(tmp_path / "interactions.txt"))
-    spec = load_spec(spec_path, [f"model.encoder={encoder}", "train.epochs=3", f"name=zoo-{encoder}", *overrides])
+    spec = load_spec(
+        spec_path, [f"model.encoder={encoder}", "train.epochs=3", f"name=zoo-{encoder}", *overrides]
+    )
     result = finetune(spec)
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 3
     assert records[-1]["loss"] < records[0]["loss"]  # it learns something on a trivially regular walk
     report = evaluate(spec, "test").report
-    assert 0.0 <= report["metrics"]["NDCG@10"] <= report["metrics"]["HR@10"] <= 1.0
+    assert 0.0 <= report.metrics["NDCG@10"] <= report.metrics["HR@10"] <= 1.0
     folder = export(spec)
     rec = Recommender.load(folder)
     top = rec.recommend([raw_item(3), raw_item(4)], k=5)

@@ -6,6 +6,11 @@
   items.jsonl        item side information, line i = item i
   metrics.json       evaluation reports of the run (valid/test) when present
   item_text.safetensors  `vectors` [N + 1, E]: item text vectors (text-based item tables only)
+  item_table.safetensors `table` [N + 1, D]: the eval-mode scoring table (what the service scores against)
+  popularity.json    interactions per item index in the prepared data (the service's fallback ranking)
+  model.onnx         the user tower as ONNX (`seqrec export --format onnx`)
+  items.faiss, ann.json  approximate top-k index and its calibration (large catalogues, --ann)
+  README.md          the model card
   manifest.json      sha256 of every file above, spec hash, dataset fingerprint
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,8 +38,10 @@ REEXPORT_FIX = "export again from the run folder (`seqrec export SPEC` with a ne
 
 def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, json_files: dict[str, object],
                  text_files: dict[str, str], manifest_extra: dict,
-                 tensor_files: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
-    """Build the whole folder in a temp dir and rename it into place; never replaces an existing folder."""
+                 tensor_files: dict[str, dict[str, torch.Tensor]] | None = None,
+                 writers: list[Callable[[Path], None]] | None = None) -> Path:
+    """Build the whole folder in a temp dir and rename it into place; never replaces an existing folder.
+    `writers` write further files into the (temp) folder; everything there goes into the manifest."""
     folder = Path(folder)
     if folder.exists():
         raise UserError("export folder already exists; refusing to overwrite it", where=str(folder),
@@ -42,7 +50,7 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
     tmp = temp_dir(folder)
     try:
         with io_errors(folder):
-            _write_files(tmp, state, config, json_files, text_files, manifest_extra, tensor_files)
+            _write_files(tmp, state, config, json_files, text_files, manifest_extra, tensor_files, writers)
         with io_errors(folder):
             publish_dir(tmp, folder)
     finally:
@@ -53,7 +61,8 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
 
 def _write_files(tmp: Path, state: dict[str, torch.Tensor], config: dict, json_files: dict[str, object],
                  text_files: dict[str, str], manifest_extra: dict,
-                 tensor_files: dict[str, dict[str, torch.Tensor]] | None) -> None:
+                 tensor_files: dict[str, dict[str, torch.Tensor]] | None,
+                 writers: list[Callable[[Path], None]] | None) -> None:
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
     (tmp / "config.json").write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **config},
                                                 indent=2) + "\n")
@@ -63,6 +72,8 @@ def _write_files(tmp: Path, state: dict[str, torch.Tensor], config: dict, json_f
         (tmp / name).write_text(text, encoding="utf-8")
     for name, tensors in (tensor_files or {}).items():
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / name))
+    for write in writers or []:
+        write(tmp)
     files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
     (tmp / MANIFEST).write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
                                             "files": files, **manifest_extra}, indent=2) + "\n")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from seqrec_cli.cli import help_format  # noqa: F401  (flags show no `<bool>` type in --help)
 from seqrec_cli.errors import UserError, user_error_from_os
 
 # The one place that decides how text reaches the terminal: literally. Messages carry paths, file:line
@@ -22,10 +23,12 @@ console = Console(**_LITERAL)
 err_console = Console(stderr=True, **_LITERAL)
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
 
-SpecArg = Annotated[Path, typer.Argument(help="YAML experiment spec", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(help="YAML experiment spec", show_default=False, metavar="SPEC")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="override a spec value before validation: section.key=value (repeatable)"),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a spec value before validation: section.key=value (repeatable)"
+    ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate, print the resolved spec, exit 0")]
 

@@ -20,7 +20,9 @@ def _label(row: dict) -> str:
     return " · ".join(fields[:3])
 
 
-def recommend_command(export_dir: ExportArg, history: HistoryOpt, k: KOpt = 10, include_history: KeepOpt = False) -> None:
+def recommend_command(
+    export_dir: ExportArg, history: HistoryOpt, k: KOpt = 10, include_history: KeepOpt = False
+) -> None:
     """Top-k raw item ids for one history, from an exported model (no spec needed)."""
     with user_errors():
         from seqrec_cli.artifacts import Recommender

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.metrics import metrics_at_k
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
@@ -98,8 +98,11 @@ def init_world(device: str) -> World:
         return World()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device == "mps":
-        raise UserError("distributed training runs on CPU (gloo) or CUDA (nccl), not MPS", where="runtime.device",
-                        fix="launch one process, or use runtime.device=cpu under torchrun")
+        raise UserError(
+            "distributed training runs on CPU (gloo) or CUDA (nccl), not MPS",
+            where="runtime.device",
+            fix="launch one process, or use runtime.device=cpu under torchrun",
+        )
     on_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if on_cuda:
         if local_rank >= torch.cuda.device_count():
@@ -129,14 +132,12 @@ def shard_bounds(num_users: int, batch_size: int, world: World) -> tuple[int, in
     return min(first * batch_size, num_users), min(last * batch_size, num_users)
 
 
-def evaluate_split_sharded(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
-                           filter_seen: bool, ks: list[int], runtime: Runtime,
-                           world: World) -> tuple[dict[str, float], np.ndarray]:
+def evaluate_split_sharded(model: SeqRecModel, seqs: Sequences, split: str, options: RankOptions, ks: list[int],
+                           runtime: Runtime, world: World) -> tuple[dict[str, float], np.ndarray]:
     """Full-ranking metrics of a split; each process ranks its shard of users, ranks are gathered."""
-    start, stop = shard_bounds(seqs.num_users, batch_size, world)
+    start, stop = shard_bounds(seqs.num_users, options.batch_size, world)
     part = np.zeros(0, dtype=np.int64)
     if stop > start:
-        _, part = evaluate_split(model, user_slice(seqs, start, stop), split, max_len, batch_size, filter_seen, ks,
-                                 runtime)
+        _, part = evaluate_split(model, user_slice(seqs, start, stop), split, options, ks, runtime)
     ranks = world.gather(part)  # [U] in user order
     return metrics_at_k(ranks, ks), ranks

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from seqrec_cli.data.columns import Context, first_true, float_values, id_values
 from seqrec_cli.data.delimited import (
@@ -26,6 +27,7 @@ from seqrec_cli.data.delimited import (
     read_parquet,
     read_parquet_schema,
 )
+from seqrec_cli.data.partitions import parquet_parts, read_parts
 from seqrec_cli.data.raw import RawInteractions
 from seqrec_cli.data.sources import Source, first_line, locate, numbered_lines
 from seqrec_cli.errors import DataError
@@ -213,7 +215,13 @@ def _objects(values: list[str]) -> np.ndarray:
 
 
 def read_table(path: Path, spec: DataSpec) -> RawInteractions:
-    """Generic CSV/TSV/Parquet with columns named by `data.columns`."""
+    """Generic CSV/TSV/Parquet with columns named by `data.columns`; a folder of Parquet parts is one log."""
+    parts = [] if spec.interactions else parquet_parts(path)
+    if parts:
+        present = list(pq.read_schema(parts[0]).names)
+        chosen = pick_columns(spec.columns, present, Source(parts[0]))
+        table, ctx = read_parts(path, parts, list(dict.fromkeys(chosen.values())))
+        return assemble(table, chosen, ctx)
     source = interaction_source(path, spec)
     if is_parquet(source):
         present = read_parquet_schema(source)

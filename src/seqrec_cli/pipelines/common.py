@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from seqrec_cli.core.checkpoint import load_checkpoint
+from seqrec_cli.core.evaluation import RankOptions
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
@@ -14,6 +15,7 @@ from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import SplitPlan, make_plan
 from seqrec_cli.data.store import load_prepared, read_json_file
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
 from seqrec_cli.spec.loader import monitor_problem
@@ -46,20 +48,30 @@ def check_monitor(spec: ExperimentSpec) -> None:
                         fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
 
 
-def load_trained(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime: Runtime, checkpoint: str = BEST,
-                 events=lambda kind, info: None) -> tuple[BuiltModel, dict, Path]:
+def load_trained(
+    spec: ExperimentSpec,
+    seqs: Sequences,
+    manifest: dict,
+    runtime: Runtime,
+    checkpoint: str = BEST,
+    events: Events = no_events,
+) -> tuple[BuiltModel, dict, Path]:
     """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint
     payload = load_checkpoint(path)
     if "kind" in payload and payload["kind"] != "neural":
-        raise UserError(f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
-                        where=str(path), fix="evaluate baselines with `seqrec evaluate`; only networks are exported")
+        raise UserError(
+            f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
+            where=str(path),
+            fix="evaluate baselines with `seqrec evaluate`; only networks are exported",
+        )
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was trained with, or train again")
     built = build_model(spec, seqs, prepared_dir(spec, resolved_data_spec(spec)), events)
     if spec.train.method == "lora":  # the checkpoint holds the adapters beside the base weights
-        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora)
+        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora,
+                     encoder_from_init=bool(spec.train.init_from))
     try:
         built.model.load_state_dict(payload["model"])
     except RuntimeError as exc:
@@ -106,6 +118,8 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.train.max_steps = None
     loose.train.checkpoint_every_steps = None
     loose.runtime = RuntimeSpec()
+    for field in ("engine", "engine_memory_gb", "engine_threads"):  # how data is prepared, not what
+        setattr(loose.data, field, type(loose.data).model_fields[field].default)
     # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
     values = loose.model_dump(mode="json", exclude_defaults=True)
     # A field whose default changed counts against its first default, so a run started under the old
@@ -118,3 +132,9 @@ def resumable_hash(spec: ExperimentSpec) -> str:
             values.setdefault(section, {})[key] = value
     canonical = json.dumps(values, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def rank_options(spec: ExperimentSpec, **extra) -> RankOptions:
+    """How `evaluate` (and a baseline's fit) rank a split, from the spec's eval section."""
+    return RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
+                       chunk_items=spec.eval.chunk_items, **extra)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -13,7 +12,7 @@ import torch
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
@@ -23,13 +22,26 @@ from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
     EarlyStopping,
     EpochStats,
+    LoopConfig,
     LoopState,
     TrainHooks,
+    TrainParts,
     steps_per_epoch,
     train_loop,
 )
 from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import (
+    EpochDone,
+    Events,
+    InitializedFrom,
+    Note,
+    Resumed,
+    StepDone,
+    TrainDone,
+    TrainStarted,
+    no_events,
+)
 from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.common import (
     BEST,
@@ -41,6 +53,8 @@ from seqrec_cli.pipelines.common import (
     runtime_for,
     split_plan,
 )
+from seqrec_cli.pipelines.finetune_result import FinetuneResult
+from seqrec_cli.pipelines.fit_baseline import fit_baseline
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.pipelines.run_folder import RunLock, claim_run_dir, lock_run, stale_note
@@ -49,18 +63,7 @@ from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
-Events = Callable[[str, dict], None]
-
-
-@dataclass
-class FinetuneResult:
-    run_dir: Path
-    stop_reason: str
-    best_epoch: int
-    best_value: float
-    epochs_run: int
-    seconds: float
-    is_main: bool = True  # False on torchrun's other processes, which write and print nothing
+__all__ = ["FinetuneResult", "finetune"]
 
 
 def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunLock,
@@ -69,7 +72,7 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
     rules); never reuse another spec's folder."""
     folder = run_dir(spec)
     if note := stale_note(lock):
-        events("finetune.note", {"text": note})
+        events(Note(note))
     info_path = folder / "run.json"
     if resume and folder.is_dir() and any(folder.iterdir()):
         info = read_json_file(info_path, "the run's run.json", "restore run.json, or pass --restart to start over") \
@@ -82,9 +85,9 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
                             f"started under an older default resumes with {OLD_DEFAULT_OVERRIDES}")
     claim = claim_run_dir(folder, resume, restart)
     if claim.moved_to is not None:
-        events("finetune.note", {"text": f"--restart: the old run folder is now {claim.moved_to}"})
+        events(Note(f"--restart: the old run folder is now {claim.moved_to}"))
     if claim.note:
-        events("finetune.note", {"text": claim.note})
+        events(Note(claim.note))
     return folder, claim.has_state
 
 
@@ -124,6 +127,15 @@ def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, 
     return loop, stopper, int(state.get("metrics_lines", loop.epoch - 1))
 
 
+def loop_config(spec: ExperimentSpec, deadline: float | None = None) -> LoopConfig:
+    """The training loop's settings from the spec."""
+    train = spec.train
+    return LoopConfig(epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip, seed=train.seed,
+                      grad_accum=train.grad_accum, max_steps=train.max_steps,
+                      checkpoint_every=train.checkpoint_every_steps, deadline=deadline,
+                      compile=spec.runtime.compile, loss_norm=train.loss_norm)
+
+
 def _keep_metrics_lines(path: Path, count: int) -> None:
     """Drop epoch records written after the checkpoint we resume from (a kill can land in between)."""
     if path.is_file():
@@ -147,19 +159,17 @@ def _drop_partial_epoch(path: Path, count: int, epoch: int) -> int:
     return len(lines) - 1
 
 
-def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None,
+def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = no_events,
              restart: bool = False) -> FinetuneResult:
     """Train one run; under torchrun every process calls this and rank 0 alone writes files and events.
     The process holds the run folder's lock (run_folder.py) until it returns."""
     check_monitor(spec)
     if spec.model.kind != "neural":  # non-neural baselines are fitted, not trained
-        from seqrec_cli.pipelines.fit_baseline import fit_baseline
-
         prepare(spec, events)
         return fit_baseline(spec, resume, events, restart)
     world = init_world(spec.runtime.device)
     try:
-        return _finetune(spec, resume, restart, events if world.is_main else lambda kind, info: None, world)
+        return _finetune(spec, resume, restart, events if world.is_main else no_events, world)
     finally:
         world.close()
 
@@ -195,8 +205,10 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
     model = built.model.to(runtime.device)
     if train.init_from and not has_state:
         done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent)
-        events("finetune.init_from", done)
-    counts = apply_method(model, train.method, spec.model.encoder, train.lora)
+        events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
+                               fresh=tuple(done.get("fresh", ()))))
+    counts = apply_method(model, train.method, spec.model.encoder, train.lora,
+                          encoder_from_init=bool(train.init_from))
     model.to(runtime.device)  # LoRA adapters are created on the CPU
     optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
     batcher = make_train_batcher(spec.model, train, seqs, plan.train_len)  # next-item or masked-item, by encoder
@@ -215,8 +227,7 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
             if loop.batches_done and (train.max_steps is None or loop.global_step < train.max_steps):
                 # a run that ended mid-epoch (max_steps) recorded that part-epoch; it is written again whole
                 metrics_lines = _drop_partial_epoch(folder / "metrics.jsonl", metrics_lines, loop.epoch)
-        events("finetune.resumed", {"epoch": loop.epoch - 1, "step": loop.global_step,
-                                    "batches_done": loop.batches_done})
+        events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
 
     info = {
         "name": spec.name,
@@ -237,19 +248,22 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
     if world.is_main:
         atomic_write_text(folder / "spec.yaml", dump_spec(spec))
         atomic_write_json(folder / "run.json", info)
-    events("finetune.start", {**info, "run_dir": str(folder), "start_epoch": loop.epoch,
-                              "epochs": train.epochs, "global_step": loop.global_step})
+    events(TrainStarted(run_dir=str(folder), start_epoch=loop.epoch, epochs=train.epochs,
+                        global_step=loop.global_step, steps_per_epoch=per_epoch, total_steps=total_steps,
+                        parameters=counts.total, trainable_parameters=counts.trainable, method=train.method,
+                        positions_per_epoch=batcher.num_positions, device=info["runtime"]["device"],
+                        precision=info["runtime"]["precision"], run=dict(info)))
 
     last_valid: dict = {}
+    # validation keeps rank_cases' default block size (not eval.chunk_items), as it always has
+    options = RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen)
     tensorboard = epoch_logger(folder, spec.train.tensorboard)
 
     def validate(epoch: int) -> float:
         if world.size > 1:
-            metrics, _ = evaluate_split_sharded(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                                spec.eval.filter_seen, spec.eval.ks, runtime, world)
+            metrics, _ = evaluate_split_sharded(model, seqs, "valid", options, spec.eval.ks, runtime, world)
         else:
-            metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                        spec.eval.filter_seen, spec.eval.ks, runtime, cases=plan.cases["valid"])
+            metrics, _ = evaluate_split(model, seqs, "valid", options, spec.eval.ks, runtime, cases=plan.cases["valid"])
         last_valid.clear()
         last_valid.update(metrics)
         return metrics[train.monitor]
@@ -273,8 +287,7 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
         metrics_lines += 1
         if tensorboard:
             tensorboard(record)
-        events("finetune.epoch", {**record, "best_epoch": stopper.best_epoch, "best": stopper.best,
-                                  "monitor": train.monitor})
+        events(EpochDone(**record, monitor=train.monitor, best_epoch=stopper.best_epoch, best=stopper.best))
 
     def save_state(state: LoopState) -> None:
         if world.is_main:
@@ -286,8 +299,8 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
                 "items": built.items_info},
                 about=state.state())
 
-    hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(
-        "finetune.step", {"step": step, "total": total, "loss": loss}), on_epoch=on_epoch,
+    hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(StepDone(step, total, loss)),
+                       on_epoch=on_epoch,
         on_improved=on_improved, save_state=save_state)
     started = time.time()
     deadline = started + 60 * train.max_minutes if train.max_minutes else None
@@ -295,12 +308,8 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
     try:
         if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
             loss_fn = make_loss(train, training_item_counts(seqs))  # samplers draw from training counts
-            reason = train_loop(model, batcher, optimizer, loss_fn, runtime, stopper, hooks,
-                                epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip,
-                                seed=train.seed, deadline=deadline, scheduler=scheduler,
-                                grad_accum=train.grad_accum, max_steps=train.max_steps,
-                                checkpoint_every=train.checkpoint_every_steps, state=loop, world=world,
-                                scaler=scaler, compile=spec.runtime.compile, loss_norm=train.loss_norm)
+            parts = TrainParts(model, batcher, optimizer, loss_fn, runtime, scheduler, scaler, world)
+            reason = train_loop(parts, loop_config(spec, deadline), stopper, hooks, loop)
     except KeyboardInterrupt:  # Ctrl-C: say so in run.json; the last checkpoint is what --resume continues
         if world.is_main:
             info.update({"status": "interrupted", "epochs_run": metrics_lines, "global_step": loop.global_step,
@@ -313,5 +322,5 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
                  "global_step": loop.global_step, "seconds_this_session": round(seconds, 1)})
     if world.is_main:
         atomic_write_json(folder / "run.json", info)
-    events("finetune.done", info)
+    events(TrainDone(run_dir=str(folder), stop_reason=reason, run=dict(info)))
     return FinetuneResult(folder, reason, stopper.best_epoch, stopper.best, metrics_lines, seconds, world.is_main)

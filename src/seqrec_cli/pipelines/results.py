@@ -14,13 +14,14 @@ from seqrec_cli.core.metrics import per_case_metrics
 from seqrec_cli.core.uncertainty import paired_comparisons
 from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.eval_report import EvalReport, read_eval_report
 
 
 @dataclass
 class RunEval:
     name: str
     folder: Path
-    report: dict
+    report: EvalReport
     case_of: np.ndarray  # [T]
     users: list[str]  # [T] raw user id of each pair
     targets: list[str]  # [T] raw target item id
@@ -34,7 +35,7 @@ class RunEval:
         return int(self.case_of.max()) + 1 if len(self.case_of) else 0
 
     def per_case(self, ks: list[int] | None = None) -> dict[str, np.ndarray]:
-        return per_case_metrics(self.case_of, self.ranks, self.num_cases, ks or self.report["protocol"]["ks"])
+        return per_case_metrics(self.case_of, self.ranks, self.num_cases, ks or self.report.protocol.ks)
 
 
 def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
@@ -43,7 +44,9 @@ def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
         return path
     if (runs_root / str(arg)).is_dir():
         return runs_root / str(arg)
-    raise UserError("no such run folder", where=str(arg), fix="give a run folder (runs/<name>) or a run name under runs/")
+    raise UserError(
+        "no such run folder", where=str(arg), fix="give a run folder (runs/<name>) or a run name under runs/"
+    )
 
 
 def read_epochs(folder: Path) -> list[dict]:
@@ -81,7 +84,7 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
             raise UserError(f"run has no {split} evaluation with per-user results", where=str(path),
                             fix=f"run `seqrec evaluate SPEC --split {split}` for this run first")
     fix = f"run `seqrec evaluate SPEC --split {split}` for this run again"
-    report = read_json_file(report_path, f"the {split} evaluation report", fix)
+    report = read_eval_report(report_path)
     info_path = folder / "run.json"
     info = read_json_file(info_path, "the run's run.json", "restore run.json") if info_path.is_file() else {}
     epochs = read_epochs(folder)
@@ -103,10 +106,10 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
 
 def protocol_key(run: RunEval) -> dict:
     """What must match for two evaluations to be comparable."""
-    proto = run.report["protocol"]
-    return {"dataset fingerprint": run.report["dataset_fingerprint"]["hash"], "split": proto["split"],
-            "evaluated split": run.report["split"], "filter_seen": proto["filter_seen"], "ks": proto["ks"],
-            "ranking": proto["ranking"], "ties": proto["ties"]}
+    proto = run.report.protocol
+    return {"dataset fingerprint": run.report.dataset_fingerprint["hash"], "split": proto.split,
+            "evaluated split": run.report.split, "filter_seen": proto.filter_seen, "ks": proto.ks,
+            "ranking": proto.ranking, "ties": proto.ties}
 
 
 def check_comparable(runs: list[RunEval]) -> None:
@@ -116,9 +119,12 @@ def check_comparable(runs: list[RunEval]) -> None:
         diff = [name for name in base if base[name] != key[name]]
         if diff:
             detail = "; ".join(f"{name}: {base[name]!r} vs {key[name]!r}" for name in diff)
-            raise UserError(f"runs {runs[0].name!r} and {run.name!r} were not evaluated the same way ({detail})",
-                            where=str(run.folder), fix="compare runs evaluated on the same prepared dataset with "
-                            "the same split, filter_seen and ks")
+            raise UserError(
+                f"runs {runs[0].name!r} and {run.name!r} were not evaluated the same way ({detail})",
+                where=str(run.folder),
+                fix="compare runs evaluated on the same prepared dataset with "
+                "the same split, filter_seen and ks",
+            )
         if run.users != runs[0].users or run.targets != runs[0].targets:
             raise UserError(f"runs {runs[0].name!r} and {run.name!r} ranked different (user, target) cases",
                             where=str(run.folder), fix="re-evaluate both runs with the current seqrec")
@@ -127,6 +133,6 @@ def check_comparable(runs: list[RunEval]) -> None:
 def compare(a: RunEval, b: RunEval, resamples: int = 1000, seed: int = 0) -> dict:
     check_comparable([a, b])
     pa, pb = a.per_case(), b.per_case()
-    return {"a": a.name, "b": b.name, "split": a.report["split"], "cases": a.num_cases,
+    return {"a": a.name, "b": b.name, "split": a.report.split, "cases": a.num_cases,
             "protocol": protocol_key(a), "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
             "metrics": paired_comparisons(pa, pb, resamples, seed)}

