@@ -64,8 +64,8 @@ def _write_files(tmp: Path, state: dict[str, torch.Tensor], config: dict, json_f
                  tensor_files: dict[str, dict[str, torch.Tensor]] | None,
                  writers: list[Callable[[Path], None]] | None) -> None:
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **config},
-                                                indent=2) + "\n")
+    head = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION}
+    (tmp / "config.json").write_text(json.dumps({**head, **config}, indent=2) + "\n")
     for name, obj in json_files.items():
         (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
     for name, text in text_files.items():
@@ -91,12 +91,14 @@ def verify_export(folder: Path) -> dict:
         raise UserError("the export's manifest is not a JSON object", where=str(path), fix=REEXPORT_FIX)
     if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") != EXPORT_VERSION:
         raise UserError(f"unsupported export format {manifest.get('format')} v{manifest.get('version')}",
-                        where=str(path), fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})")
+                        where=str(path),
+                        fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})")
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()) \
             or not REQUIRED_FILES <= set(files):
-        raise UserError(f"the export's manifest does not list the sha256 of {', '.join(sorted(REQUIRED_FILES))}",
-                        where=str(path), fix=REEXPORT_FIX)
+        needed = ", ".join(sorted(REQUIRED_FILES))
+        raise UserError(f"the export's manifest does not list the sha256 of {needed}", where=str(path),
+                        fix=REEXPORT_FIX)
     # Nothing unlisted is ever read: an extra file is refused, not trusted.
     extra = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and p.name not in files)
     if extra:

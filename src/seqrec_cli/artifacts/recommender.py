@@ -42,8 +42,9 @@ class Recommender:
         item_ids = read_json_file(folder / "item_ids.json", "the export's item id list", REEXPORT_FIX)
         text_path = folder / "item_text.safetensors"
         try:  # the files match the manifest, so a failure here means a manifest rewritten to match them
-            vectors = load_file(str(text_path))["vectors"] if "item_text.safetensors" in manifest["files"] else None
-            model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"], vectors)  # vectors: [N + 1, E]
+            listed = "item_text.safetensors" in manifest["files"]
+            vectors = load_file(str(text_path))["vectors"] if listed else None  # [N + 1, E]
+            model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"], vectors)
             model.load_state_dict(load_file(str(folder / "model.safetensors")))
             if config.get("unrankable_items"):  # an id table's held-out (cold) items: never recommended
                 model.hold_out_items(torch.tensor(config["unrankable_items"], dtype=torch.long))
@@ -52,8 +53,8 @@ class Recommender:
             raise UserError(f"the export's files do not make a model ({type(exc).__name__}: {exc})",
                             where=str(folder), fix=REEXPORT_FIX) from exc
         if not isinstance(item_ids, list) or len(item_ids) != config["num_items"] + 1:
-            raise UserError("item_ids.json does not hold one id per item", where=str(folder / "item_ids.json"),
-                            fix=REEXPORT_FIX)
+            raise UserError("item_ids.json does not hold one id per item",
+                            where=str(folder / "item_ids.json"), fix=REEXPORT_FIX)
         return cls(model, [str(i) for i in item_ids], max_len, manifest, device)
 
     def unknown_ids(self, history: list[str]) -> list[str]:

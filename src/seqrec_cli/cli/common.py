@@ -60,7 +60,8 @@ def user_errors(interrupted_hint: str | None = None):
         say(mapped.render(), lead="error:", style="bold red", stderr=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        say(interrupted_hint or "stopped before finishing", lead="interrupted:", style="bold yellow", stderr=True)
+        say(interrupted_hint or "stopped before finishing", lead="interrupted:", style="bold yellow",
+            stderr=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

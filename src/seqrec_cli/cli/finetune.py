@@ -120,4 +120,5 @@ def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt
             display.text.stop()
         if result.is_main:  # under torchrun only rank 0 reports
             say(f"({result.stop_reason}) after {result.epochs_run} epochs: best valid {spec.train.monitor} "
-                f"{result.best_value:.4f} at epoch {result.best_epoch}; run folder {result.run_dir}", lead="done")
+                f"{result.best_value:.4f} at epoch {result.best_epoch}; run folder {result.run_dir}",
+                lead="done")

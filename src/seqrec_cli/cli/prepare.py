@@ -13,5 +13,5 @@ def prepare_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt 
             result = prepare(spec)
         fp = result.manifest["fingerprint"]
         verb = "already prepared" if result.reused else "prepared"
-        say(f"{result.folder}: {fp['users']:,} users, {fp['items']:,} items, {fp['interactions']:,} interactions "
-            f"(fingerprint {fp['hash'][:12]})", lead=verb)
+        say(f"{result.folder}: {fp['users']:,} users, {fp['items']:,} items, "
+            f"{fp['interactions']:,} interactions (fingerprint {fp['hash'][:12]})", lead=verb)

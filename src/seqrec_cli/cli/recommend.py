@@ -33,17 +33,19 @@ def recommend_command(
         items = [h.strip() for h in history.split(",") if h.strip()]
         if not items:
             raise UserError(f"no item ids in {history!r}", where="--history",
-                            fix='pass comma-separated raw item ids, oldest first, e.g. --history "50,172,133"')
+                            fix='pass comma-separated raw item ids, oldest first, e.g. '
+                            '--history "50,172,133"')
         rec = Recommender.load(export_dir)
-        table = {str(row.get("item_id")): row for row in load_item_rows(Path(export_dir), REEXPORT_FIX) if isinstance(row, dict)}
+        rows = load_item_rows(Path(export_dir), REEXPORT_FIX)
+        table = {str(row.get("item_id")): row for row in rows if isinstance(row, dict)}
         unknown = rec.unknown_ids(items)
         if len(unknown) == len(items):
             raise UserError(f"none of the ids is in this model's catalogue: {', '.join(unknown[:20])}",
                             where="--history", fix="pass item ids that appear in the training data")
         if unknown:
-            say(f"{len(unknown)} of {len(items)} history ids are not in this model's catalogue and are left out: "
-                f"{', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}", lead="note:", style="yellow",
-                stderr=True)
+            more = " ..." if len(unknown) > 20 else ""
+            say(f"{len(unknown)} of {len(items)} history ids are not in this model's catalogue and are left "
+                f"out: {', '.join(unknown[:20])}{more}", lead="note:", style="yellow", stderr=True)
         top = rec.recommend(items, k=k, exclude_history=not include_history)
         view = Table(title=f"history: {', '.join(_label(table.get(i, {'item_id': i})) or i for i in items)}")
         view.add_column("#", justify="right")

@@ -19,4 +19,7 @@ def trust_command(checkpoint: CheckpointArg) -> None:
         from seqrec_cli.core.checkpoint import digest_path, trust_checkpoint
 
         record = trust_checkpoint(checkpoint)
-        say(f"{digest_path(checkpoint)} (sha256 {record['sha256'][:16]}, {record['bytes']:,} bytes)", lead="written")
+        say(
+            f"{digest_path(checkpoint)} (sha256 {record['sha256'][:16]}, {record['bytes']:,} bytes)",
+            lead="written",
+        )

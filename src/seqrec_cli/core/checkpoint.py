@@ -20,11 +20,15 @@ import torch
 from seqrec_cli.atomic import atomic_write, atomic_write_json
 from seqrec_cli.errors import UserError
 
-REWRITE_FIX = ("re-create it: train again (`seqrec finetune SPEC --restart` moves the old run folder aside), "
-               "restore the file and its .sha256 from a backup, or point at another run")
-UNSIGNED_FIX = ("restore its .sha256 file if you have it; if you trust these bytes (e.g. a checkpoint written by "
-                "a seqrec without digests), vouch for them with `seqrec trust {path}`; or re-create it: train "
-                "again (`seqrec finetune SPEC --restart` moves the old run folder aside)")
+REWRITE_FIX = (
+    "re-create it: train again (`seqrec finetune SPEC --restart` moves the old run folder aside), "
+    "restore the file and its .sha256 from a backup, or point at another run"
+)
+UNSIGNED_FIX = (
+    "restore its .sha256 file if you have it; if you trust these bytes (e.g. a checkpoint written by "
+    "a seqrec without digests), vouch for them with `seqrec trust {path}`; or re-create it: train "
+    "again (`seqrec finetune SPEC --restart` moves the old run folder aside)"
+)
 
 
 def digest_path(path: Path) -> Path:
@@ -47,7 +51,9 @@ def _accepted_digests(path: Path) -> set[str] | None:
             raise ValueError("a digest is not 64 hex digits")
         return accepted
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise UserError(f"checkpoint digest file is unreadable ({exc})", where=str(sidecar), fix=REWRITE_FIX) from exc
+        raise UserError(
+            f"checkpoint digest file is unreadable ({exc})", where=str(sidecar), fix=REWRITE_FIX
+        ) from exc
 
 
 def save_checkpoint(path: Path, payload: dict, about: dict | None = None) -> None:
@@ -81,12 +87,20 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         )
     accepted = _accepted_digests(path)
     if accepted is None:
-        raise UserError(f"checkpoint has no digest file ({digest_path(path).name}), so nothing vouches for its "
-                        "bytes; refusing to load it", where=str(path), fix=UNSIGNED_FIX.format(path=path))
+        raise UserError(
+            f"checkpoint has no digest file ({digest_path(path).name}), so nothing vouches for its "
+            "bytes; refusing to load it",
+            where=str(path),
+            fix=UNSIGNED_FIX.format(path=path),
+        )
     data = path.read_bytes()
     if _sha256(data) not in accepted:
-        raise UserError(f"checkpoint is truncated or corrupted: its sha256 ({len(data)} bytes) does not match "
-                        f"{digest_path(path).name}", where=str(path), fix=REWRITE_FIX)
+        raise UserError(
+            f"checkpoint is truncated or corrupted: its sha256 ({len(data)} bytes) does not match "
+            f"{digest_path(path).name}",
+            where=str(path),
+            fix=REWRITE_FIX,
+        )
     return _torch_load(data, path, map_location)
 
 
@@ -94,11 +108,15 @@ def _torch_load(data: bytes, path: Path, map_location: str | torch.device = "cpu
     try:
         payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # a foreign or damaged file: report, never half-load
-        raise UserError(f"checkpoint cannot be read ({type(exc).__name__}: {exc})", where=str(path),
-                        fix=REWRITE_FIX) from exc
+        raise UserError(
+            f"checkpoint cannot be read ({type(exc).__name__}: {exc})", where=str(path), fix=REWRITE_FIX
+        ) from exc
     if not isinstance(payload, dict):
-        raise UserError(f"not a seqrec checkpoint (holds a {type(payload).__name__}, not a dict)", where=str(path),
-                        fix=REWRITE_FIX)
+        raise UserError(
+            f"not a seqrec checkpoint (holds a {type(payload).__name__}, not a dict)",
+            where=str(path),
+            fix=REWRITE_FIX,
+        )
     return payload
 
 
@@ -111,8 +129,12 @@ def trust_checkpoint(path: Path) -> dict:
     data = path.read_bytes()
     accepted = _accepted_digests(path) if digest_path(path).is_file() else None
     if accepted is not None and _sha256(data) not in accepted:
-        raise UserError(f"its digest file {digest_path(path).name} says these bytes were altered; refusing to "
-                        "vouch for them", where=str(path), fix=REWRITE_FIX)
+        raise UserError(
+            f"its digest file {digest_path(path).name} says these bytes were altered; refusing to "
+            "vouch for them",
+            where=str(path),
+            fix=REWRITE_FIX,
+        )
     _torch_load(data, path)
     record = {"sha256": _sha256(data), "bytes": len(data), "trusted_by_user": True}
     atomic_write_json(digest_path(path), record)

@@ -225,7 +225,8 @@ def train_loop(parts: TrainParts, config: LoopConfig, stopper: EarlyStopping, ho
             if improved:
                 hooks.on_improved(epoch)
         if state.batches_done >= plan_len:  # the epoch is complete: the state points at the next one
-            state.epoch, state.batches_done, state.loss_sum, state.positions, state.seconds = epoch + 1, 0, 0.0, 0, 0.0
+            state.epoch, state.batches_done, state.loss_sum, state.positions = epoch + 1, 0, 0.0, 0
+            state.seconds = 0.0
         else:
             state.seconds = stats.seconds
         hooks.on_epoch(stats, validated)

@@ -199,8 +199,8 @@ def _decode_errors(label: str, encoding: str):
     try:
         yield
     except UnicodeDecodeError as exc:
-        raise DataError(f"not valid {encoding} text ({exc.reason} at byte {exc.start} of a block)", where=label,
-                        fix=f"re-encode the file as {encoding}") from exc
+        raise DataError(f"not valid {encoding} text ({exc.reason} at byte {exc.start} of a block)",
+                        where=label, fix=f"re-encode the file as {encoding}") from exc
 
 
 def open_text(path: Path, encoding: str = "utf-8", member: str | None = None) -> IO[str]:

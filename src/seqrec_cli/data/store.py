@@ -115,7 +115,8 @@ def _write_files(tmp: Path, seqs: Sequences, table: ItemTable | None, manifest: 
         (tmp / COLD_ITEMS).write_text(json.dumps(cold_items))
         fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS)
     rows = item_rows(seqs, table)
-    (tmp / "items.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    (tmp / "items.jsonl").write_text(lines, encoding="utf-8")
     manifest = {
         "format_version": FORMAT_VERSION,
         **manifest,
@@ -145,8 +146,8 @@ def read_manifest(folder: Path) -> dict:
     if not isinstance(fingerprint, dict) or not all(
             isinstance(fingerprint.get(key), want) for key, want in
             (("hash", str), ("users", int), ("items", int), ("interactions", int))):
-        raise UserError("the prepared dataset's manifest lacks its fingerprint (hash, users, items, interactions)",
-                        where=str(path), fix=REPREPARE_FIX)
+        raise UserError("the prepared dataset's manifest lacks its fingerprint (hash, users, items, "
+                        "interactions)", where=str(path), fix=REPREPARE_FIX)
     return manifest
 
 
@@ -154,8 +155,8 @@ def verify_prepared(folder: Path, manifest: dict) -> None:
     """Every file against the fingerprint's per-file digests, and the sequences against its hash."""
     files = manifest["fingerprint"].get("files")
     if not isinstance(files, dict):
-        raise UserError("prepared by an earlier seqrec (format 1), whose fingerprint leaves timestamps.npy and "
-                        "items.jsonl unchecked; refusing to use files nothing vouches for",
+        raise UserError("prepared by an earlier seqrec (format 1), whose fingerprint leaves timestamps.npy "
+                        "and items.jsonl unchecked; refusing to use files nothing vouches for",
                         where=str(Path(folder) / MANIFEST), fix=REPREPARE_FIX)
     for name, expected in files.items():
         path = Path(folder) / str(name)
@@ -168,8 +169,8 @@ def verify_prepared(folder: Path, manifest: dict) -> None:
     # the manifest lost a file from its record (hashing everything twice would double a large load).
     fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS) if "cold_items" in manifest else FINGERPRINT_FILES
     if any(name not in files for name in fingerprinted):
-        raise UserError("prepared dataset files do not match their manifest fingerprint (modified or corrupted)",
-                        where=str(folder), fix=REPREPARE_FIX)
+        raise UserError("prepared dataset files do not match their manifest fingerprint (modified or "
+                        "corrupted)", where=str(folder), fix=REPREPARE_FIX)
 
 
 def _load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:

@@ -75,8 +75,8 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
         events(Note(note))
     info_path = folder / "run.json"
     if resume and folder.is_dir() and any(folder.iterdir()):
-        info = read_json_file(info_path, "the run's run.json", "restore run.json, or pass --restart to start over") \
-            if info_path.is_file() else {}
+        fix = "restore run.json, or pass --restart to start over"
+        info = read_json_file(info_path, "the run's run.json", fix) if info_path.is_file() else {}
         if not isinstance(info, dict) or info.get("resumable_hash") != resumable_hash(spec):
             raise UserError("run folder was made by a different spec (only train.epochs, train.max_steps, "
                             "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
@@ -174,7 +174,8 @@ def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = no_eve
         world.close()
 
 
-def _finetune(spec: ExperimentSpec, resume: bool, restart: bool, events: Events, world: World) -> FinetuneResult:
+def _finetune(spec: ExperimentSpec, resume: bool, restart: bool, events: Events,
+              world: World) -> FinetuneResult:
     held: list[RunLock] = []  # rank 0's lock stays in rank 0 (on_main would hand a copy to every rank)
     world.on_main(lambda: held.append(lock_run(run_dir(spec))))  # first: a second process is refused at once
     lock = held[0] if held else None
@@ -312,7 +313,8 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
             reason = train_loop(parts, loop_config(spec, deadline), stopper, hooks, loop)
     except KeyboardInterrupt:  # Ctrl-C: say so in run.json; the last checkpoint is what --resume continues
         if world.is_main:
-            info.update({"status": "interrupted", "epochs_run": metrics_lines, "global_step": loop.global_step,
+            info.update({"status": "interrupted", "epochs_run": metrics_lines,
+                         "global_step": loop.global_step,
                          "seconds_this_session": round(time.time() - started, 1)})
             atomic_write_json(folder / "run.json", info)
         raise

@@ -37,8 +37,8 @@ def _fit(spec: ExperimentSpec, resume: bool, events: Events, restart: bool) -> F
     plan = split_plan(spec, seqs)
     folder = run_dir(spec)
     if resume and (folder / BEST).is_file():  # a baseline is fitted in one go: nothing to continue
-        raise UserError("this baseline run is already fitted; --resume has nothing to continue", where=str(folder),
-                        fix="evaluate it, or choose another name (--set name=...)")
+        raise UserError("this baseline run is already fitted; --resume has nothing to continue",
+                        where=str(folder), fix="evaluate it, or choose another name (--set name=...)")
     claim = claim_run_dir(folder, resume, restart)
     if claim.moved_to is not None:
         events(Note(f"--restart: the old run folder is now {claim.moved_to}"))

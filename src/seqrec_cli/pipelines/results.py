@@ -100,8 +100,8 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
             info=info, epochs=epochs,
         )
     except (KeyError, TypeError, ValueError, AttributeError, csv.Error) as exc:
-        raise UserError(f"the evaluation files are not what `seqrec evaluate` writes ({type(exc).__name__}: {exc})",
-                        where=str(cases_path), fix=fix) from exc
+        raise UserError(f"the evaluation files are not what `seqrec evaluate` writes "
+                        f"({type(exc).__name__}: {exc})", where=str(cases_path), fix=fix) from exc
 
 
 def protocol_key(run: RunEval) -> dict:

@@ -64,8 +64,11 @@ def _read_record(fd: int) -> dict:
 
 
 def _describe(record: dict) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["started_unix"])) \
-        if isinstance(record.get("started_unix"), (int, float)) else "an unknown time"
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["started_unix"]))
+        if isinstance(record.get("started_unix"), (int, float))
+        else "an unknown time"
+    )
     return f"pid {record.get('pid', '?')} on {record.get('host', '?')}, started {when}"
 
 
@@ -95,12 +98,19 @@ def lock_run(folder: Path) -> RunLock:
             os.close(fd)
             fix = "wait for that process to finish, or stop it"
             if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
-                fix += (f"; pid {holder.get('pid')} is gone, but a process it started still holds the lock "
-                        f"(`fuser {path}` names it)")
+                fix += (
+                    f"; pid {holder.get('pid')} is gone, but a process it started still holds the lock "
+                    f"(`fuser {path}` names it)"
+                )
             else:
-                fix += f"; if it no longer runs (e.g. it ran on another machine sharing this disk), delete {path}"
-            raise UserError(f"run folder is in use by another seqrec ({_describe(holder)}); two processes "
-                            "writing one run would mix their results", where=str(folder), fix=fix) from None
+                fix += (f"; if it no longer runs (e.g. it ran on another machine sharing this disk), "
+                        f"delete {path}")
+            raise UserError(
+                f"run folder is in use by another seqrec ({_describe(holder)}); two processes "
+                "writing one run would mix their results",
+                where=str(folder),
+                fix=fix,
+            ) from None
         try:  # the file at `path` may have been unlinked by its releasing holder between open and flock
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -119,8 +129,10 @@ def stale_note(lock: RunLock) -> str | None:
     """What to tell the user about a lock a dead process left behind."""
     if lock.stale is None:
         return None
-    return (f"the previous seqrec on this run ({_describe(lock.stale)}) ended without releasing its lock "
-            "(killed or crashed); took it over")
+    return (
+        f"the previous seqrec on this run ({_describe(lock.stale)}) ended without releasing its lock "
+        "(killed or crashed); took it over"
+    )
 
 
 def _has_contents(folder: Path) -> bool:
@@ -161,33 +173,50 @@ def claim_run_dir(folder: Path, resume: bool, restart: bool) -> Claim:
     of killed writes are removed: no one else writes here while the lock is held."""
     folder = Path(folder)
     if resume and restart:
-        raise UserError("--resume and --restart contradict each other", where=str(folder),
-                        fix="--resume continues the run; --restart moves it aside and starts over: pass one")
+        raise UserError(
+            "--resume and --restart contradict each other",
+            where=str(folder),
+            fix="--resume continues the run; --restart moves it aside and starts over: pass one",
+        )
     if folder.exists() and not folder.is_dir():
-        raise UserError("a file stands where the run folder belongs", where=str(folder),
-                        fix="move that file aside, or choose another name (--set name=...)")
+        raise UserError(
+            "a file stands where the run folder belongs",
+            where=str(folder),
+            fix="move that file aside, or choose another name (--set name=...)",
+        )
     if _has_contents(folder):
         if restart:
             moved = move_aside(folder)
             folder.mkdir(parents=True)
             return Claim(folder, False, moved_to=moved)
         if not resume:
-            raise UserError("run folder already exists; refusing to overwrite it", where=str(folder),
-                            fix="pass --resume to continue it, --restart to move it aside and start over, "
-                            "or choose another name (--set name=...)")
+            raise UserError(
+                "run folder already exists; refusing to overwrite it",
+                where=str(folder),
+                fix="pass --resume to continue it, --restart to move it aside and start over, "
+                "or choose another name (--set name=...)",
+            )
         for sub in (folder, folder / "checkpoints"):
             sweep_temps(sub, owned=True)
         if (folder / LAST).is_file():
             return Claim(folder, True)
         results = _results(folder)
         if results:
-            raise UserError(f"nothing to resume from: {LAST} is missing, and the folder has results "
-                            f"({', '.join(results)}) that starting over would replace", where=str(folder / LAST),
-                            fix=f"restore {LAST} and its .sha256 from a backup, or pass --restart (moves this "
-                            "folder aside, starts over), or choose another name (--set name=...)")
-        return Claim(folder, False, note="the run stopped before its first checkpoint; starting it from the beginning")
+            raise UserError(
+                f"nothing to resume from: {LAST} is missing, and the folder has results "
+                f"({', '.join(results)}) that starting over would replace",
+                where=str(folder / LAST),
+                fix=f"restore {LAST} and its .sha256 from a backup, or pass --restart (moves this "
+                "folder aside, starts over), or choose another name (--set name=...)",
+            )
+        return Claim(
+            folder, False, note="the run stopped before its first checkpoint; starting it from the beginning"
+        )
     if resume:
-        raise UserError("no run to resume: the run folder does not exist or is empty", where=str(folder),
-                        fix="drop --resume to start this run, or check `name` and runtime.output_root")
+        raise UserError(
+            "no run to resume: the run folder does not exist or is empty",
+            where=str(folder),
+            fix="drop --resume to start this run, or check `name` and runtime.output_root",
+        )
     folder.mkdir(parents=True, exist_ok=True)
     return Claim(folder, False)

@@ -40,8 +40,8 @@ def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str,
             dotted = f"{prefix}.{key}" if prefix else key
             line = key_node.start_mark.line + 1
             if key in seen:
-                problems.append((f"{dotted} (line {line})", f"duplicate key: already set at line {seen[key]}; "
-                                 "YAML would silently keep the last one"))
+                problems.append((f"{dotted} (line {line})", f"duplicate key: already set at line "
+                                 f"{seen[key]}; YAML would silently keep the last one"))
             else:
                 seen[key] = line
             problems.extend(_duplicate_keys(value_node, dotted))
@@ -56,8 +56,8 @@ def monitor_problem(spec: ExperimentSpec) -> str | None:
     finetune all use this one check."""
     name, _, k = spec.train.monitor.partition("@")
     if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
-        return (f"{spec.train.monitor!r} is not a metric this spec computes: use HR@K, NDCG@K or MRR@K with K in "
-                f"eval.ks {spec.eval.ks}")
+        return (f"{spec.train.monitor!r} is not a metric this spec computes: use HR@K, NDCG@K or MRR@K "
+                f"with K in eval.ks {spec.eval.ks}")
     return None
 
 
@@ -113,7 +113,8 @@ def _format_errors(
     return problems
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None, for_training: bool = False) -> ExperimentSpec:
+def load_spec(path: str | Path, overrides: list[str] | None = None,
+              for_training: bool = False) -> ExperimentSpec:
     """`for_training`: also check what only training needs (train.monitor among the metrics computed),
     so `finetune --dry-run` refuses exactly what `finetune` refuses."""
     path = Path(path)
