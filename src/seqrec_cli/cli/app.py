@@ -15,6 +15,7 @@ from seqrec_cli.cli import (
     serve,
     sweep,
     synth,
+    trust,
 )
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)
 app.command("synth")(synth.synth_command)
 app.command("sweep")(sweep.sweep_command)
+app.command("trust")(trust.trust_command)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ class SweepDisplay:
         from seqrec_cli.pipelines import sweep as sw
 
         if isinstance(event, sw.SweepStarted):
-            console.print(f"study [bold]{event.study}[/] ({event.storage}): {event.counted} of {event.target} "
+            console.print(f"study {event.study} ({event.storage}): {event.counted} of {event.target} "
                           f"trials counted (complete + pruned); {event.jobs} worker(s)", highlight=False)
             if event.reaped:
                 console.print(f"trial(s) {list(event.reaped)} were interrupted (owner process gone): marked FAIL, "
@@ -36,13 +36,13 @@ class SweepDisplay:
                           highlight=False)
         elif isinstance(event, sw.TrialFinished):
             if event.state == "complete":
-                console.print(f"trial {event.number} [green]complete[/]: best valid {self.monitor} {event.value:.4f} "
-                              f"({event.epochs} epochs, {event.seconds / 60:.1f} min, {event.detail})", highlight=False)
+                console.print(f"trial {event.number} complete: best valid {self.monitor} {event.value:.4f} "
+                              f"({event.epochs} epochs, {event.seconds / 60:.1f} min, stopped by {event.detail})", highlight=False)
             elif event.state == "pruned":
-                console.print(f"trial {event.number} [yellow]pruned[/]: {event.detail}", highlight=False)
+                console.print(f"trial {event.number} pruned: {event.detail}", highlight=False)
             else:
                 label = f"trial {event.number}" if event.number >= 0 else "worker"
-                console.print(f"{label} [red]failed[/]: {event.detail}", highlight=False, markup=False)
+                console.print(f"{label} failed: {event.detail}", highlight=False, markup=False)
 
 
 def _short(value) -> str:
@@ -118,5 +118,5 @@ def _print_result(result, monitor: str) -> None:
                 parts.append(f"{name} {metrics[name]:.4f}{bounds}")
         console.print(f"test (best trial only): {'; '.join(parts)}; written {result.test['path']}", highlight=False)
         if len(result.tested_trials) > 1:
-            console.print(f"[yellow]note[/]: this study has tested trials {result.tested_trials} over its life "
+            console.print(f"note: this study has tested trials {result.tested_trials} over its life "
                           "(the best changed as trials were added); report the last one")

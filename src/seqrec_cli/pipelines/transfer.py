@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from seqrec_cli.artifacts.format import EXPORT_FORMAT, verify_export
+from seqrec_cli.artifacts.format import EXPORT_FORMAT, REEXPORT_FIX, verify_export
 from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST
 
@@ -36,14 +37,19 @@ class Source:
 
 def _is_export(folder: Path) -> bool:
     manifest = folder / "manifest.json"
-    return manifest.is_file() and json.loads(manifest.read_text()).get("format") == EXPORT_FORMAT
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text()).get("format") == EXPORT_FORMAT
+    except (ValueError, AttributeError):  # a damaged manifest: verify_export says what is wrong
+        return not (folder / "checkpoints").is_dir()
 
 
 def load_source(source: str, runs_root: Path) -> Source:
     path = runs_root / source if (runs_root / source).is_dir() else Path(source).expanduser()
     if path.is_dir() and _is_export(path):
         manifest = verify_export(path)
-        config = json.loads((path / "config.json").read_text())
+        config = read_json_file(path / "config.json", "the export's config", REEXPORT_FIX)
         return Source(
             load_file(str(path / "model.safetensors")),
             manifest.get("dataset_fingerprint", {}).get("hash"),
@@ -92,6 +98,11 @@ def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: st
     if src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
+    src_tune, tune = src.items.get("text_tune") or "frozen", items_info.get("text_tune") or "frozen"
+    if src_tune != tune:
+        raise UserError(f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
+                        "its adaptor was trained on other vectors", where=src.where,
+                        fix="use the source run's model.text.tune, or a source trained with cached vectors")
     moved = {k: v for k, v in src.state.items() if not k.startswith(ID_TABLE)}
     missing, unexpected = _load(model, moved, src.where, strict=False)
     # Only the id table may be missing (id+text here); anything else means the models differ.
