@@ -266,6 +266,7 @@ async def serving_cases(args, export: Path, work: Path, hists: list[list[str]]) 
     bodies = good_bodies(hists)
     setups = [("batch1", 1, 0.0), ("microbatch", args.max_batch, args.max_wait_ms)]
     setups += [(f"microbatch_wait{w:g}ms", args.max_batch, w) for w in args.extra_waits]
+    setups += [(f"microbatch_max{b}", b, args.max_wait_ms) for b in args.extra_batches]
     servers = {
         (backend, label): Server(export, work, backend, max_batch, wait, args.threads)
         for backend in ("torch", "onnx")
@@ -340,6 +341,21 @@ async def soak(args, export: Path, work: Path, hists: list[list[str]]) -> dict:
         }
     finally:
         server.stop()
+
+
+def parity_case(export: Path, hists: list[list[str]]) -> dict:
+    """torch vs onnxruntime on the benchmark export itself: top-10 agreement and largest score gap."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from seqrec_cli.serve.engine import Query, ServedModel
+
+    queries = [Query(h, None, 10, True, []) for h in hists[:128]]
+    a = ServedModel(export, "torch", threads=1).answer(queries)
+    b = ServedModel(export, "onnx", threads=1).answer(queries)
+    same = sum([i for i, _ in x.items] == [i for i, _ in y.items] for x, y in zip(a, b, strict=True))
+    gap = max(
+        abs(s - t) for x, y in zip(a, b, strict=True) for (_, s), (_, t) in zip(x.items, y.items, strict=True)
+    )
+    return {"histories": len(queries), "identical_top10": same, "max_score_gap": float(f"{gap:.3g}")}
 
 
 def ann_case(args) -> dict:
@@ -425,6 +441,7 @@ async def main_async(args) -> dict:
             "ann_recall_at_10": 0.98,
         },
     }
+    result["onnx_parity"] = parity_case(export, hists)
     if not args.skip_serving:
         result["serving"] = await serving_cases(args, export, work, hists)
     if args.soak_seconds > 0:
@@ -445,6 +462,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=30, help="per load case (at most 60)")
     parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument("--extra-batches", type=int, nargs="*", default=[8], help="more --max-batch servers")
     parser.add_argument("--rounds", type=int, default=6, help="slices per case, alternating between servers")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument(
