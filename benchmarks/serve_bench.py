@@ -370,10 +370,12 @@ def ann_case(args) -> dict:
     table[0] = 0
     for start in range(1, n + 1, 200_000):  # clustered, like trained item tables
         stop = min(start + 200_000, n + 1)
-        table[start:stop] = centres[rng.integers(0, 2000, stop - start)] + 0.7 * rng.normal(
+        table[start:stop] = centres[rng.integers(0, 2000, stop - start)] + args.ann_noise * rng.normal(
             size=(stop - start, d)
         )
-    queries = (centres[rng.integers(0, 2000, 756)] + 0.7 * rng.normal(size=(756, d))).astype(np.float32)
+    queries = (centres[rng.integers(0, 2000, 756)] + args.ann_noise * rng.normal(size=(756, d))).astype(
+        np.float32
+    )
     t = time.perf_counter()
     index = build_ivf(table, queries[:256], target_recall=0.98)
     build_s = time.perf_counter() - t
@@ -394,7 +396,8 @@ def ann_case(args) -> dict:
     return {
         "items": n,
         "dim": d,
-        "vectors": "2,000 Gaussian centres + 0.7 x N(0, 1) noise; queries drawn the same way",
+        "vectors": f"2,000 Gaussian centres + {args.ann_noise} x N(0, 1) noise (overlapping clusters); queries drawn "
+        "the same way",
         "index": "faiss IVF-Flat, inner product",
         "nlist": int(index.index.nlist),
         "nprobe": index.nprobe,
@@ -474,6 +477,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="server compute threads")
     parser.add_argument("--soak-seconds", type=float, default=600, help="the issue asks 10 minutes; 0 skips")
     parser.add_argument("--ann-items", type=int, default=1_000_000, help="0 skips the ANN case")
+    parser.add_argument(
+        "--ann-noise", type=float, default=1.0, help="cluster spread (higher: harder for ANN)"
+    )
     parser.add_argument("--skip-serving", action="store_true")
     args = parser.parse_args()
     args.seconds = min(args.seconds, 60.0)
