@@ -151,7 +151,7 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         result = {"positions_per_s": round(batch * length * steps / seconds, 1), "steps": steps,
                   "batch": batch, "length": length}
     else:
-        from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+        from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
         from seqrec_cli.core.runtime import resolve_runtime
         from seqrec_cli.data.process import Sequences
         from seqrec_cli.data.splits import leave_one_out
@@ -165,8 +165,8 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         model.eval()
         start = time.perf_counter()
         with torch.no_grad():
-            rank_cases(ModelScorer(model, runtime), seqs, cases, 50, 256, True, runtime.device, top_k=10,
-                       chunk_items=1 << 18)
+            rank_cases(ModelScorer(model, runtime), seqs, cases,
+                       RankOptions(50, 256, True, top_k=10, chunk_items=1 << 18), runtime.device)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result = {"users_per_s": round(users / seconds, 1), "users": users, "chunk_items": 1 << 18}

@@ -517,14 +517,15 @@ def _saved_spec(trial) -> dict:
 
 def _test_once(study, spec: ExperimentSpec, number: int, result: SweepResult) -> dict:
     """Test the best trial; never twice for one trial (an existing test report is read back)."""
+    from seqrec_cli.pipelines.eval_report import read_eval_report
     from seqrec_cli.pipelines.evaluate import evaluate
 
     path = run_dir(spec) / "eval" / "test.json"
-    report = json.loads(path.read_text()) if path.is_file() else evaluate(spec, "test").report
+    report = read_eval_report(path) if path.is_file() else evaluate(spec, "test").report
     if number not in result.tested_trials:
         result.tested_trials.append(number)
         study.set_user_attr("tested_trials", result.tested_trials)
-    return {"trial": number, "path": str(path), "metrics": report["metrics"], "ci": report.get("ci", {})}
+    return {"trial": number, "path": str(path), "metrics": report.metrics, "ci": report.ci}
 
 
 def summary(config: SweepConfig, study, result: SweepResult) -> dict:

@@ -90,16 +90,16 @@ def _comparison(best: TrialRow | None, baseline: str | None, split: str, resampl
         result = compare(a, b, resamples, seed)
     except UserError as exc:
         return [f"Not available: {exc.render()}"], None
-    k = headline_k(a.report["protocol"]["ks"])
+    k = headline_k(a.report.protocol.ks)
     rows = []
     for m in (f"NDCG@{k}", f"HR@{k}", f"MRR@{k}"):
         r = result["metrics"][m]
         rows.append([m, f"{r['a']:.4f}", f"{r['b']:.4f}", f"{r['diff']:+.4f}", f"[{r['low']:+.4f}, {r['high']:+.4f}]",
                      format_p(r["t_test"]["p"]), format_p(r["wilcoxon"]["p"]), f"{r['a_better']:,} / {r['b_better']:,}"])
-    ci = a.report.get("ci", {}).get(f"NDCG@{k}")
+    ci = a.report.ci.get(f"NDCG@{k}")
     lines = [f"Best trial {best.number} (`{a.folder}`) against `{b.folder}` on {split}, {result['cases']:,} users, "
              f"paired ({resamples} bootstrap resamples, seed {seed}).",
-             f"Best trial {split} NDCG@{k}: {a.report['metrics'][f'NDCG@{k}']:.4f}"
+             f"Best trial {split} NDCG@{k}: {a.report.metrics[f'NDCG@{k}']:.4f}"
              + (f" [95% CI {ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""), "",
              _table(["metric", "best trial", "default", "difference", "95% CI", "t-test p", "Wilcoxon p",
                      "users better / worse"], rows)]
