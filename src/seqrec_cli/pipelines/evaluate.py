@@ -24,7 +24,6 @@ from seqrec_cli.core.breakdowns import (
     history_breakdown,
     popularity_breakdown,
 )
-from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.evaluation import ModelScorer, Ranked, Scorer, rank_cases
 from seqrec_cli.core.metrics import list_metrics, mean_metrics, per_case_metrics
 from seqrec_cli.core.uncertainty import bootstrap_ci
@@ -45,6 +44,7 @@ from seqrec_cli.pipelines.common import (
 from seqrec_cli.pipelines.eval_report import Bootstrap, Breakdown, EvalReport, Protocol, Sampled
 from seqrec_cli.pipelines.paths import output_root, run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_format import load_run_checkpoint
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
@@ -63,7 +63,7 @@ class EvaluateResult:
 
 def load_baseline(spec: ExperimentSpec, manifest: dict, checkpoint: str = BEST) -> tuple[Scorer, dict, Path]:
     path = run_dir(spec) / checkpoint
-    payload = load_checkpoint(path)
+    payload = load_run_checkpoint(path)
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("baseline was fitted on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was fitted with, or fit it again")

@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
-from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
+from seqrec_cli.core.checkpoint import save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
 from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
-from seqrec_cli.core.optim import make_optimizer, regroup_single_group_state
+from seqrec_cli.core.optim import make_optimizer
 from seqrec_cli.core.runtime import rng_state, seed_everything, set_rng_state
 from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
@@ -44,7 +44,6 @@ from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.common import (
     BEST,
     LAST,
-    OLD_DEFAULT_OVERRIDES,
     check_monitor,
     load_dataset,
     resumable_hash,
@@ -55,6 +54,7 @@ from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.fit_baseline import fit_baseline
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_format import load_run_checkpoint, stamped
 from seqrec_cli.pipelines.tensorboard_log import epoch_logger
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
@@ -76,47 +76,33 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
             raise UserError("run folder was made by a different spec (only train.epochs, train.max_steps, "
                             "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
                             "section may change on --resume)", where=str(folder),
-                            fix="use the original spec, or choose another name (--set name=...); a run "
-                            f"started under an older default resumes with {OLD_DEFAULT_OVERRIDES}")
+                            fix="use the original spec, or choose another name (--set name=...)")
         return folder, (folder / LAST).is_file()
     folder.mkdir(parents=True, exist_ok=True)
     return folder, False
 
 
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
-             batches_per_step: int, steps_per_epoch: int) -> tuple[LoopState, EarlyStopping, int]:
-    """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines)."""
-    state = load_checkpoint(path)
-    if state.get("fingerprint") != fingerprint:
+             batches_per_step: int) -> tuple[LoopState, EarlyStopping, int]:
+    """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines).
+    Only this seqrec's run format is read (pipelines/run_format.py)."""
+    state = load_run_checkpoint(path)
+    if state["fingerprint"] != fingerprint:
         raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="choose another run name")
-    saved_group = int(state.get("batches_per_step", batches_per_step))
+    saved_group = int(state["batches_per_step"])
     if saved_group != batches_per_step:
         raise UserError(f"the run took {saved_group} batches per optimizer step (train.grad_accum x processes) and "
                         f"this launch takes {batches_per_step}; resuming would change every later step",
                         where=str(path), fix="resume with the same product of train.grad_accum and torchrun processes")
     model.load_state_dict(state["model"])
-    saved = state["optimizer"]
-    if len(saved["param_groups"]) == 1 < len(optimizer.param_groups):  # written before weight-decay groups
-        saved = regroup_single_group_state(saved, model, optimizer)
-    try:
-        optimizer.load_state_dict(saved)
-    except ValueError as exc:
-        raise UserError(f"the checkpoint's optimizer state does not fit this seqrec ({exc})", where=str(path),
-                        fix="finish the run with the seqrec version that started it, or start a new run from its "
-                        "weights with train.init_from") from exc
-    if "scheduler" in state:  # checkpoints written before schedules existed ran at a constant lr
-        scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state["scaler"]:
         scaler.load_state_dict(state["scaler"])
-    if "rng" in state:
-        set_rng_state(state["rng"])
-    else:  # epoch-level checkpoints of earlier versions
-        torch.set_rng_state(state["torch_rng"])
-    loop = (LoopState(**state["loop"]) if "loop" in state else
-            LoopState(epoch=int(state["epoch"]) + 1, global_step=(int(state["epoch"])) * steps_per_epoch))
+    set_rng_state(state["rng"])
     stopper = EarlyStopping(spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"})
-    return loop, stopper, int(state.get("metrics_lines", loop.epoch - 1))
+    return LoopState(**state["loop"]), stopper, int(state["metrics_lines"])
 
 
 def loop_config(spec: ExperimentSpec, deadline: float | None = None) -> LoopConfig:
@@ -183,7 +169,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     metrics_lines = 0
     if has_state:
         loop, stopper, metrics_lines = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler,
-                                                scaler, spec, train.grad_accum * world.size, per_epoch)
+                                                scaler, spec, train.grad_accum * world.size)
         if world.is_main:
             _keep_metrics_lines(folder / "metrics.jsonl", metrics_lines)
         events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
@@ -206,7 +192,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     }
     if world.is_main:
         atomic_write_text(folder / "spec.yaml", dump_spec(spec))
-        atomic_write_json(folder / "run.json", info)
+        atomic_write_json(folder / "run.json", stamped(info))
     events(TrainStarted(run_dir=str(folder), start_epoch=loop.epoch, epochs=train.epochs,
                         global_step=loop.global_step, steps_per_epoch=per_epoch, total_steps=total_steps,
                         parameters=counts.total, trainable_parameters=counts.trainable, method=train.method,
@@ -229,9 +215,9 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
 
     def on_improved(epoch: int) -> None:
         if world.is_main:
-            save_checkpoint(folder / BEST, {"model": model.state_dict(), "epoch": epoch, "valid": dict(last_valid),
-                                            "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
-                                            "items": built.items_info})
+            save_checkpoint(folder / BEST, stamped({
+                "model": model.state_dict(), "epoch": epoch, "valid": dict(last_valid),
+                "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"], "items": built.items_info}))
 
     def on_epoch(stats: EpochStats, validated: dict | None) -> None:
         nonlocal metrics_lines
@@ -250,12 +236,12 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
 
     def save_state(state: LoopState) -> None:
         if world.is_main:
-            save_checkpoint(folder / LAST, {
+            save_checkpoint(folder / LAST, stamped({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "loop": state.state(), "epoch": state.epoch - 1,
                 "stopper": stopper.state(), "rng": rng_state(), "batches_per_step": train.grad_accum * world.size,
                 "metrics_lines": metrics_lines, "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
-                "items": built.items_info},
+                "items": built.items_info}),
                 about=state.state())
 
     hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(StepDone(step, total, loss)),
@@ -273,6 +259,6 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                  f"best_valid_{train.monitor}": stopper.best, "epochs_run": metrics_lines,
                  "global_step": loop.global_step, "seconds_this_session": round(seconds, 1)})
     if world.is_main:
-        atomic_write_json(folder / "run.json", info)
+        atomic_write_json(folder / "run.json", stamped(info))
     events(TrainDone(run_dir=str(folder), stop_reason=reason, run=dict(info)))
     return FinetuneResult(folder, reason, stopper.best_epoch, stopper.best, metrics_lines, seconds, world.is_main)

@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file
 
 from seqrec_cli.artifacts.format import EXPORT_FORMAT, verify_export
-from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST
+from seqrec_cli.pipelines.run_format import load_run_checkpoint
 
 ID_TABLE = "item_emb."
 
@@ -52,7 +52,7 @@ def load_source(source: str, runs_root: Path) -> Source:
         )
     if path.is_dir():
         path = path / BEST
-    payload = load_checkpoint(path)
+    payload = load_run_checkpoint(path)
     return Source(
         payload["model"], payload.get("fingerprint"), payload.get("items", {"items": "id"}), str(path)
     )
