@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.test_events import tiny_spec
 
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.evaluate import evaluate
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.run_format import RUN_FORMAT_VERSION, check_run_format
-from tests.test_events import tiny_spec
 
 
 @pytest.fixture(scope="module")
