@@ -410,8 +410,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="per load case (at most 60)")
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="the micro-batching server's (default)")
-    parser.add_argument("--extra-waits", type=float, nargs="*", default=[2.0], help="more micro-batching servers")
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=0.0, help="the micro-batching server's (default)"
+    )
+    parser.add_argument(
+        "--extra-waits", type=float, nargs="*", default=[2.0], help="more micro-batching servers"
+    )
     parser.add_argument("--threads", type=int, default=1, help="server compute threads")
     parser.add_argument("--soak-seconds", type=float, default=600, help="the issue asks 10 minutes; 0 skips")
     parser.add_argument("--ann-items", type=int, default=1_000_000, help="0 skips the ANN case")

@@ -40,7 +40,9 @@ def test_run_folder_records_its_format_version(trained):
         assert load_checkpoint(folder / "checkpoints" / name)["format_version"] == RUN_FORMAT_VERSION
 
 
-@pytest.mark.parametrize("version, says", [(None, "no format version"), (RUN_FORMAT_VERSION + 1, "version 2")])
+@pytest.mark.parametrize(
+    "version, says", [(None, "no format version"), (RUN_FORMAT_VERSION + 1, "version 2")]
+)
 def test_resume_and_evaluate_refuse_other_versions(trained, tmp_path, version, says):
     spec, folder = trained
     last, best = folder / "checkpoints" / "last.pt", folder / "checkpoints" / "best.pt"
@@ -48,7 +50,9 @@ def test_resume_and_evaluate_refuse_other_versions(trained, tmp_path, version, s
     try:
         rewrite(last, format_version=version)
         with pytest.raises(UserError, match=says) as info:
-            finetune(spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 2})}), resume=True)
+            finetune(
+                spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 2})}), resume=True
+            )
         assert "release that wrote it" in info.value.render()
         rewrite(best, format_version=version)
         with pytest.raises(UserError, match=says):

@@ -55,10 +55,16 @@ class TrainDisplay:
             case InitializedFrom(path=path, mode=mode, fresh=fresh):
                 what = "all weights"
                 if mode == "transfer":
-                    what = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if fresh else "")
+                    what = "transfer: sequence encoder + text adaptor" + (
+                        "; id table starts at zero" if fresh else ""
+                    )
                 console.print(f"initialised from {path} ({what})")
             case Resumed(epoch=epoch, step=step, batches_done=batches_done):
-                where = f"in epoch {epoch + 1} at batch {batches_done}" if batches_done else f"after epoch {epoch}"
+                where = (
+                    f"in epoch {epoch + 1} at batch {batches_done}"
+                    if batches_done
+                    else f"after epoch {epoch}"
+                )
                 console.print(f"resuming {where} (optimizer step {step})")
             case StepDone(step=step, loss=loss):
                 elapsed = time.perf_counter() - self.epoch_started
@@ -73,11 +79,15 @@ class TrainDisplay:
 
     def start(self, event: TrainStarted) -> None:
         self.epoch = event.start_epoch
-        console.print(f"run [bold]{event.run_dir}[/]: {event.parameters:,} parameters "
-                      f"({event.trainable_parameters:,} trainable, train.method {event.method}), "
-                      f"{event.positions_per_epoch:,} target positions per epoch, {event.device} {event.precision}")
+        console.print(
+            f"run [bold]{event.run_dir}[/]: {event.parameters:,} parameters "
+            f"({event.trainable_parameters:,} trainable, train.method {event.method}), "
+            f"{event.positions_per_epoch:,} target positions per epoch, {event.device} {event.precision}"
+        )
         self.progress.start()
-        self.task = self.progress.add_task("train", total=event.steps_per_epoch, epoch=self.epoch, loss=0.0, rate="")
+        self.task = self.progress.add_task(
+            "train", total=event.steps_per_epoch, epoch=self.epoch, loss=0.0, rate=""
+        )
         self.epoch_started = time.perf_counter()
 
     def epoch_done(self, event: EpochDone) -> None:
@@ -106,6 +116,8 @@ def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt
             display.progress.stop()
             display.text.stop()
         if result.is_main:  # under torchrun only rank 0 reports
-            console.print(f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
-                          f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
-                          f"{result.run_dir}")
+            console.print(
+                f"[green]done[/] ({result.stop_reason}) after {result.epochs_run} epochs: best valid "
+                f"{spec.train.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; run folder "
+                f"{result.run_dir}"
+            )

@@ -56,7 +56,9 @@ class TextTower(nn.Module):
             from peft import LoraConfig
             from peft.tuners.lora import LoraModel
 
-            config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=TOWER_LORA_TARGETS)
+            config = LoraConfig(
+                r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=TOWER_LORA_TARGETS
+            )
             encoder = LoraModel(encoder, config, "default")
         self.encoder = encoder
         self.set_trainable()
@@ -99,7 +101,10 @@ class TextTower(nn.Module):
         for start in range(0, len(self.rows), self.chunk):
             mask = self.attention_mask[start : start + self.chunk]  # [C, T]
             keep = int(mask.sum(1).max())  # texts are stored in length order: trim the chunk's padding
-            batch = {"input_ids": self.input_ids[start : start + self.chunk, :keep], "attention_mask": mask[:, :keep]}
+            batch = {
+                "input_ids": self.input_ids[start : start + self.chunk, :keep],
+                "attention_mask": mask[:, :keep],
+            }
             parts.append(sentence_vectors(self.encoder, batch, self.pipeline).float())  # [C, P * E]
         return out.index_copy(0, self.rows, torch.cat(parts))  # [N + 1, P * E]
 

@@ -180,25 +180,46 @@ def _report(spec: ExperimentSpec, split: str, plan, seqs: Sequences, manifest: d
             ranked: Ranked, counts, seconds: float, precision: str) -> EvalReport:
     ks = spec.eval.ks
     per_case = per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), ks)
-    ci = bootstrap_ci(per_case, spec.eval.bootstrap, spec.eval.bootstrap_seed, CI_LEVEL) if spec.eval.bootstrap else {}
+    ci = (
+        bootstrap_ci(per_case, spec.eval.bootstrap, spec.eval.bootstrap_seed, CI_LEVEL)
+        if spec.eval.bootstrap
+        else {}
+    )
     built = model.built
     return EvalReport(
-        split=split, metrics=mean_metrics(per_case), ci=ci, list_metrics=list_metrics(ranked.topk, ks, counts),
+        split=split,
+        metrics=mean_metrics(per_case),
+        ci=ci,
+        list_metrics=list_metrics(ranked.topk, ks, counts),
         breakdowns={
             "history_length": Breakdown(list(HISTORY_EDGES), history_breakdown(ranked.history_len, per_case)),
             "target_popularity": Breakdown(
-                list(POPULARITY_EDGES), popularity_breakdown(ranked.target_items, ranked.ranks, counts, ks)),
+                list(POPULARITY_EDGES), popularity_breakdown(ranked.target_items, ranked.ranks, counts, ks)
+            ),
         },
-        filter_seen=spec.eval.filter_seen, users=int(len(np.unique(ranked.users))), cases=int(len(ranked.users)),
-        targets=int(len(ranked.ranks)), num_items=seqs.num_items, protocol=_protocol(spec, plan),
-        model={"kind": spec.model.kind, **({"encoder": spec.model.encoder} if spec.model.kind == "neural" else {})},
-        dataset_fingerprint=manifest["fingerprint"], spec_hash=spec_hash(spec), seed=spec.train.seed,
-        checkpoint=model.where, runtime={"device": str(model.device), "precision": precision},
-        seconds=round(seconds, 3), cases_per_second=round(len(ranked.users) / max(seconds, 1e-9), 1),
+        filter_seen=spec.eval.filter_seen,
+        users=int(len(np.unique(ranked.users))),
+        cases=int(len(ranked.users)),
+        targets=int(len(ranked.ranks)),
+        num_items=seqs.num_items,
+        protocol=_protocol(spec, plan),
+        model={
+            "kind": spec.model.kind,
+            **({"encoder": spec.model.encoder} if spec.model.kind == "neural" else {}),
+        },
+        dataset_fingerprint=manifest["fingerprint"],
+        spec_hash=spec_hash(spec),
+        seed=spec.train.seed,
+        checkpoint=model.where,
+        runtime={"device": str(model.device), "precision": precision},
+        seconds=round(seconds, 3),
+        cases_per_second=round(len(ranked.users) / max(seconds, 1e-9), 1),
         items=built.items_info if built is not None else None,
-        cold_start=cold_start_section(ranked, seqs, split, spec, built.cold_items,
-                                      rankable=built.model.unrankable_items() is None)
-        if built is not None and built.cold_items else None,
+        cold_start=cold_start_section(
+            ranked, seqs, split, spec, built.cold_items, rankable=built.model.unrankable_items() is None
+        )
+        if built is not None and built.cold_items
+        else None,
     )
 
 
@@ -221,8 +242,9 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
     sampler = (negative_sampler(strategy, spec.eval.sampled_negatives, counts, spec.train.seed)
                if strategy else None)
     started = time.perf_counter()
-    ranked = rank_cases(model.scorer, seqs, cases, rank_options(spec, top_k=max(spec.eval.ks), sampled=sampler),
-                        model.device)
+    ranked = rank_cases(
+        model.scorer, seqs, cases, rank_options(spec, top_k=max(spec.eval.ks), sampled=sampler), model.device
+    )
     seconds = time.perf_counter() - started
     precision = runtime.describe()["precision"] if spec.model.kind == "neural" else "fp32"
     report = _report(spec, split, plan, seqs, manifest, model, ranked, counts, seconds, precision)

@@ -28,8 +28,11 @@ def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events) -> Finetune
     folder = run_dir(spec)
     if folder.exists() and any(folder.iterdir()):
         if resume and (folder / BEST).is_file():  # a baseline is fitted in one go: nothing to continue
-            raise UserError("this baseline run is already fitted; --resume has nothing to continue", where=str(folder),
-                            fix="evaluate it, or choose another name (--set name=...)")
+            raise UserError(
+                "this baseline run is already fitted; --resume has nothing to continue",
+                where=str(folder),
+                fix="evaluate it, or choose another name (--set name=...)",
+            )
         raise UserError("run folder already exists; refusing to overwrite it", where=str(folder),
                         fix="choose another name (--set name=...)")
     folder.mkdir(parents=True, exist_ok=True)
@@ -39,8 +42,19 @@ def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events) -> Finetune
     ranked = rank_cases(scorer, seqs, plan.cases["valid"], rank_options(spec), "cpu")
     valid = mean_metrics(per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), spec.eval.ks))
     fingerprint = manifest["fingerprint"]
-    save_checkpoint(folder / BEST, stamped({"kind": kind, "state": state, "epoch": 1, "valid": valid,
-                                            "fingerprint": fingerprint["hash"], "spec_hash": spec_hash(spec)}))
+    save_checkpoint(
+        folder / BEST,
+        stamped(
+            {
+                "kind": kind,
+                "state": state,
+                "epoch": 1,
+                "valid": valid,
+                "fingerprint": fingerprint["hash"],
+                "spec_hash": spec_hash(spec),
+            }
+        ),
+    )
     seconds = time.time() - started
     append_jsonl(folder / "metrics.jsonl", {"epoch": 1, "seconds": round(seconds, 3), "valid": valid})
     monitor = spec.train.monitor

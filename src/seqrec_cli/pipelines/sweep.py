@@ -153,8 +153,11 @@ def _storage(url: str):
                                           grace_period=GRACE_SECONDS,
                                           heartbeat_stale_trial_callback=_retry_once)
     except Exception as exc:  # sqlalchemy's errors for a bad URL or an unreachable server
-        raise UserError(f"cannot open the study database: {exc}", where=f"--storage {url}",
-                        fix="pass a database URL Optuna accepts (sqlite:///path.db, postgresql://...)") from exc
+        raise UserError(
+            f"cannot open the study database: {exc}",
+            where=f"--storage {url}",
+            fix="pass a database URL Optuna accepts (sqlite:///path.db, postgresql://...)",
+        ) from exc
 
 
 def _pruner(config: SweepConfig):
@@ -180,9 +183,14 @@ def open_study(config: SweepConfig, worker: int = 0):
                                 direction="maximize", load_if_exists=True)
     # Seeded by (seed, worker, trials so far): a fresh sweep is repeatable, and a resumed one does not
     # replay the draws of its first session.
-    seed = int(np.random.SeedSequence([config.space.sampler.seed, worker, len(study.get_trials(deepcopy=False))])
-               .generate_state(1)[0])
-    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.space.sampler.startup_trials)
+    seed = int(
+        np.random.SeedSequence(
+            [config.space.sampler.seed, worker, len(study.get_trials(deepcopy=False))]
+        ).generate_state(1)[0]
+    )
+    study.sampler = optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=config.space.sampler.startup_trials
+    )
     mine = {"base_spec": base_fingerprint(config.spec), "space": config.space.fingerprint(),
             "monitor": config.spec.train.monitor}
     attrs = study.user_attrs
@@ -192,8 +200,11 @@ def open_study(config: SweepConfig, worker: int = 0):
     else:
         differs = [key for key in mine if attrs.get(key) != mine[key]]
         if differs:
-            raise UserError(f"study {config.study!r} was started with a different {' and '.join(differs)}",
-                            where=url, fix="rerun with the original spec and space, or name a new study (--study)")
+            raise UserError(
+                f"study {config.study!r} was started with a different {' and '.join(differs)}",
+                where=url,
+                fix="rerun with the original spec and space, or name a new study (--study)",
+            )
     return study
 
 
@@ -244,7 +255,9 @@ def reap_dead_trials(study) -> list[int]:
         if _owner_alive(trial.user_attrs.get("owner")) is not False:
             continue
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "failed_because", "its process died (killed?)")
+            study._storage.set_trial_user_attr(
+                trial._trial_id, "failed_because", "its process died (killed?)"
+            )
             flipped = study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker reaped it first
             continue
@@ -331,7 +344,9 @@ class PruningFeed:
         self.events(TrialEpoch(self.trial.number, event.epoch, event.monitored, event.monitor))
         self.trial.report(event.monitored, event.epoch)
         if self.trial.should_prune():
-            raise _optuna().TrialPruned(f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})")
+            raise _optuna().TrialPruned(
+                f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})"
+            )
 
 
 def _mark_run(folder: Path, **fields) -> None:
@@ -369,7 +384,9 @@ def run_trial(study, trial, config: SweepConfig, deadline: float | None, events:
             _mark_run(folder, status="pruned", pruned_at_epoch=feed.epochs, sweep_trial=trial.number)
             trial.set_user_attr("epochs", feed.epochs)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            events(TrialFinished(trial.number, "pruned", feed.last, feed.epochs, time.time() - started, str(exc)))
+            events(
+                TrialFinished(trial.number, "pruned", feed.last, feed.epochs, time.time() - started, str(exc))
+            )
             return "pruned"
         except (UserError, KeyboardInterrupt, Exception) as exc:
             reason = exc.render() if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -473,13 +490,18 @@ def _run_workers(config: SweepConfig, deadline: float | None, events: SweepEvent
     if any(code not in (2, -signal.SIGINT) for code in bad):  # a bug: its traceback is above
         raise RuntimeError(f"sweep worker(s) crashed with exit codes {bad}")
     if bad:
-        raise UserError(f"{len(bad)} sweep worker(s) stopped with exit codes {bad}", where=f"study {config.study}",
-                        fix="see the lines above; rerun the same command to continue the study")
+        raise UserError(
+            f"{len(bad)} sweep worker(s) stopped with exit codes {bad}",
+            where=f"study {config.study}",
+            fix="see the lines above; rerun the same command to continue the study",
+        )
 
 
 # ---- the sweep ---------------------------------------------------------------------------------------
 
-def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluate_best: bool = False) -> SweepResult:
+def sweep(
+    config: SweepConfig, events: SweepEvents = lambda event: None, evaluate_best: bool = False
+) -> SweepResult:
     from seqrec_cli.pipelines.common import check_monitor
     from seqrec_cli.pipelines.prepare import prepare
 
@@ -513,7 +535,9 @@ def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None  # ties: the earlier trial
-    result = SweepResult(folder, counts, None, None, tested_trials=list(study.user_attrs.get("tested_trials", [])))
+    result = SweepResult(
+        folder, counts, None, None, tested_trials=list(study.user_attrs.get("tested_trials", []))
+    )
     if best is not None:
         saved = Path(best.user_attrs.get("run_dir", ""), "spec.yaml")
         # as it ran (a --timeout cap included); rebuilt from its parameters when its folder is elsewhere
@@ -523,9 +547,11 @@ def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
                        "run_dir": best.user_attrs.get("run_dir"), "epochs": best.user_attrs.get("epochs"),
                        "best_epoch": best.user_attrs.get("best_epoch")}
         result.best_spec_path = folder / "best_spec.yaml"
-        header = (f"# Best trial of study {config.study}: trial {best.number}, valid {config.spec.train.monitor} "
-                  f"{best.value:.4f}\n# Its run folder is {result.best['run_dir']}: `seqrec evaluate THIS_FILE "
-                  "--split test` evaluates it; change `name` to train it again.\n")
+        header = (
+            f"# Best trial of study {config.study}: trial {best.number}, valid {config.spec.train.monitor} "
+            f"{best.value:.4f}\n# Its run folder is {result.best['run_dir']}: `seqrec evaluate THIS_FILE "
+            "--split test` evaluates it; change `name` to train it again.\n"
+        )
         atomic_write_text(result.best_spec_path, header + dump_spec(spec))
         if evaluate_best:
             result.test = _test_once(study, spec, best.number, result)
@@ -556,12 +582,22 @@ def _test_once(study, spec: ExperimentSpec, number: int, result: SweepResult) ->
 def summary(config: SweepConfig, study, result: SweepResult) -> dict:
     trials = []
     for t in study.get_trials(deepcopy=False):
-        trials.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
-                       "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
-                       "run_dir": t.user_attrs.get("run_dir"), "epochs": t.user_attrs.get("epochs"),
-                       "retry_of": t.user_attrs.get("retry_of"), "failed_because": t.user_attrs.get("failed_because"),
-                       "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
-                       if t.datetime_complete and t.datetime_start else None})
+        trials.append(
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "params": t.params,
+                "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
+                "run_dir": t.user_attrs.get("run_dir"),
+                "epochs": t.user_attrs.get("epochs"),
+                "retry_of": t.user_attrs.get("retry_of"),
+                "failed_because": t.user_attrs.get("failed_because"),
+                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else None,
+            }
+        )
     return {"study": config.study, "storage": storage_url(config.spec, config.study, config.storage),
             "command": config.command, "spec": config.spec_path, "space": config.space_path,
             "base_spec_name": config.spec.name, "monitor": config.spec.train.monitor, "split": "valid",

@@ -94,9 +94,12 @@ def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: st
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
     src_tune, tune = src.items.get("text_tune") or "frozen", items_info.get("text_tune") or "frozen"
     if src_tune != tune:
-        raise UserError(f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
-                        "its adaptor was trained on other vectors", where=src.where,
-                        fix="use the source run's model.text.tune, or a source trained with cached vectors")
+        raise UserError(
+            f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
+            "its adaptor was trained on other vectors",
+            where=src.where,
+            fix="use the source run's model.text.tune, or a source trained with cached vectors",
+        )
     moved = {k: v for k, v in src.state.items() if not k.startswith(ID_TABLE)}
     missing, unexpected = _load(model, moved, src.where, strict=False)
     # Only the id table may be missing (id+text here); anything else means the models differ.
