@@ -39,9 +39,11 @@ class TextTower(nn.Module):
     """Re-encodes the catalogue: tokens of M items with text -> [N + 1, P * E] vectors (PAD and items
     without text stay zero)."""
 
-    def __init__(self, encoder: nn.Module, pipeline: SentencePipeline, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor, rows: torch.Tensor, num_rows: int, tune: str,
+    def __init__(self, encoder: nn.Module, pipeline: SentencePipeline,
+                 tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor], num_rows: int, tune: str,
                  lora_r: int = 8, lora_alpha: float = 16.0, chunk: int = 256):
+        """tokens: (input_ids [M, T], attention_mask [M, T], rows [M]) as tokenize_catalogue returns them."""
+        input_ids, attention_mask, rows = tokens
         super().__init__()
         self.pipeline = pipeline
         self.tune = tune

@@ -162,9 +162,34 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
         s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")
     }
     params = list(info["space_file"]["params"])
-    log_params = {
-        k for k, d in info["space_file"]["params"].items() if d["type"] == "log_float" or d.get("log")
-    }
+    md = _header(info, counts, command, monitor) + _best(best, info, monitor) + _trials(rows, params, monitor)
+    reference = _baseline_valid(baseline, monitor)
+    plots, values = _plots(info, study, rows, complete, monitor, out, reference)
+    md += plots
+    lines, comparison = _comparison(best, baseline, split, resamples, seed)
+    md += _verdict(best, baseline, split, monitor, reference, lines)
+    atomic_write_json(
+        out / MARKER,
+        {
+            "sweep": str(folder),
+            "study": info["study"],
+            "split": split,
+            "counts": counts,
+            "best": None
+            if best is None
+            else {"number": best.number, "value": best.value, "params": best.params, "run_dir": best.run_dir},
+            "importances": values,
+            "baseline": baseline,
+            "baseline_valid": reference,
+            "comparison": comparison,
+        },
+    )
+    path = out / "README.md"
+    atomic_write_text(path, "\n".join(md))
+    return path
+
+
+def _header(info: dict, counts: dict, command: str | None, monitor: str) -> list[str]:
     md = [f"# Sweep {info['study']}", ""]
     if command:
         md += ["Regenerate with:", "", "```bash", command, "```", ""]
@@ -177,6 +202,11 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
         + f" (target {info['target_trials']} complete + pruned)",
         "",
     ]
+    return md
+
+
+def _best(best, info: dict, monitor: str) -> list[str]:
+    md: list[str] = []
     if best is not None:
         md += [
             "## Best trial",
@@ -190,6 +220,11 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
         ]
         if info.get("best_spec"):
             md += [f"Ready spec: `{info['best_spec']}`.", ""]
+    return md
+
+
+def _trials(rows, params: list[str], monitor: str) -> list[str]:
+    md: list[str] = []
     md += [
         "## Trials",
         "",
@@ -209,7 +244,16 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
         ),
         "",
     ]
-    reference = _baseline_valid(baseline, monitor)
+    return md
+
+
+def _plots(info: dict, study, rows, complete, monitor: str, out: Path, reference) -> tuple[list[str], dict]:
+    """The figures (history, curves, importances, parallel coordinates) and the importances."""
+    md: list[str] = []
+    params = list(info["space_file"]["params"])
+    log_params = {
+        k for k, d in info["space_file"]["params"].items() if d["type"] == "log_float" or d.get("log")
+    }
     sweep_plots.history(rows, monitor, out / "history.png",
                         None if reference is None else ("default's best validation", reference))
     sweep_plots.curves(rows, monitor, out / "curves.png")
@@ -238,7 +282,11 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
     if complete:
         sweep_plots.parallel_coordinates(rows, params, log_params, monitor, out / "parallel_coordinates.png")
         md += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
-    lines, comparison = _comparison(best, baseline, split, resamples, seed)
+    return md, values
+
+
+def _verdict(best, baseline: str | None, split: str, monitor: str, reference, lines: list[str]) -> list[str]:
+    md: list[str] = []
     md += [f"## Best trial vs the shipped default ({split})", ""]
     if reference is not None and best is not None:
         verdict = "beats" if best.value > reference else "does not beat"
@@ -248,25 +296,7 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
             "",
         ]
     md += [*lines, ""]
-    atomic_write_json(
-        out / MARKER,
-        {
-            "sweep": str(folder),
-            "study": info["study"],
-            "split": split,
-            "counts": counts,
-            "best": None
-            if best is None
-            else {"number": best.number, "value": best.value, "params": best.params, "run_dir": best.run_dir},
-            "importances": values,
-            "baseline": baseline,
-            "baseline_valid": reference,
-            "comparison": comparison,
-        },
-    )
-    path = out / "README.md"
-    atomic_write_text(path, "\n".join(md))
-    return path
+    return md
 
 
 def sweep_command_line(folder: Path, out: Path, baseline: str | None, split: str) -> str:
