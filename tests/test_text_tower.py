@@ -153,7 +153,9 @@ def tower_model(tiny_encoder: Path, tune: str, items: str = "text") -> SeqRecMod
                      text={"template": "{title}", "tune": tune})
     model = SeqRecModel(spec, N, vectors)
     ids, mask, rows = tokenize_catalogue(tokenizer, texts, pipeline, 16)
-    model.text_items.attach_tower(TextTower(encoder, pipeline, (ids, mask, rows), N + 1, tune, 2, 4.0, chunk=3))
+    model.text_items.attach_tower(
+        TextTower(encoder, pipeline, (ids, mask, rows), N + 1, tune, 2, 4.0, chunk=3)
+    )
     return model
 
 
