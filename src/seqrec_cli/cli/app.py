@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from seqrec_cli.cli import compare, evaluate, export, finetune, prepare, recommend, report
+from seqrec_cli.cli import backtest, compare, evaluate, export, finetune, prepare, recommend, report, update
 
 app = typer.Typer(
     name="seqrec",
@@ -20,6 +20,8 @@ app.command("export")(export.export_command)
 app.command("recommend")(recommend.recommend_command)
 app.command("compare")(compare.compare_command)
 app.command("report")(report.report_command)
+app.command("update")(update.update_command)
+app.command("backtest")(backtest.backtest_command)
 
 
 def main() -> None:

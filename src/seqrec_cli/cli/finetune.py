@@ -51,6 +51,9 @@ class TrainDisplay:
             mode = "all weights"
             if info["mode"] == "transfer":
                 mode = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if info["fresh"] else "")
+            elif info["mode"] == "warm_start":
+                mode = (f"warm start by raw item id: {info['kept']:,} items keep their rows, {info['new']:,} new "
+                        f"({info['new_init']}), {info['dropped']:,} dropped")
             console.print(f"initialised from {info['path']} ({mode})")
         elif kind == "finetune.resumed":
             where = (f"in epoch {info['epoch'] + 1} at batch {info['batches_done']}" if info["batches_done"]

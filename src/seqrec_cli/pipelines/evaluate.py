@@ -138,7 +138,7 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
         else:
             built = build_model(spec, seqs, prepared, events)
             done = init_from(built.model, built.items_info, model_source, manifest["fingerprint"]["hash"],
-                             run_dir(spec).parent)
+                             run_dir(spec).parent, item_ids=seqs.item_ids, init_items=spec.train.init_items)
             built.model.to(runtime.device)
             where = {"source": model_source, "mode": done["mode"], "zero_shot": done["mode"] == "transfer"}
         scorer: Scorer = ModelScorer(built.model, runtime)

@@ -158,7 +158,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     built = build_model(spec, seqs, prepared_folder, events)
     model = built.model.to(runtime.device)
     if train.init_from and not has_state:
-        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent)
+        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent,
+                         item_ids=seqs.item_ids, init_items=train.init_items)
         events("finetune.init_from", done)
     counts = apply_method(model, train.method, spec.model.encoder, train.lora)
     model.to(runtime.device)  # LoRA adapters are created on the CPU
