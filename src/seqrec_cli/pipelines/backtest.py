@@ -89,7 +89,7 @@ class BacktestResult:
 def _period_log(folder: Path, log: Log, before: float, k: int) -> Path:
     """The events before `before` as a TSV table (chronological within each user)."""
     seqs, rows = log.seqs, np.flatnonzero(log.times < before)
-    lines = [f"{seqs.user_ids[log.user_of[r]]}\t{seqs.item_ids[seqs.items[r]]}\t{log.times[r]!r}\n" for r in rows]
+    lines = [f"{seqs.user_ids[log.user_of[r]]}\t{seqs.item_ids[seqs.items[r]]}\t{float(log.times[r])!r}\n" for r in rows]
     path = folder / "logs" / f"period-{k}.tsv"
     atomic_write_text(path, "user_id\titem_id\ttimestamp\n" + "".join(lines))
     return path
