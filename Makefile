@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_SPEC := experiments/ml100k/sasrec.yaml
 DEMO_OUT := demo
 
-.PHONY: install demo test test-all lint bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
+.PHONY: install demo test test-all lint docs bench bench-eval bench-loss bench-negatives bench-quality bench-quality-smoke report-ml1m clean-demo text-experiments
 
 .make/installed: pyproject.toml
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_PIN)"
@@ -35,8 +35,10 @@ test: install
 test-all: install
 	$(PYTHON) -m pytest
 
+# ruff (line length 110 included) and the import-linter contracts of pyproject.toml (layers point down).
 lint: install
 	$(PYTHON) -m ruff check src tests benchmarks
+	lint-imports
 
 bench: install bench-eval
 	$(PYTHON) benchmarks/train_step.py --out benchmarks/results/train_step.json
@@ -61,7 +63,7 @@ bench-quality-smoke: install
 	$(PYTHON) benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \
 		--output-root .bench-smoke --results .bench-smoke/quality.json --table .bench-smoke/quality.md
 
-# Text items (README "Item text, cold start, LoRA and transfer"): ML-1M id vs text vs id+text, cold
+# Text items (docs/text.md, results in benchmarks/RESULTS.md): ML-1M id vs text vs id+text, cold
 # start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from
 # scratch), all with the SASRec+ encoder. Every ML-1M training gets the same wall-clock budget,
 # TEXT_MINUTES, and every ML-100K one TRANSFER_MINUTES (empty: train to early stopping, hours on
@@ -109,11 +111,15 @@ report-ml1m:
 	$(SEQREC) report runs/$(ML1M_SASREC_RUN) $(addprefix runs/ml1m-,$(ML1M_BASELINES)) --out reports/ml1m \
 	  --title "MovieLens-1M: SASRec vs non-neural baselines (full ranking, leave-one-out)"
 
+# The generated spec reference in docs/spec.md (from spec/models.py); a test fails when it is stale.
+docs:
+	$(PYTHON) -m seqrec_cli.spec.reference docs/spec.md
+
 # Rolling backtest on MovieLens-100K (docs/update.md): 8 weekly periods, retrain vs update vs frozen, one
 # thread; about 15-20 minutes on a shared 2-core CPU. Work folder BACKTEST_OUT starts over each time.
 BACKTEST_OUT ?= backtest-runs/ml100k
 .PHONY: bench-backtest
 bench-backtest: install
 	rm -rf $(BACKTEST_OUT)
-	seqrec backtest experiments/ml100k/backtest.yaml --periods 8 --period 7d --set runtime.threads=1 \
+	$(SEQREC) backtest experiments/ml100k/backtest.yaml --periods 8 --period 7d --set runtime.threads=1 \
 		--out $(BACKTEST_OUT) --json benchmarks/results/backtest_ml100k.json --png benchmarks/results/backtest_ml100k.png

@@ -55,12 +55,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     windows = parse_windows(args.windows)
     curves = [load_curve(folder, args.metric) for folder in args.runs]
-    result = {"metric": args.metric, "runs": [{**c, "window_means": window_means(c, windows)} for c in curves]}
+    result = {
+        "metric": args.metric,
+        "runs": [{**c, "window_means": window_means(c, windows)} for c in curves],
+    }
     width = max(len(c["run"]) for c in curves)
-    print(f"{'run':<{width}}  s/epoch  epochs  best (epoch)  " + "  ".join(f"{lo}-{hi}" for lo, hi in windows))
+    print(
+        f"{'run':<{width}}  s/epoch  epochs  best (epoch)  " + "  ".join(f"{lo}-{hi}" for lo, hi in windows)
+    )
     for c in result["runs"]:
         means = "  ".join("   -  " if v is None else f"{v:.4f}" for v in c["window_means"].values())
-        print(f"{c['run']:<{width}}  {c['seconds_per_epoch']:7.1f}  {c['epochs']:6d}  {c['best']:.4f} ({c['best_epoch']:3d})  {means}")
+        print(
+            f"{c['run']:<{width}}  {c['seconds_per_epoch']:7.1f}  {c['epochs']:6d}  "
+            f"{c['best']:.4f} ({c['best_epoch']:3d})  {means}"
+        )
     if args.out:
         atomic_write_json(args.out, result)
 

@@ -64,16 +64,23 @@ def measure(model, seqs, cases, max_len, naive_users, chunk_items, batch_size=25
     naive = naive_ranks(model, seqs, few, max_len)
     naive_s, naive_cpu = time.perf_counter() - start, time.process_time() - cpu
     assert np.array_equal(naive, ranked.ranks[:naive_users]), "naive and batched ranks differ"
-    return {"users": len(cases), "items": seqs.num_items, "batch_size": batch_size, "chunk_items": chunk_items,
-            "seqrec_users_per_s": round(len(cases) / batched_s, 1), "seqrec_seconds": round(batched_s, 2),
-            "naive_users": naive_users, "naive_users_per_s": round(naive_users / naive_s, 1),
-            "speedup": round((len(cases) / batched_s) / (naive_users / naive_s), 2),
-            # the machine is shared: users per CPU-second of this process is the steadier figure
-            "seqrec_users_per_cpu_s": round(len(cases) / batched_cpu, 1),
-            "naive_users_per_cpu_s": round(naive_users / naive_cpu, 1),
-            "speedup_cpu": round((len(cases) / batched_cpu) / (naive_users / naive_cpu), 2),
-            "score_block_mib": round(batch_size * min(chunk_items, seqs.num_items + 1) * 4 / 2**20, 1),
-            "unchunked_score_matrix_mib": round(batch_size * (seqs.num_items + 1) * 4 / 2**20, 1)}
+    return {
+        "users": len(cases),
+        "items": seqs.num_items,
+        "batch_size": batch_size,
+        "chunk_items": chunk_items,
+        "seqrec_users_per_s": round(len(cases) / batched_s, 1),
+        "seqrec_seconds": round(batched_s, 2),
+        "naive_users": naive_users,
+        "naive_users_per_s": round(naive_users / naive_s, 1),
+        "speedup": round((len(cases) / batched_s) / (naive_users / naive_s), 2),
+        # the machine is shared: users per CPU-second of this process is the steadier figure
+        "seqrec_users_per_cpu_s": round(len(cases) / batched_cpu, 1),
+        "naive_users_per_cpu_s": round(naive_users / naive_cpu, 1),
+        "speedup_cpu": round((len(cases) / batched_cpu) / (naive_users / naive_cpu), 2),
+        "score_block_mib": round(batch_size * min(chunk_items, seqs.num_items + 1) * 4 / 2**20, 1),
+        "unchunked_score_matrix_mib": round(batch_size * (seqs.num_items + 1) * 4 / 2**20, 1),
+    }
 
 
 def synthetic(num_items: int, users: int, length: int, seed: int = 0) -> Sequences:
@@ -85,7 +92,9 @@ def synthetic(num_items: int, users: int, length: int, seed: int = 0) -> Sequenc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spec", default="experiments/ml1m/sasrec_base.yaml")
     parser.add_argument("--out", default="benchmarks/results/eval_speed.json")
     parser.add_argument("--threads", type=int, default=1)
@@ -116,8 +125,10 @@ def main() -> None:
     big_cases = leave_one_out(big).cases["test"]
     model_spec = ModelSpec(max_len=50, hidden=64, layers=2, heads=1)
     model = SeqRecModel(model_spec, args.synthetic_items)
-    results["synthetic_1m"] = {"model": model_spec.model_dump(mode="json"),
-                               **measure(model, big, big_cases, 50, args.synthetic_naive_users, args.chunk_items)}
+    results["synthetic_1m"] = {
+        "model": model_spec.model_dump(mode="json"),
+        **measure(model, big, big_cases, 50, args.synthetic_naive_users, args.chunk_items),
+    }
     print("synthetic", results["synthetic_1m"], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

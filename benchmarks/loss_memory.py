@@ -39,7 +39,9 @@ def _rss_peak_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def run_case(impl: str, items: int, positions: int, dim: int, repeats: int, device: str, threads: int, queue) -> None:
+def run_case(
+    impl: str, items: int, positions: int, dim: int, repeats: int, device: str, threads: int, queue
+) -> None:
     import torch
 
     from seqrec_cli.core.losses import CE_CHUNK, CE_MAX_ELEMENTS, full_cross_entropy, plain_full_cross_entropy
@@ -72,9 +74,17 @@ def run_case(impl: str, items: int, positions: int, dim: int, repeats: int, devi
     first, loss = step()
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda" else _rss_peak_bytes()) - base
     times = [step()[0] for _ in range(repeats)] or [first]
-    queue.put({"peak_bytes": int(peak), "step_seconds": round(statistics.median(times), 4),
-               "first_step_seconds": round(first, 4), "loss": round(loss, 6),
-               "ce_chunk_rows": max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (items + 1))) if impl == "chunked" else None})
+    queue.put(
+        {
+            "peak_bytes": int(peak),
+            "step_seconds": round(statistics.median(times), 4),
+            "first_step_seconds": round(first, 4),
+            "loss": round(loss, 6),
+            "ce_chunk_rows": max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (items + 1)))
+            if impl == "chunked"
+            else None,
+        }
+    )
 
 
 def measure(impl: str, items: int, positions: int, args) -> dict:
@@ -90,15 +100,21 @@ def measure(impl: str, items: int, positions: int, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000", help="catalogue sizes, comma-separated")
     parser.add_argument("--positions", type=int, default=8192, help="target positions per step")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="timed steps after the first (memory) step")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--max-plain-gib", type=float, default=8.0,
-                        help="largest estimated plain-CE footprint to attempt; bigger cases run with fewer positions")
+    parser.add_argument(
+        "--max-plain-gib",
+        type=float,
+        default=8.0,
+        help="largest estimated plain-CE footprint to attempt; bigger cases run with fewer positions",
+    )
     parser.add_argument("--out", default="benchmarks/results/loss_memory.json")
     args = parser.parse_args()
 
@@ -113,15 +129,19 @@ def main() -> None:
             positions //= 2
         plain = {"positions": positions, "estimated_bytes_at_full_positions": need}
         if positions != args.positions:
-            plain["note"] = (f"not run at {args.positions} positions: plain autograd needs ~{need / GIB:.1f} GiB "
-                             f"(limit --max-plain-gib {args.max_plain_gib}); measured at {positions} positions")
+            plain["note"] = (
+                f"not run at {args.positions} positions: plain autograd needs ~{need / GIB:.1f} GiB "
+                f"(limit --max-plain-gib {args.max_plain_gib}); measured at {positions} positions"
+            )
         print(f"N={items:,}: plain at {positions} positions ...", flush=True)
         plain.update(measure("plain", items, positions, args))
         row["plain"] = plain
         c, p = row["chunked"], row["plain"]
         if c["status"] == p["status"] == "measured":
             scale = args.positions / positions  # plain memory and time grow linearly in positions
-            row["plain_peak_bytes_at_full_positions"] = int(p["peak_bytes"] * scale) if scale > 1 else p["peak_bytes"]
+            row["plain_peak_bytes_at_full_positions"] = (
+                int(p["peak_bytes"] * scale) if scale > 1 else p["peak_bytes"]
+            )
             row["memory_ratio_plain_over_chunked"] = round(row["plain_peak_bytes_at_full_positions"]
                                                            / max(c["peak_bytes"], 1), 1)
             row["loss_abs_diff"] = abs(c["loss"] - p["loss"]) if scale == 1 else None
@@ -134,11 +154,18 @@ def main() -> None:
 
     report = {
         "benchmark": "loss_memory",
-        "what": "full-softmax CE, one forward + backward over `positions` targets; chunked fused vs plain autograd",
-        "memory": "CPU: peak RSS above the inputs (ru_maxrss delta); CUDA: max_memory_allocated above the inputs",
+        "what": "full-softmax CE, one forward + backward over `positions` targets; "
+        "chunked fused vs plain autograd",
+        "memory": "CPU: peak RSS above the inputs (ru_maxrss delta); "
+        "CUDA: max_memory_allocated above the inputs",
         "cases": cases,
-        "machine": {"device": args.device, "cpu_count": os.cpu_count(), "torch_threads": args.threads,
-                    "platform": platform.platform(), "torch": torch.__version__},
+        "machine": {
+            "device": args.device,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")

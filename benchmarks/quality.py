@@ -40,9 +40,26 @@ DATASETS = {"ml1m": "MovieLens-1M (SASRec version, 3,416 items), len 200",
             "beauty": "Amazon Beauty (S3-Rec version, 12,101 items), len 50"}
 # A config runs on each dataset that ships experiments/<dataset>/<config>.yaml.
 # `*_anneal` configs are second stages: they start from their stage-1 run's best weights (train.init_from).
-CONFIGS = ["sasrec", "sasrec_base", "sasrec_plus", "sasrec_plus_anneal", "sasrec_large", "sasrec_large_anneal",
-           "sasrec_bce", "sasrec_sampled", "gsasrec", "bert4rec", "bert4rec_anneal", "gru4rec", "hstu", "hstu_large",
-           "hstu_large_anneal", "hf_gpt2", "hf_llama", "hf_bert"]
+CONFIGS = [
+    "sasrec",
+    "sasrec_base",
+    "sasrec_plus",
+    "sasrec_plus_anneal",
+    "sasrec_large",
+    "sasrec_large_anneal",
+    "sasrec_bce",
+    "sasrec_sampled",
+    "gsasrec",
+    "bert4rec",
+    "bert4rec_anneal",
+    "gru4rec",
+    "hstu",
+    "hstu_large",
+    "hstu_large_anneal",
+    "hf_gpt2",
+    "hf_llama",
+    "hf_bert",
+]
 
 # Published full-ranking leave-one-out numbers (DESIGN.md): (source, HR@10, NDCG@10) per config.
 SASREC_PLUS = ("SASRec+ full CE (RecSys'23)", 0.3152, 0.1821)
@@ -100,7 +117,12 @@ def run_one(dataset: str, config: str, args) -> dict:
     spec, label = spec_for(dataset, config, args)
     started = time.time()
     finetune(spec, resume=True)
-    overrides = {"epochs": args.epochs, "max_minutes": args.max_minutes, "data_from": args.data_from, "set": args.set}
+    overrides = {
+        "epochs": args.epochs,
+        "max_minutes": args.max_minutes,
+        "data_from": args.data_from,
+        "set": args.set,
+    }
     return entry_for(spec, label, config, overrides, wall_seconds=None, started=started)
 
 
@@ -109,7 +131,9 @@ def record_run(key: str, folder: Path) -> dict:
     its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
     label, config = key.split("/", 1)
     saved = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
-    settings = saved_spec_overrides(saved) + [f"runtime.output_root={folder.parent.parent}"]  # .../runs/<name>
+    settings = saved_spec_overrides(saved) + [
+        f"runtime.output_root={folder.parent.parent}"
+    ]  # .../runs/<name>
     spec = load_spec(folder / "spec.yaml", settings)
     epochs = read_epochs(folder)
     wall = sum(e.get("seconds", 0.0) for e in epochs)
@@ -135,7 +159,9 @@ def settled_run_info(run_info: dict, epochs: list[dict], monitor: str) -> dict:
         return run_info
     best = first_best_epoch(epochs, monitor)
     if best is None:
-        raise SystemExit(f"run {run_info.get('name')!r} has no validated epoch in metrics.jsonl; nothing to record")
+        raise SystemExit(
+            f"run {run_info.get('name')!r} has no validated epoch in metrics.jsonl; nothing to record"
+        )
     return {**run_info, "status": "finished", "stop_reason": "interrupted", "epochs_run": len(epochs),
             "best_epoch": best[0], f"best_valid_{monitor}": best[1]}
 
@@ -155,15 +181,25 @@ def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: f
     run_info = run_info or json.loads((run_dir(spec) / "run.json").read_text())
     monitor = spec.train.monitor
     return {
-        "dataset": label, "config": config, "spec_name": spec.name, "encoder": spec.model.encoder,
-        "loss": spec.train.loss, "loss_norm": spec.train.loss_norm, "test": report["metrics"],
-        "best_epoch": run_info.get("best_epoch"), "epochs_run": run_info.get("epochs_run"),
+        "dataset": label,
+        "config": config,
+        "spec_name": spec.name,
+        "encoder": spec.model.encoder,
+        "loss": spec.train.loss,
+        "loss_norm": spec.train.loss_norm,
+        "test": report["metrics"],
+        "best_epoch": run_info.get("best_epoch"),
+        "epochs_run": run_info.get("epochs_run"),
         "stop_reason": run_info.get("stop_reason"),
         "best_valid": {monitor: run_info.get(f"best_valid_{monitor}")},
         "wall_seconds": round(wall_seconds if wall_seconds is not None else time.time() - started, 1),
-        "parameters": run_info.get("parameters"), "spec_hash": spec_hash(spec),
-        "dataset_fingerprint": report["dataset_fingerprint"], "seed": spec.train.seed, "overrides": overrides,
-        "runtime": report["runtime"], "machine": machine() if trained_here(run_info) else {"cuda": "a CUDA GPU"},
+        "parameters": run_info.get("parameters"),
+        "spec_hash": spec_hash(spec),
+        "dataset_fingerprint": report["dataset_fingerprint"],
+        "seed": spec.train.seed,
+        "overrides": overrides,
+        "runtime": report["runtime"],
+        "machine": machine() if trained_here(run_info) else {"cuda": "a CUDA GPU"},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -185,22 +221,31 @@ def budget_mark(entry: dict) -> str:
 
 
 def table(entries: dict) -> str:
-    lines = ["# Quality benchmark", "",
-             "Test split, leave-one-out, full ranking over the whole catalogue, seen items removed, pessimistic "
-             "ties (DESIGN.md). Built by `benchmarks/quality.py` from `quality.json`; published numbers from "
-             "DESIGN.md. `budget` marks runs cut short by an epoch override (`epochs`), the wall-clock budget (`time`) "
-             "or by hand (`stopped`) before early stopping: not converged, so not comparable to the papers. `norm` is "
-             "`train.loss_norm` (how each step's loss was averaged; rows without it predate the setting: `step`). "
-             "`machine` is the GPU or the CPU count.",
-             ""]
+    lines = [
+        "# Quality benchmark",
+        "",
+        "Test split, leave-one-out, full ranking over the whole catalogue, seen items removed, pessimistic "
+        "ties (DESIGN.md). Built by `benchmarks/quality.py` from `quality.json`; published numbers from "
+        "DESIGN.md. `budget` marks runs cut short by an epoch override (`epochs`), the wall-clock budget "
+        "(`time`) or by hand (`stopped`) before early stopping: not converged, so not comparable to the "
+        "papers. `norm` is "
+        "`train.loss_norm` (how each step's loss was averaged; rows without it predate the setting: `step`). "
+        "`machine` is the GPU or the CPU count.",
+        "",
+    ]
     for label in sorted({e["dataset"] for e in entries.values()}):
         title = DATASETS.get(label, label)
-        lines += [f"## {title}", "",
-                  "| config | encoder | loss | HR@10 | NDCG@10 | published HR@10 | published NDCG@10 | published row "
-                  "| norm | epochs (best) | wall min | budget | machine |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        rows = sorted((e for e in entries.values() if e["dataset"] == label), key=lambda e: CONFIGS.index(e["config"])
-                      if e["config"] in CONFIGS else 99)
+        lines += [
+            f"## {title}",
+            "",
+            "| config | encoder | loss | HR@10 | NDCG@10 | published HR@10 | published NDCG@10 "
+            "| published row | norm | epochs (best) | wall min | budget | machine |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        rows = sorted(
+            (e for e in entries.values() if e["dataset"] == label),
+            key=lambda e: CONFIGS.index(e["config"]) if e["config"] in CONFIGS else 99,
+        )
         for e in rows:
             src, hr, ndcg = PUBLISHED.get(label, {}).get(e["config"], ("", None, None))
             budget = budget_mark(e)
@@ -214,12 +259,20 @@ def table(entries: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="ml1m,beauty", help=f"comma-separated subset of {list(DATASETS)}")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--datasets", default="ml1m,beauty", help=f"comma-separated subset of {list(DATASETS)}"
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of the configs")
-    parser.add_argument("--epochs", type=int, default=None, help="override train.epochs (marks results 'budget')")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="override train.epochs (marks results 'budget')"
+    )
     parser.add_argument("--max-minutes", type=float, default=None, help="override train.max_minutes per run")
-    parser.add_argument("--data-from", default=None, help="use this spec's data section instead (smoke tests)")
+    parser.add_argument(
+        "--data-from", default=None, help="use this spec's data section instead (smoke tests)"
+    )
     parser.add_argument("--output-root", default=".bench", help="prepared data and runs go here")
     parser.add_argument("--results", default="benchmarks/results/quality.json")
     parser.add_argument("--table", default="benchmarks/results/quality.md")
@@ -255,9 +308,15 @@ def main() -> None:
         for item in args.record:
             key, _, folder = item.partition("=")
             if "/" not in key or not folder:
-                sys.exit(f"--record {item!r}: expected DATASET/CONFIG=RUN_DIR, e.g. ml1m/gsasrec=cpu-runs/runs/ml1m-gsasrec")
+                sys.exit(
+                    f"--record {item!r}: expected DATASET/CONFIG=RUN_DIR, "
+                    "e.g. ml1m/gsasrec=cpu-runs/runs/ml1m-gsasrec"
+                )
             entries[key] = record_run(key, Path(folder))
-            print(f"{key}: NDCG@10 {entries[key]['test']['NDCG@10']:.4f}  HR@10 {entries[key]['test']['HR@10']:.4f}")
+            print(
+                f"{key}: NDCG@10 {entries[key]['test']['NDCG@10']:.4f}  "
+                f"HR@10 {entries[key]['test']['HR@10']:.4f}"
+            )
         atomic_write_json(results_path, entries)
         atomic_write_text(Path(args.table), table(entries))
         return
@@ -271,7 +330,9 @@ def main() -> None:
             failed.append(f"{d}/{c}")
             continue
         entries[f"{entry['dataset']}/{c}"] = entry
-        atomic_write_json(results_path, entries)  # merged after every run: an interrupted sweep keeps its results
+        atomic_write_json(
+            results_path, entries
+        )  # merged after every run: an interrupted sweep keeps its results
         atomic_write_text(Path(args.table), table(entries))
         print(f"   NDCG@10 {entry['test']['NDCG@10']:.4f}  HR@10 {entry['test']['HR@10']:.4f}  "
               f"epochs {entry['epochs_run']}  {entry['wall_seconds']:.0f}s", flush=True)

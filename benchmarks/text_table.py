@@ -14,7 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-ITEMS = [("id", "runs/ml1m-sasrec-plus"), ("text", "runs/ml1m-sasrec-text"), ("id+text", "runs/ml1m-sasrec-idtext")]
+ITEMS = [
+    ("id", "runs/ml1m-sasrec-plus"),
+    ("text", "runs/ml1m-sasrec-text"),
+    ("id+text", "runs/ml1m-sasrec-idtext"),
+]
 COLD = [("id", "runs/ml1m-cold-id"), ("text", "runs/ml1m-cold-text"), ("id+text", "runs/ml1m-cold-idtext"),
         ("id+text, id_dropout 0.5", "runs/ml1m-cold-idtext-iddrop")]
 TRANSFER = [
@@ -50,7 +54,9 @@ def trainable(root: Path, folder: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("text-runs"), help="runtime.output_root of the runs")
+    parser.add_argument(
+        "--root", type=Path, default=Path("text-runs"), help="runtime.output_root of the runs"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the numbers here as JSON")
     args = parser.parse_args()
     numbers: dict[str, dict] = {"items": {}, "cold_start": {}, "transfer": {}}
@@ -71,9 +77,11 @@ def main() -> None:
         numbers["cold_start"][label] = {"metrics": rep["metrics"], "cold_start": cold} if rep else None
         cm, wm = cold.get("cold_metrics", {}), cold.get("warm_metrics", {})
         tail = "" if cold.get("rankable", True) else " (not rankable)"
-        print(f"| {label} | {cell(rep['metrics']['NDCG@10'] if rep else None)} | {cell(wm.get('NDCG@10'))} | "
-              f"{cold.get('cold_targets', '-')} | {cell(cm.get('HR@10'))}{tail} | {cell(cm.get('NDCG@10'))} | "
-              f"{cell(cold.get('cold_chance', {}).get('HR@10'))} |")
+        print(
+            f"| {label} | {cell(rep['metrics']['NDCG@10'] if rep else None)} | {cell(wm.get('NDCG@10'))} | "
+            f"{cold.get('cold_targets', '-')} | {cell(cm.get('HR@10'))}{tail} | {cell(cm.get('NDCG@10'))} | "
+            f"{cell(cold.get('cold_chance', {}).get('HR@10'))} |"
+        )
 
     print("\n## Transfer MovieLens-1M -> MovieLens-100K (test)\n")
     print("| model | HR@10 | NDCG@10 | trainable / total parameters |\n|---|---|---|---|")

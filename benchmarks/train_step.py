@@ -87,7 +87,10 @@ def step_flops(inputs: torch.Tensor, labels: torch.Tensor, m: ModelSpec, num_ite
     positions = int((labels != IGNORE).sum())
     ce = 3 * 2 * positions * D * (num_items + 1)  # logits, d hidden, d weights
     executed = 3 * m.layers * (B * L * linear_per_token + B * 4 * L * L * D) + ce
-    useful = 3 * m.layers * (float(real.sum()) * linear_per_token + float((4 * D * real * (real + 1) / 2).sum())) + ce
+    useful = (
+        3 * m.layers * (float(real.sum()) * linear_per_token + float((4 * D * real * (real + 1) / 2).sum()))
+        + ce
+    )
     return {"executed": executed, "useful": useful}
 
 
@@ -164,19 +167,35 @@ def main() -> None:
         "runtime": runtime.describe(),
         "steps": results,
         "positions_per_second": {k: v["positions_per_second"] for k, v in results.items()},
-        "speedup": round(results["seqrec"]["positions_per_second"] / results["reference"]["positions_per_second"], 2),
+        "speedup": round(
+            results["seqrec"]["positions_per_second"] / results["reference"]["positions_per_second"], 2
+        ),
         "matmul": limit,
-        "flops_note": "matmul FLOPs only (encoder linears, attention QK^T and AV, CE logits + both gradients), "
-                      "forward + backward = 3x forward; executed counts padding, useful does not",
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "torch": torch.__version__,
-                    "gpu": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else None},
+        "flops_note": "matmul FLOPs only (encoder linears, attention QK^T and AV, "
+        "CE logits + both gradients), "
+        "forward + backward = 3x forward; executed counts padding, useful does not",
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else None,
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: {"pos/s": v["positions_per_second"], "of matmul limit": v["fraction_of_matmul_limit"]}
-                      for k, v in results.items()}), "speedup", report["speedup"],
-          "matmul limit GFLOP/s", limit["limit_gflops"])
+    print(
+        json.dumps(
+            {
+                k: {"pos/s": v["positions_per_second"], "of matmul limit": v["fraction_of_matmul_limit"]}
+                for k, v in results.items()
+            }
+        ),
+        "speedup",
+        report["speedup"],
+        "matmul limit GFLOP/s",
+        limit["limit_gflops"],
+    )
 
 
 if __name__ == "__main__":

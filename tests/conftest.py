@@ -16,7 +16,21 @@ def make_tiny_encoder(folder: Path, seed: int = 0) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS)), "(", ")", ".", ":", ",", "-", "'"]
+    vocab = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *sorted(set(WORDS)),
+        "(",
+        ")",
+        ".",
+        ":",
+        ",",
+        "-",
+        "'",
+    ]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizer(str(folder / "vocab.txt"))
     tokenizer.save_pretrained(str(folder))

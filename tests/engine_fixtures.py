@@ -17,9 +17,21 @@ needs_ml100k = pytest.mark.skipif(not (DATA_ROOT / "ml-100k" / "ml-100k.inter").
 
 # A tiny model so a process spends its time starting up, not training; a high lr so two epochs
 # already rank well above chance (metrics that are all zero would compare equal too easily).
-TINY = ["model.max_len=30", "model.hidden=16", "model.layers=1", "model.heads=1", "model.dropout=0.2",
-        "train.batch_size=16", "train.lr=0.005", "train.max_minutes=null", "train.patience=50", "eval.ks=[10]",
-        "runtime.device=cpu", "runtime.precision=fp32", "runtime.threads=1"]
+TINY = [
+    "model.max_len=30",
+    "model.hidden=16",
+    "model.layers=1",
+    "model.heads=1",
+    "model.dropout=0.2",
+    "train.batch_size=16",
+    "train.lr=0.005",
+    "train.max_minutes=null",
+    "train.patience=50",
+    "eval.ks=[10]",
+    "runtime.device=cpu",
+    "runtime.precision=fp32",
+    "runtime.threads=1",
+]
 
 
 def overrides(out: Path, *extra: str) -> list[str]:

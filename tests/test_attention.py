@@ -37,7 +37,9 @@ def test_source_feeds_keys_and_values_only():
     x, other = torch.randn(B, L, D), torch.randn(B, L, D)
     with torch.no_grad():
         assert torch.allclose(attn(x, causal_mask(), source=x), attn(x, causal_mask()), atol=1e-6)
-        assert torch.allclose(attn(x, causal_mask(), source=other), by_hand_attention(attn, x, other), atol=1e-5)
+        assert torch.allclose(
+            attn(x, causal_mask(), source=other), by_hand_attention(attn, x, other), atol=1e-5
+        )
         assert not torch.allclose(attn(x, causal_mask(), source=other), attn(x, causal_mask()), atol=1e-3)
 
 
@@ -50,7 +52,9 @@ def test_original_block_follows_the_sasrec_code_layout():
     x = torch.randn(B, L, D)
     with torch.no_grad():
         q = F.layer_norm(x, (D,), block.norm1.weight, block.norm1.bias, eps=1e-8)
-        h = F.layer_norm(q + by_hand_attention(block.attn, q, x), (D,), block.norm2.weight, block.norm2.bias, eps=1e-8)
+        h = F.layer_norm(
+            q + by_hand_attention(block.attn, q, x), (D,), block.norm2.weight, block.norm2.bias, eps=1e-8
+        )
         first, second = block.ffn[0], block.ffn[3]
         expected = h + second(torch.relu(first(h)))
         assert torch.allclose(block(x, causal_mask()), expected, atol=1e-5)
@@ -58,5 +62,7 @@ def test_original_block_follows_the_sasrec_code_layout():
 
 def test_block_choice_is_for_self_attention_encoders_only():
     assert ModelSpec(encoder="bert4rec", block="original").block == "original"
-    with pytest.raises(ValueError, match="model.block applies to the sasrec and bert4rec encoders, not 'gru4rec'"):
+    with pytest.raises(
+        ValueError, match="model.block applies to the sasrec and bert4rec encoders, not 'gru4rec'"
+    ):
         ModelSpec(encoder="gru4rec", block="original")

@@ -49,7 +49,9 @@ def test_markov_transition_probabilities():
     assert markov.prob[3].sum() == 0.0  # nothing follows 3 in training: popularity backoff only
     last = markov.begin(torch.tensor([[0, 1, 2], [0, 0, 3]]), np.array([0, 1]))
     scores = markov.block(last, 0, N + 1)  # [B, N + 1]
-    assert scores[0, 3] > scores[0, 1] > scores[0, 4]  # 2 -> 3 certain; then backoff by popularity (item 1 > item 4)
+    assert (
+        scores[0, 3] > scores[0, 1] > scores[0, 4]
+    )  # 2 -> 3 certain; then backoff by popularity (item 1 > item 4)
     assert torch.argmax(scores[1, 1:]).item() + 1 == 3  # pure backoff: most popular
 
 
@@ -90,4 +92,9 @@ def test_random_is_seeded_per_user_and_item():
 
 
 def test_baseline_classes():
-    assert BASELINES == {"popularity": Popularity, "itemknn": ItemKNN, "markov": Markov, "random": RandomScores}
+    assert BASELINES == {
+        "popularity": Popularity,
+        "itemknn": ItemKNN,
+        "markov": Markov,
+        "random": RandomScores,
+    }

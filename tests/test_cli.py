@@ -17,7 +17,9 @@ from seqrec_cli.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = Path(seqrec_cli.__file__).resolve().parent  # the package these tests import
-DATA_ROOT = Path(os.environ.get("SEQREC_DATA_ROOT") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+DATA_ROOT = Path(
+    os.environ.get("SEQREC_DATA_ROOT") or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
 COMMANDS = ("prepare", "finetune", "evaluate", "export")  # the commands that take a spec
 ALL_COMMANDS = sorted({c.name for c in app.registered_commands} | set(COMMANDS))
 
@@ -196,7 +198,9 @@ def test_missing_data_file_mentions_data_root(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "out" / "prepared").exists() or not any((tmp_path / "out" / "prepared").iterdir())
 
 
-def test_missing_known_dataset_names_url_and_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_known_dataset_names_url_and_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SEQREC_DATA_ROOT", str(tmp_path / "empty-root"))
     spec = tmp_path / "known.yaml"
     spec.write_text(f"name: k\ndata:\n  dataset: ml-100k\nruntime:\n  output_root: {tmp_path / 'out'}\n")
@@ -214,7 +218,9 @@ def test_unparsable_line_names_file_and_line(tmp_path: Path) -> None:
 def test_empty_after_filter_exits_2(tiny: Path) -> None:
     result = invoke("prepare", tiny, "--set", "data.user_core=1000")
     assert_user_error(result, "no interactions left after filtering", "user_core=1000")
-    assert not (tiny.parent / "out" / "prepared").exists() or not any((tiny.parent / "out" / "prepared").iterdir())
+    assert not (tiny.parent / "out" / "prepared").exists() or not any(
+        (tiny.parent / "out" / "prepared").iterdir()
+    )
 
 
 def test_prepare_into_existing_prepared_dir_with_other_data_spec(tiny: Path) -> None:
@@ -314,13 +320,16 @@ def test_cli_import_and_help_do_not_import_torch(tiny: Path) -> None:
         "assert 'torch' not in sys.modules, 'import'\n"
         "from typer.testing import CliRunner\n"
         "r = CliRunner()\n"
-        "for args in (['--help'], ['finetune', '--help'], ['evaluate', '--help'], ['prepare', sys.argv[1], '--dry-run']):\n"
+        "for args in (['--help'], ['finetune', '--help'], ['evaluate', '--help'],\n"
+        "             ['prepare', sys.argv[1], '--dry-run']):\n"
         "    res = r.invoke(m.app, args)\n"
         "    assert res.exit_code == 0, (args, res.output)\n"
         "    assert 'torch' not in sys.modules, args\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
 

@@ -41,7 +41,9 @@ def test_varying_labelled_counts_compile_one_graph(eager_backend):
         labels[:, :unlabelled] = -100
         counts.add(int((labels >= 0).sum()))
         loss = step(inputs, labels)
-        torch.testing.assert_close(loss, full_cross_entropy(model.encode(inputs), labels, model.item_weights()))
+        torch.testing.assert_close(
+            loss, full_cross_entropy(model.encode(inputs), labels, model.item_weights())
+        )
         loss.backward()
     assert len(counts) == 4  # four different numbers of labelled positions
     assert counters["stats"]["unique_graphs"] == 1  # one graph for the model; the loss is never traced

@@ -18,7 +18,10 @@ from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.spec.models import ModelSpec
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 N_ITEMS, MAX_LEN = 1001, 12
 
 
@@ -36,14 +39,21 @@ def batcher() -> TrainBatcher:
     seqs = [rng.integers(1, N_ITEMS + 1, size=5 + u % 11).tolist() for u in range(37)]
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in seqs], out=offsets[1:])
-    data = Sequences(items=np.array([i for s in seqs for i in s], dtype=np.int32), offsets=offsets, timestamps=None,
-                     user_ids=[str(u) for u in range(len(seqs))], item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)])
+    data = Sequences(
+        items=np.array([i for s in seqs for i in s], dtype=np.int32),
+        offsets=offsets,
+        timestamps=None,
+        user_ids=[str(u) for u in range(len(seqs))],
+        item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)],
+    )
     return TrainBatcher(data, MAX_LEN, batch_size=8, bucket_by_length=True)
 
 
 def model() -> SeqRecModel:
     torch.manual_seed(0)
-    return SeqRecModel(ModelSpec(hidden=32, heads=2, layers=2, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    return SeqRecModel(
+        ModelSpec(hidden=32, heads=2, layers=2, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
 
 
 def test_auto_picks_cuda_with_bf16_and_tf32():
@@ -80,10 +90,25 @@ def test_bf16_autocast_step_trains_and_tracks_fp32():
         net = model().cuda()
         before = copy.deepcopy(net.state_dict())
         opt = make_optimizer(net, lr=1e-3, weight_decay=0.0)
-        losses[name], _ = optimizer_step(StepLoss(net, full_cross_entropy), plan, rows, 0, opt, None,
-                                         torch.amp.GradScaler("cuda", enabled=False), runtime, World(), 1, 1.0, 0, 1)
+        losses[name], _ = optimizer_step(
+            StepLoss(net, full_cross_entropy),
+            plan,
+            rows,
+            0,
+            opt,
+            None,
+            torch.amp.GradScaler("cuda", enabled=False),
+            runtime,
+            World(),
+            1,
+            1.0,
+            0,
+            1,
+        )
         assert all(torch.isfinite(p).all() for p in net.parameters())
-        assert not torch.equal(before["encoder.blocks.0.ffn.0.weight"], net.state_dict()["encoder.blocks.0.ffn.0.weight"])
+        assert not torch.equal(
+            before["encoder.blocks.0.ffn.0.weight"], net.state_dict()["encoder.blocks.0.ffn.0.weight"]
+        )
     assert np.isfinite(losses["bf16"])
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=2e-2)  # bf16 encoder, fp32 softmax
 
@@ -96,8 +121,9 @@ def test_fp16_step_uses_loss_scaling():
     net = model().cuda()
     opt = make_optimizer(net, lr=1e-3, weight_decay=0.0)
     scaler = torch.amp.GradScaler("cuda")
-    loss, _ = optimizer_step(StepLoss(net, full_cross_entropy), plan, rows, 0, opt, None, scaler, runtime, World(),
-                             1, 1.0, 0, 1)
+    loss, _ = optimizer_step(
+        StepLoss(net, full_cross_entropy), plan, rows, 0, opt, None, scaler, runtime, World(), 1, 1.0, 0, 1
+    )
     assert np.isfinite(loss) and scaler.get_scale() > 0
 
 
@@ -107,5 +133,7 @@ def test_compiled_step_matches_eager_on_cuda(no_tf32):
     net = model().cuda()
     runtime = Runtime(torch.device("cuda"), None)
     eager = StepLoss(net, full_cross_entropy)(batch.inputs.cuda(), batch.labels.cuda())
-    compiled = wrap_step(net, full_cross_entropy, runtime, World(), compile=True)(batch.inputs.cuda(), batch.labels.cuda())
+    compiled = wrap_step(net, full_cross_entropy, runtime, World(), compile=True)(
+        batch.inputs.cuda(), batch.labels.cuda()
+    )
     torch.testing.assert_close(compiled.detach(), eager.detach(), rtol=1e-4, atol=1e-5)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("curves_bench", Path(__file__).parents[1] / "benchmarks/curves.py")
+spec = importlib.util.spec_from_file_location(
+    "curves_bench", Path(__file__).parents[1] / "benchmarks/curves.py"
+)
 curves = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(curves)
 
@@ -30,6 +32,8 @@ def test_window_means_best_epoch_and_seconds_by_hand(tmp_path):
 def test_json_out_and_bad_windows(tmp_path):
     run = write_run(tmp_path / "a", [0.1, 0.2], 1.0)
     curves.main([str(run), "--windows", "1-2", "--out", str(tmp_path / "out.json")])
-    assert json.loads((tmp_path / "out.json").read_text())["runs"][0]["window_means"]["1-2"] == pytest.approx(0.15)
+    assert json.loads((tmp_path / "out.json").read_text())["runs"][0]["window_means"]["1-2"] == pytest.approx(
+        0.15
+    )
     with pytest.raises(SystemExit, match="FIRST <= LAST"):
         curves.main([str(run), "--windows", "5-2"])

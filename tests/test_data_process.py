@@ -26,7 +26,8 @@ def raw(rows: list[tuple], with_time: bool = True, ratings: list[float] | None =
 def raw_sequences(seqs: Sequences) -> dict[str, list[str]]:
     """user raw id -> chronological raw item ids, through the dense id maps."""
     return {
-        seqs.user_ids[u]: [seqs.item_ids[i] for i in seqs.user_items(u).tolist()] for u in range(seqs.num_users)
+        seqs.user_ids[u]: [seqs.item_ids[i] for i in seqs.user_items(u).tolist()]
+        for u in range(seqs.num_users)
     }
 
 
@@ -60,7 +61,11 @@ def test_min_rating():
 
 @pytest.mark.parametrize(
     ("dedup", "expected"),
-    [("none", ["a", "b", "a", "c", "b", "d"]), ("first", ["a", "b", "c", "d"]), ("last", ["a", "c", "b", "d"])],
+    [
+        ("none", ["a", "b", "a", "c", "b", "d"]),
+        ("first", ["a", "b", "c", "d"]),
+        ("last", ["a", "c", "b", "d"]),
+    ],
 )
 def test_dedup(dedup, expected):
     # u's history in time order: a b a c b d (rows shuffled in the file)

@@ -63,7 +63,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         for metric, value in a["valid"].items():
             assert b["valid"][metric] == pytest.approx(value, abs=1e-9), metric
-    wa, wb = weights(tmp_path / "runs/single/checkpoints/last.pt"), weights(tmp_path / "runs/ddp/checkpoints/last.pt")
+    wa, wb = (
+        weights(tmp_path / "runs/single/checkpoints/last.pt"),
+        weights(tmp_path / "runs/ddp/checkpoints/last.pt"),
+    )
     for key in wa:
         torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "runs/ddp/checkpoints/last.pt.tmp").exists()

@@ -27,7 +27,15 @@ BIDIRECTIONAL = [k for k in KINDS if not ENCODERS[k.split("/")[0]].causal]
 
 def test_registry_keys_are_the_spec_choices():
     assert set(ENCODERS) == set(SPEC_KINDS)
-    assert set(CAUSAL) == {"sasrec", "gru4rec", "hstu", "hf_gpt2", "hf_llama", "sasrec/from_start", "sasrec/original"}
+    assert set(CAUSAL) == {
+        "sasrec",
+        "gru4rec",
+        "hstu",
+        "hf_gpt2",
+        "hf_llama",
+        "sasrec/from_start",
+        "sasrec/original",
+    }
     assert {ENCODERS[k.split("/")[0]].objective for k in BIDIRECTIONAL} == {"masked_item"}
 
 
@@ -38,7 +46,9 @@ def left_pad(items: list[int], width: int) -> list[int]:
 def make_model(kind: str, seed: int = 0, perturb: bool = True) -> SeqRecModel:
     torch.manual_seed(seed)
     kind, _, variant = kind.partition("/")
-    spec = ModelSpec(encoder=kind, hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, **VARIANTS.get(variant, {}))
+    spec = ModelSpec(
+        encoder=kind, hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, **VARIANTS.get(variant, {})
+    )
     model = SeqRecModel(spec, num_items=N)
     if perturb:  # away from init (zero PAD row, zero biases): padding must stay unread when trained
         with torch.no_grad():
@@ -134,7 +144,9 @@ def test_every_parameter_gets_a_gradient(kind_model):
               "backbone.embed_tokens.weight", "backbone.embeddings.token_type_embeddings.weight"}
     if kind == "hstu":
         unused.add("rel_time.weight")  # only with timestamps (see the time-bias test)
-    missing = [n for n, p in model.named_parameters() if p.grad is None and n.removeprefix("encoder.") not in unused]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None and n.removeprefix("encoder.") not in unused
+    ]
     assert not missing, missing
 
 
@@ -153,7 +165,12 @@ def test_hstu_time_bias_changes_output_and_stays_causal():
         out = enc(x, real, later)
     torch.testing.assert_close(out[:, :3], base[:, :3], atol=ATOL, rtol=0)
     assert not torch.allclose(out[:, 3:], base[:, 3:], atol=1e-4)
-    assert enc.time_buckets(torch.tensor([[0.0, 1.0, 3.0, 1e12]]))[0, 0].tolist() == [0, 1, 2, spec.time_buckets - 1]
+    assert enc.time_buckets(torch.tensor([[0.0, 1.0, 3.0, 1e12]]))[0, 0].tolist() == [
+        0,
+        1,
+        2,
+        spec.time_buckets - 1,
+    ]
 
 
 def test_hf_configs_take_only_named_spec_fields():
@@ -163,8 +180,18 @@ def test_hf_configs_take_only_named_spec_fields():
                      dropout=0.1, attn_dropout=0.05)
     g, b, ll = gpt2_config(spec), bert_config(spec), llama_config(spec)
     assert (g.n_embd, g.n_layer, g.n_head, g.n_inner, g.n_positions, g.attn_pdrop) == (12, 3, 4, 24, 7, 0.05)
-    assert (b.hidden_size, b.num_hidden_layers, b.intermediate_size, b.max_position_embeddings) == (12, 3, 24, 7)
-    assert (ll.hidden_size, ll.num_key_value_heads, ll.intermediate_size, ll.attention_dropout) == (12, 2, 24, 0.05)
+    assert (b.hidden_size, b.num_hidden_layers, b.intermediate_size, b.max_position_embeddings) == (
+        12,
+        3,
+        24,
+        7,
+    )
+    assert (ll.hidden_size, ll.num_key_value_heads, ll.intermediate_size, ll.attention_dropout) == (
+        12,
+        2,
+        24,
+        0.05,
+    )
 
 
 def test_hf_pretrained_folder_loads_weights_and_projects(tmp_path):
@@ -182,7 +209,9 @@ def test_hf_pretrained_folder_loads_weights_and_projects(tmp_path):
     assert model.score_all(batch()).shape == (B, N + 1)
 
     with pytest.raises(UserError, match="takes"):  # a gpt2 folder is not a Llama
-        SeqRecModel(ModelSpec(encoder="hf_llama", hidden=D, heads=2, max_len=L, pretrained=str(tmp_path / "gpt2")), N)
+        SeqRecModel(
+            ModelSpec(encoder="hf_llama", hidden=D, heads=2, max_len=L, pretrained=str(tmp_path / "gpt2")), N
+        )
     with pytest.raises(UserError, match="positions"):
         SeqRecModel(ModelSpec(encoder="hf_gpt2", hidden=D, heads=2, max_len=L + 1,
                               pretrained=str(tmp_path / "gpt2")), N)
@@ -204,8 +233,14 @@ def test_position_schemes_index_real_items_only():
             model.encoder.positions.weight.copy_(torch.arange(L).float().unsqueeze(1).expand(L, D))
         captured = {}
         for name, model in (("start", start), ("end", end)):
-            model.encoder.drop.register_forward_hook(lambda m, args, out, name=name: captured.__setitem__(name, args[0]))
+            model.encoder.drop.register_forward_hook(
+                lambda m, args, out, name=name: captured.__setitem__(name, args[0])
+            )
             model.encode(torch.tensor([left_pad(history, L)]))
         item_part = start.item_weights()[torch.tensor(history)] * D**0.5  # [3, D]
-    torch.testing.assert_close(captured["start"][0, -3:] - item_part, torch.tensor([[0.0], [1.0], [2.0]]).expand(3, D))
-    torch.testing.assert_close(captured["end"][0, -3:] - item_part, torch.tensor([[2.0], [1.0], [0.0]]).expand(3, D))
+    torch.testing.assert_close(
+        captured["start"][0, -3:] - item_part, torch.tensor([[0.0], [1.0], [2.0]]).expand(3, D)
+    )
+    torch.testing.assert_close(
+        captured["end"][0, -3:] - item_part, torch.tensor([[2.0], [1.0], [0.0]]).expand(3, D)
+    )

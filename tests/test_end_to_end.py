@@ -55,7 +55,8 @@ def raw_item(index: int) -> str:
 
 
 def write_data(path: Path) -> Path:
-    """User u walks the catalogue cyclically from a start item: the next item is always the 'following' one."""
+    """User u walks the catalogue cyclically from a start item: the next item is always the
+    'following' one."""
     lines = []
     for u in range(1, USERS + 1):
         start = (5 * u) % ITEMS
@@ -149,7 +150,11 @@ def reference_top(model: SeqRecModel, item_ids: list[str], history: list[str], k
     if exclude:
         scores[seen] = float("-inf")
     top = torch.topk(scores, k)
-    return [item_ids[i] for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True) if s != float("-inf")]
+    return [
+        item_ids[i]
+        for i, s in zip(top.indices.tolist(), top.values.tolist(), strict=True)
+        if s != float("-inf")
+    ]
 
 
 HISTORIES = [
@@ -357,7 +362,9 @@ def test_resume_continues_from_last_checkpoint(trained: Run) -> None:
     run_dir = trained.out / "runs" / "resumed"
     assert [r["epoch"] for r in metrics_records(run_dir)] == [1, 2]
 
-    second = ok("finetune", trained.spec, "--set", "name=resumed", "--set", f"train.epochs={EPOCHS}", "--resume")
+    second = ok(
+        "finetune", trained.spec, "--set", "name=resumed", "--set", f"train.epochs={EPOCHS}", "--resume"
+    )
     assert "resuming after epoch 2" in flat(second.output)
     records = metrics_records(run_dir)
     assert [r["epoch"] for r in records] == list(range(1, EPOCHS + 1))
@@ -375,7 +382,9 @@ def test_resume_continues_from_last_checkpoint(trained: Run) -> None:
 
     # resuming with a changed model is refused
     before = snapshot(run_dir)
-    changed = invoke("finetune", trained.spec, "--set", "name=resumed", "--set", "model.hidden=32", "--resume")
+    changed = invoke(
+        "finetune", trained.spec, "--set", "name=resumed", "--set", "model.hidden=32", "--resume"
+    )
     assert changed.exit_code == 2 and "different spec" in changed.stderr
     assert snapshot(run_dir) == before
 
@@ -384,8 +393,18 @@ def test_init_from_starts_at_the_source_runs_best_weights(trained: Run) -> None:
     """A second run initialised from the first (by run name) begins exactly at its best checkpoint."""
     first = metrics_records(trained.run)
     best_valid = max(r["valid"]["NDCG@10"] for r in first)
-    ok("finetune", trained.spec, "--set", "name=e2e-init", "--set", "train.init_from=e2e", "--set", "train.epochs=1",
-       "--set", "train.lr=1e-9")  # a vanishing lr: the one epoch cannot move the weights measurably
+    ok(
+        "finetune",
+        trained.spec,
+        "--set",
+        "name=e2e-init",
+        "--set",
+        "train.init_from=e2e",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.lr=1e-9",
+    )  # a vanishing lr: the one epoch cannot move the weights measurably
     second = metrics_records(trained.out / "runs" / "e2e-init")
     assert second[0]["valid"]["NDCG@10"] == pytest.approx(best_valid, abs=1e-6)
 

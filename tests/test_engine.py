@@ -44,13 +44,20 @@ def sequences(num_users: int = 23) -> Sequences:
     seqs = [rng.integers(1, N_ITEMS + 1, size=4 + u % 5).tolist() for u in range(num_users)]
     offsets = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum([len(s) for s in seqs], out=offsets[1:])
-    return Sequences(items=np.array([i for s in seqs for i in s], dtype=np.int32), offsets=offsets, timestamps=None,
-                     user_ids=[str(u) for u in range(num_users)], item_ids=[""] + [str(i) for i in range(1, 12)])
+    return Sequences(
+        items=np.array([i for s in seqs for i in s], dtype=np.int32),
+        offsets=offsets,
+        timestamps=None,
+        user_ids=[str(u) for u in range(num_users)],
+        item_ids=[""] + [str(i) for i in range(1, 12)],
+    )
 
 
 def tiny_model(dropout: float = 0.0, seed: int = 0) -> SeqRecModel:
     torch.manual_seed(seed)
-    return SeqRecModel(ModelSpec(hidden=8, heads=2, layers=2, max_len=MAX_LEN, dropout=dropout), num_items=N_ITEMS)
+    return SeqRecModel(
+        ModelSpec(hidden=8, heads=2, layers=2, max_len=MAX_LEN, dropout=dropout), num_items=N_ITEMS
+    )
 
 
 # --- gradient accumulation ---------------------------------------------------------------------
@@ -86,7 +93,9 @@ def test_epoch_loss_norm_divides_each_step_sum_by_the_epochs_mean_positions_per_
     batcher = TrainBatcher(sequences(), MAX_LEN, batch_size=4, bucket_by_length=True)
     plan = batcher.plan(np.random.default_rng(0))
     group = plan[:2]
-    step_positions = batcher.num_positions / steps_per_epoch(len(plan), grad_accum=2, world_size=1)  # 66 / 3 steps
+    step_positions = batcher.num_positions / steps_per_epoch(
+        len(plan), grad_accum=2, world_size=1
+    )  # 66 / 3 steps
     counts = [batcher.positions(rows) for rows in group]
     assert sum(counts) != step_positions
     model = tiny_model()
@@ -99,7 +108,9 @@ def test_epoch_loss_norm_divides_each_step_sum_by_the_epochs_mean_positions_per_
                  for b, n in zip(map(batcher.make_batch, group), counts, strict=True))
     (summed / step_positions).backward()
     assert positions == sum(counts)
-    assert loss == pytest.approx(float(summed.detach()) / sum(counts), rel=1e-5)  # the logged loss stays a mean
+    assert loss == pytest.approx(
+        float(summed.detach()) / sum(counts), rel=1e-5
+    )  # the logged loss stays a mean
     for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p.detach(), q.detach() - q.grad, rtol=1e-5, atol=1e-6, msg=name)
 
@@ -117,13 +128,28 @@ def test_weight_decay_skips_embeddings_norms_and_biases():
     model = tiny_model()
     decay, keep = param_groups(model, 0.1)
     assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
-    linear = {f"encoder.blocks.{i}.{name}.weight" for i in range(2) for name in ("attn.qkv", "attn.out", "ffn.0", "ffn.3")}
+    linear = {
+        f"encoder.blocks.{i}.{name}.weight"
+        for i in range(2)
+        for name in ("attn.qkv", "attn.out", "ffn.0", "ffn.3")
+    }
     assert set(decay["names"]) == linear
-    assert {"item_emb.weight", "encoder.positions.weight", "encoder.norm.weight", "encoder.norm.bias",
-            "encoder.blocks.0.norm1.weight", "encoder.blocks.1.attn.qkv.bias", "encoder.blocks.1.ffn.3.bias"} <= set(keep["names"])
+    assert {
+        "item_emb.weight",
+        "encoder.positions.weight",
+        "encoder.norm.weight",
+        "encoder.norm.bias",
+        "encoder.blocks.0.norm1.weight",
+        "encoder.blocks.1.attn.qkv.bias",
+        "encoder.blocks.1.ffn.3.bias",
+    } <= set(keep["names"])
     every = [n for n, _ in model.named_parameters()]
     assert sorted(decay["names"] + keep["names"]) == sorted(every)  # each parameter exactly once
-    assert all(p is dict(model.named_parameters())[n] for g in (decay, keep) for n, p in zip(g["names"], g["params"], strict=True))
+    assert all(
+        p is dict(model.named_parameters())[n]
+        for g in (decay, keep)
+        for n, p in zip(g["names"], g["params"], strict=True)
+    )
 
 
 def test_adamw_decays_only_the_decay_group():
@@ -140,7 +166,9 @@ def test_adamw_decays_only_the_decay_group():
 
 
 @pytest.mark.parametrize("loss_norm", ["step", "epoch"])
-def test_train_loop_passes_the_epochs_mean_positions_per_step_only_for_epoch_loss_norm(monkeypatch, loss_norm):
+def test_train_loop_passes_the_epochs_mean_positions_per_step_only_for_epoch_loss_norm(
+    monkeypatch, loss_norm
+):
     import seqrec_cli.core.train as train_module
 
     seen = []
@@ -171,13 +199,39 @@ def run(epochs: int, *, max_steps=None, grad_accum=1, state=None, snapshots=None
 
     def save_state(loop: LoopState) -> None:
         if snapshots is not None:
-            snapshots.append(copy.deepcopy({"loop": loop.state(), "model": model.state_dict(),
-                                            "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng_state()}))
+            snapshots.append(
+                copy.deepcopy(
+                    {
+                        "loop": loop.state(),
+                        "model": model.state_dict(),
+                        "opt": opt.state_dict(),
+                        "sched": sched.state_dict(),
+                        "rng": rng_state(),
+                    }
+                )
+            )
 
-    hooks = TrainHooks(validate=lambda epoch: validations.append(epoch) or float(len(validations)), save_state=save_state)
-    reason = train_loop(model, batcher, opt, full_cross_entropy, CPU, EarlyStopping(patience=50), hooks, epochs=epochs,
-                        eval_every=1, grad_clip=1.0, seed=7, scheduler=sched, grad_accum=grad_accum,
-                        max_steps=max_steps, checkpoint_every=checkpoint_every, state=state)
+    hooks = TrainHooks(
+        validate=lambda epoch: validations.append(epoch) or float(len(validations)), save_state=save_state
+    )
+    reason = train_loop(
+        model,
+        batcher,
+        opt,
+        full_cross_entropy,
+        CPU,
+        EarlyStopping(patience=50),
+        hooks,
+        epochs=epochs,
+        eval_every=1,
+        grad_clip=1.0,
+        seed=7,
+        scheduler=sched,
+        grad_accum=grad_accum,
+        max_steps=max_steps,
+        checkpoint_every=checkpoint_every,
+        state=state,
+    )
     return reason, model, opt, sched, len(batcher)
 
 
@@ -237,7 +291,9 @@ def test_sidecar_records_digest_and_what_the_checkpoint_holds(tmp_path):
     assert record["bytes"] == path.stat().st_size and record["epoch"] == 3 and record["global_step"] == 40
 
 
-def test_a_crash_between_sidecar_and_checkpoint_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+def test_a_crash_between_sidecar_and_checkpoint_leaves_the_previous_checkpoint_loadable(
+    tmp_path, monkeypatch
+):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"step": 1})
     real = checkpoint.atomic_write
@@ -301,9 +357,21 @@ def test_bf16_autocast_step_keeps_the_loss_in_fp32():
     for dtype in (None, torch.bfloat16):
         model = tiny_model()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        loss, _ = optimizer_step(StepLoss(model, full_cross_entropy), batcher, group, 0, opt, None,
-                                 torch.amp.GradScaler("cuda", enabled=False), Runtime(torch.device("cpu"), dtype),
-                                 World(), grad_accum=2, grad_clip=1.0, seed=0, epoch=1)
+        loss, _ = optimizer_step(
+            StepLoss(model, full_cross_entropy),
+            batcher,
+            group,
+            0,
+            opt,
+            None,
+            torch.amp.GradScaler("cuda", enabled=False),
+            Runtime(torch.device("cpu"), dtype),
+            World(),
+            grad_accum=2,
+            grad_clip=1.0,
+            seed=0,
+            epoch=1,
+        )
         assert all(torch.isfinite(p).all() for p in model.parameters())
         losses.append(loss)
     assert losses[1] == pytest.approx(losses[0], rel=2e-2)

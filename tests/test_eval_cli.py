@@ -107,7 +107,9 @@ def test_baseline_run_folders_look_like_trained_runs(work):
     popularity = json.loads((runs(work) / "popularity" / "eval" / "test.json").read_text())
     random = json.loads((runs(work) / "random" / "eval" / "test.json").read_text())
     assert markov["metrics"]["HR@1"] > 0.9  # the next item always follows the last one
-    assert markov["metrics"]["NDCG@10"] > popularity["metrics"]["NDCG@10"] > random["metrics"]["NDCG@10"] - 0.2
+    assert (
+        markov["metrics"]["NDCG@10"] > popularity["metrics"]["NDCG@10"] > random["metrics"]["NDCG@10"] - 0.2
+    )
 
 
 def test_per_user_results_recompute_the_reported_metrics(work):
@@ -149,7 +151,9 @@ def test_compare_paired_and_refuses_different_protocols(work, tmp_path):
     spec = write_spec(other, "pop-other", write_log(other / "log.csv", shift=1), "popularity")
     ok("finetune", spec)
     ok("evaluate", spec)
-    refused(invoke("compare", runs(work) / "markov", other / "out" / "runs" / "pop-other"), "dataset fingerprint")
+    refused(
+        invoke("compare", runs(work) / "markov", other / "out" / "runs" / "pop-other"), "dataset fingerprint"
+    )
     refused(invoke("compare", runs(work) / "markov", runs(work) / "nope"), "no such run folder")
 
 
@@ -172,9 +176,15 @@ def test_report_writes_markdown_and_pngs(work, tmp_path):
 
 
 def test_temporal_split_through_finetune_and_evaluate(tmp_path):
-    spec = write_spec(tmp_path, "temporal", write_log(tmp_path / "log.csv"), "neural",
-                      "").read_text().replace("  format: table\n", "  format: table\n  split: temporal\n"
-                                              "  temporal: {valid_time: 4000, test_time: 6000, targets: all}\n")
+    spec = (
+        write_spec(tmp_path, "temporal", write_log(tmp_path / "log.csv"), "neural", "")
+        .read_text()
+        .replace(
+            "  format: table\n",
+            "  format: table\n  split: temporal\n"
+            "  temporal: {valid_time: 4000, test_time: 6000, targets: all}\n",
+        )
+    )
     path = tmp_path / "temporal.yaml"
     path.write_text(spec)
     ok("finetune", path, "--set", "train.epochs=1")
@@ -222,4 +232,6 @@ def test_sampled_negatives_avoid_history_and_targets(strategy):
     else:
         assert popular > 0.95
     with pytest.raises(Exception, match="cannot sample"):
-        negative_sampler(strategy, 19, counts, 0)(np.array([0]), np.array([0]), np.array([1]), np.array([0]), np.array([2]))
+        negative_sampler(strategy, 19, counts, 0)(
+            np.array([0]), np.array([0]), np.array([1]), np.array([0]), np.array([2])
+        )

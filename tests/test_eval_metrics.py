@@ -71,14 +71,21 @@ def make_seqs(users: list[list[int]], n_items: int) -> Sequences:
     items = np.array([i for s in users for i in s], dtype=np.int32)
     offsets = np.zeros(len(users) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in users], out=offsets[1:])
-    return Sequences(items=items, offsets=offsets, timestamps=None, user_ids=[f"u{u}" for u in range(len(users))],
-                     item_ids=[""] + [f"i{i}" for i in range(1, n_items + 1)])
+    return Sequences(
+        items=items,
+        offsets=offsets,
+        timestamps=None,
+        user_ids=[f"u{u}" for u in range(len(users))],
+        item_ids=[""] + [f"i{i}" for i in range(1, n_items + 1)],
+    )
 
 
 N = 11
 
 
-def brute_rank(scores: np.ndarray, target: int, others_targets: list[int], seen: set[int], filter_seen: bool) -> int:
+def brute_rank(
+    scores: np.ndarray, target: int, others_targets: list[int], seen: set[int], filter_seen: bool
+) -> int:
     beaten = 0
     for i in range(1, N + 1):
         if i == target or (filter_seen and i in seen and i not in others_targets):
@@ -100,12 +107,27 @@ def test_rank_cases_matches_brute_force_in_any_chunking(filter_seen, chunk):
 
     def score_all(inputs: torch.Tensor) -> torch.Tensor:
         # look up the user's row by its history window (each window is unique here)
-        rows = [next(u for u in range(len(users)) if list(inputs[b][inputs[b] > 0]) == users[u][: cases.input_end[u]])
-                for b in range(len(inputs))]
+        rows = [
+            next(
+                u
+                for u in range(len(users))
+                if list(inputs[b][inputs[b] > 0]) == users[u][: cases.input_end[u]]
+            )
+            for b in range(len(inputs))
+        ]
         return table[rows]  # [B, N + 1]
 
-    ranked = rank_cases(DenseScorer(score_all, N), seqs, cases, max_len=3, batch_size=3, filter_seen=filter_seen,
-                        device=torch.device("cpu"), top_k=5, chunk_items=chunk)
+    ranked = rank_cases(
+        DenseScorer(score_all, N),
+        seqs,
+        cases,
+        max_len=3,
+        batch_size=3,
+        filter_seen=filter_seen,
+        device=torch.device("cpu"),
+        top_k=5,
+        chunk_items=chunk,
+    )
     expected_pairs = []
     for c, u in enumerate(cases.users):
         s = users[u]

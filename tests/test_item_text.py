@@ -27,7 +27,12 @@ ROWS = [
 
 def test_template_fills_fields_and_drops_optional_parts_with_empty_fields():
     texts = item_texts(ROWS, "{title}[ ({year})][. Genres: {genres}]")
-    assert texts == ["Heat (1995). Genres: Action, Crime", "Toy Story. Genres: Animation", "Casino (1995)", ""]
+    assert texts == [
+        "Heat (1995). Genres: Action, Crime",
+        "Toy Story. Genres: Animation",
+        "Casino (1995)",
+        "",
+    ]
 
 
 def test_template_without_brackets_keeps_literal_text_and_collapses_spaces():
@@ -72,7 +77,9 @@ def test_encoding_does_not_depend_on_batching(tiny_encoder: Path):
     torch.testing.assert_close(one, all_, atol=1e-5, rtol=0)
     assert not torch.allclose(one[0], one[1])  # different texts, different vectors
     seen = []
-    encode_texts(texts, tokenizer, model, batch_size=3, max_length=16, on_batch=lambda d, t: seen.append((d, t)))
+    encode_texts(
+        texts, tokenizer, model, batch_size=3, max_length=16, on_batch=lambda d, t: seen.append((d, t))
+    )
     assert seen == [(3, 4), (4, 4)]
 
 

@@ -58,8 +58,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         time.sleep(0.002)
     output = proc.communicate(timeout=60)[0].decode()
     state = load_checkpoint(killed / "checkpoints/last.pt")
-    resumed = subprocess.run([*seqrec_command(), *cli_args(out, *RUN, "name=killed"), "--resume"], env=child_env(),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*seqrec_command(), *cli_args(out, *RUN, "name=killed"), "--resume"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return {"out": out, "whole": out / "runs/whole", "killed": killed, "returncode": proc.returncode,
             "output": output, "state": state, "resumed": resumed}
 

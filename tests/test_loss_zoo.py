@@ -120,7 +120,9 @@ def test_logq_corrected_sampling_estimates_full_softmax(kind):
     torch.manual_seed(0)
     full = full_cross_entropy(hidden, labels, weights).item()
     est = sampled_softmax(hidden, labels, weights, sampler=sampler, num_negatives=200_000).item()
-    biased = sampled_softmax(hidden, labels, weights, sampler=sampler, num_negatives=200_000, logq_correction=False)
+    biased = sampled_softmax(
+        hidden, labels, weights, sampler=sampler, num_negatives=200_000, logq_correction=False
+    )
     assert est == pytest.approx(full, rel=0.01)
     assert abs(biased.item() - full) > 0.5  # without the correction it is a different objective
 

@@ -99,7 +99,9 @@ def test_no_grad_gives_same_value(monkeypatch):
     hidden, labels, weights = random_case(2)
     with_grad = full_cross_entropy(hidden.clone().requires_grad_(), labels, weights.clone().requires_grad_())
     with torch.no_grad():
-        without = full_cross_entropy(hidden.clone().requires_grad_(), labels, weights.clone().requires_grad_())
+        without = full_cross_entropy(
+            hidden.clone().requires_grad_(), labels, weights.clone().requires_grad_()
+        )
     plain_inputs = full_cross_entropy(hidden, labels, weights)  # no input needs a gradient
     assert not without.requires_grad
     assert without.item() == pytest.approx(with_grad.item(), rel=1e-6)

@@ -9,6 +9,7 @@ import pytest
 
 import seqrec_cli.pipelines.prepare as prepare_module
 from seqrec_cli.data.store import write_prepared
+from seqrec_cli.events import PrepareReused
 from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.spec.models import ExperimentSpec
 
@@ -28,9 +29,9 @@ def test_losing_the_rename_reuses_the_winners_folder(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(prepare_module, "write_prepared", other_process_finishes_first)
     events = []
-    result = prepare(make_spec(tmp_path), lambda kind, info: events.append(kind))
+    result = prepare(make_spec(tmp_path), lambda event: events.append(event))
     assert result.reused and (result.folder / "manifest.json").is_file()
-    assert events[-1] == "prepare.reused"
+    assert isinstance(events[-1], PrepareReused)
     assert not [p for p in result.folder.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location("quality_bench", Path(__file__).parents[1] / "benchmarks/quality.py")
+spec = importlib.util.spec_from_file_location(
+    "quality_bench", Path(__file__).parents[1] / "benchmarks/quality.py"
+)
 quality = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(quality)
 
@@ -15,7 +17,9 @@ def epochs(values):
 
 
 def test_a_killed_run_takes_its_epochs_and_first_best_epoch_from_the_metrics():
-    info = quality.settled_run_info({"name": "r", "status": "running"}, epochs([0.1, 0.3, 0.2, 0.3]), "NDCG@10")
+    info = quality.settled_run_info(
+        {"name": "r", "status": "running"}, epochs([0.1, 0.3, 0.2, 0.3]), "NDCG@10"
+    )
     assert (info["epochs_run"], info["best_epoch"], info["best_valid_NDCG@10"]) == (4, 2, 0.3)
     assert info["stop_reason"] == "interrupted"
     assert quality.budget_mark({"overrides": {}, "stop_reason": info["stop_reason"]}) == "stopped"
@@ -55,6 +59,9 @@ def test_a_recorded_run_cut_by_an_epoch_override_is_marked_as_a_budget_run(tmp_p
     shipped.write_text("name: r\ndata: {dataset: ml-100k}\ntrain: {epochs: 200}\n")
     cut = quality.load_spec(shipped, ["train.epochs=39"])
     assert quality.epoch_override(cut, shipped) == {"epochs": 39}
-    assert quality.budget_mark({"overrides": quality.epoch_override(cut, shipped), "stop_reason": "epochs"}) == "epochs"
+    assert (
+        quality.budget_mark({"overrides": quality.epoch_override(cut, shipped), "stop_reason": "epochs"})
+        == "epochs"
+    )
     assert quality.epoch_override(quality.load_spec(shipped), shipped) == {}
     assert quality.epoch_override(cut, tmp_path / "missing.yaml") == {}

@@ -96,7 +96,10 @@ def test_registries_cover_the_spec_literals() -> None:
 # interaction formats
 # ---------------------------------------------------------------------------------------------------
 
-INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\nu1\ti1\t4\t100\nu1\ti2\t5\t50\nu2\ti1\t3\t70\n"
+INTER = (
+    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    "u1\ti1\t4\t100\nu1\ti2\t5\t50\nu2\ti1\t3\t70\n"
+)
 
 
 @pytest.mark.parametrize("compression", ["", ".gz", ".zip"])
@@ -282,7 +285,10 @@ def items(base: Path, **kwargs: object):
 
 
 def test_recbole_items(tmp_path: Path) -> None:
-    text = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n1\tToy Story\t1995\tAnimation Comedy\n"
+    text = (
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "1\tToy Story\t1995\tAnimation Comedy\n"
+    )
     write(tmp_path / "toy.item", text, ".gz")
     table = items(tmp_path, path="toy.item.gz", format="recbole")
     assert table.ids == ["1"]
@@ -319,7 +325,10 @@ def test_movielens_items_all_layouts(tmp_path: Path) -> None:
         "genres": ["Animation, Comedy", "Action"],
     }
 
-    text = 'movieId,title,genres\n1,"American President, The (1995)",Comedy|Drama\n2,Untitled,(no genres listed)\n'
+    text = (
+        'movieId,title,genres\n1,"American President, The (1995)",Comedy|Drama\n'
+        "2,Untitled,(no genres listed)\n"
+    )
     write(tmp_path / "movies.csv", text)
     table = items(tmp_path, path="movies.csv", format="movielens")
     assert table.fields["title"] == ["American President, The", "Untitled"]

@@ -27,8 +27,13 @@ def make_seqs(users: list[list[int]] = USERS) -> Sequences:
     items = np.array([i for s in users for i in s], dtype=np.int32)
     offsets = np.zeros(len(users) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in users], out=offsets[1:])
-    return Sequences(items=items, offsets=offsets, timestamps=None, user_ids=[str(u) for u in range(len(users))],
-                     item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)])
+    return Sequences(
+        items=items,
+        offsets=offsets,
+        timestamps=None,
+        user_ids=[str(u) for u in range(len(users))],
+        item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)],
+    )
 
 
 def expected_pairs(s: list[int], max_len: int) -> tuple[list[int], list[int]]:

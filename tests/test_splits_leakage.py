@@ -14,7 +14,12 @@ from seqrec_cli.spec.models import TemporalSplitSpec
 # (item, time) per user, time-sorted. Cuts below: valid at t=10, test at t=20.
 EVENTS = [
     [(1, 1), (2, 3), (3, 11), (4, 12), (5, 21)],  # train 1,2 | valid 3,4 | test 5
-    [(6, 2), (7, 9), (8, 20), (9, 25)],  # train 6,7 | valid none | test 8,9 (an event exactly at the cut is after it)
+    [
+        (6, 2),
+        (7, 9),
+        (8, 20),
+        (9, 25),
+    ],  # train 6,7 | valid none | test 8,9 (an event exactly at the cut is after it)
     [(2, 15), (3, 16), (1, 30)],  # nothing before the valid cut | test input 2,3 -> 1
     [(4, 5), (5, 6), (6, 7)],  # only training events
     [(7, 22), (8, 23), (9, 24)],  # new user after the test cut: never evaluated
@@ -26,8 +31,13 @@ def make_seqs(events=EVENTS, with_time=True) -> Sequences:
     times = np.array([t for user in events for _, t in user], dtype=np.float64)
     offsets = np.zeros(len(events) + 1, dtype=np.int64)
     np.cumsum([len(u) for u in events], out=offsets[1:])
-    return Sequences(items=items, offsets=offsets, timestamps=times if with_time else None,
-                     user_ids=[f"u{u}" for u in range(len(events))], item_ids=[""] + [str(i) for i in range(1, 10)])
+    return Sequences(
+        items=items,
+        offsets=offsets,
+        timestamps=times if with_time else None,
+        user_ids=[f"u{u}" for u in range(len(events))],
+        item_ids=[""] + [str(i) for i in range(1, 10)],
+    )
 
 
 def cases_of(seqs, plan, split):
@@ -106,7 +116,9 @@ def test_leakage_check_catches_an_input_that_reaches_the_target():
 def test_leakage_check_catches_future_events_across_users_in_a_temporal_split():
     seqs = make_seqs()
     plan = temporal(seqs, SPEC)
-    plan.train_len[4] = 1  # user 4 (never evaluated) would train on t=22: after user 0's targets at t=11 and 21
+    plan.train_len[4] = (
+        1  # user 4 (never evaluated) would train on t=22: after user 0's targets at t=11 and 21
+    )
     with pytest.raises(DataError, match="not after the latest training event") as caught:
         check_no_leakage(seqs, plan)
     assert "training reads held-out targets" not in str(caught.value)  # only the cross-user check sees it
@@ -123,7 +135,9 @@ def reference_case_batch(seqs: Sequences, cases, idx: np.ndarray, width: int) ->
         out["inputs"].append([0] * (width - len(window)) + window)
         out["times"].append([0.0] * (width - len(window)) + (stamps[-width:] if window else []))
         out["seen"] += [(row, i) for i in history]
-        distinct = list(dict.fromkeys(seqs.items[base + cases.target_start[c]: base + cases.target_end[c]].tolist()))
+        distinct = list(
+            dict.fromkeys(seqs.items[base + cases.target_start[c] : base + cases.target_end[c]].tolist())
+        )
         out["targets"] += [(row, i) for i in distinct]
     return out
 
@@ -135,7 +149,9 @@ def test_case_batches_match_a_case_by_case_reference(multi_target):
     events = [[(int(i), float(t)) for t, i in enumerate(rng.integers(1, 10, size=n))] for n in lengths]
     seqs = make_seqs(events)
     input_end = np.array([rng.integers(0, n - 1) for n in lengths])  # 0: a case with no history at all
-    span = np.array([rng.integers(1, n - e) if multi_target else 1 for n, e in zip(lengths, input_end, strict=True)])
+    span = np.array(
+        [rng.integers(1, n - e) if multi_target else 1 for n, e in zip(lengths, input_end, strict=True)]
+    )
     cases = EvalCases(np.arange(len(lengths)), input_end, input_end, input_end + span)
     for batch in case_batches(seqs, cases, max_len=6, batch_size=5, trim=True):
         width = batch.inputs.shape[1]
@@ -144,5 +160,7 @@ def test_case_batches_match_a_case_by_case_reference(multi_target):
         assert batch.inputs.tolist() == want["inputs"]
         assert batch.times.tolist() == want["times"]
         assert list(zip(batch.seen_rows.tolist(), batch.seen_items.tolist(), strict=True)) == want["seen"]
-        assert list(zip(batch.target_rows.tolist(), batch.target_items.tolist(), strict=True)) == want["targets"]
+        assert (
+            list(zip(batch.target_rows.tolist(), batch.target_items.tolist(), strict=True)) == want["targets"]
+        )
         assert batch.history_len.tolist() == input_end[batch.cases].tolist()

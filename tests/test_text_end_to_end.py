@@ -49,8 +49,17 @@ def write_catalogue(folder: Path, first_id: int, shift: int) -> tuple[Path, Path
     return folder / "log.txt", folder / "items.csv"
 
 
-def write_spec(path: Path, name: str, log: Path, items_csv: Path, encoder: Path, out: Path, extra_data: str = "",
-               items: str = "text", train: str = "") -> Path:
+def write_spec(
+    path: Path,
+    name: str,
+    log: Path,
+    items_csv: Path,
+    encoder: Path,
+    out: Path,
+    extra_data: str = "",
+    items: str = "text",
+    train: str = "",
+) -> Path:
     text = "" if items == "id" else f"""
   text:
     template: "{{title}}[. Genres: {{genres}}]"
@@ -173,7 +182,16 @@ def test_transfer_to_another_catalogue_starts_from_the_source(world):
     first = json.loads((world["out"] / "runs" / "b-text" / "metrics.jsonl").read_text().splitlines()[0])
     assert first["valid"]["NDCG@10"] == pytest.approx(report["metrics"]["NDCG@10"], abs=1e-6)
     # and from a run folder by name (its best checkpoint) as well
-    ok("finetune", target, "--set", "name=b-from-run", "--set", "train.init_from=a-text", "--set", "train.epochs=1")
+    ok(
+        "finetune",
+        target,
+        "--set",
+        "name=b-from-run",
+        "--set",
+        "train.init_from=a-text",
+        "--set",
+        "train.epochs=1",
+    )
 
 
 def test_what_cannot_transfer_exits_2(world):
@@ -182,6 +200,12 @@ def test_what_cannot_transfer_exits_2(world):
                            world["root"] / "b" / "items.csv", Path("unused"), world["out"], items="id")
     result = runner.invoke(app, ["finetune", str(id_target), "--set", "train.init_from=a-text"])
     assert result.exit_code == 2 and "id items cannot transfer" in flat(result.output)
-    result = runner.invoke(app, ["finetune", str(target), "--set", "name=b-bad", "--set", "train.init_from=a-lora"])
-    assert result.exit_code == 2 and "LoRA adapters" in flat(result.output) and "seqrec export" in flat(result.output)
+    result = runner.invoke(
+        app, ["finetune", str(target), "--set", "name=b-bad", "--set", "train.init_from=a-lora"]
+    )
+    assert (
+        result.exit_code == 2
+        and "LoRA adapters" in flat(result.output)
+        and "seqrec export" in flat(result.output)
+    )
     assert not (world["out"] / "runs" / "b-bad" / "checkpoints").exists()

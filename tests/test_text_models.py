@@ -32,11 +32,22 @@ def text_vectors(seed: int = 0) -> torch.Tensor:
     return vectors
 
 
-def make(items: str, adaptor: str = "whiten", seed: int = 0, vectors: torch.Tensor | None = None) -> SeqRecModel:
+def make(
+    items: str, adaptor: str = "whiten", seed: int = 0, vectors: torch.Tensor | None = None
+) -> SeqRecModel:
     torch.manual_seed(seed)
-    spec = ModelSpec(hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, items=items,
-                     text=None if items == "id" else {"template": "{title}", "adaptor": adaptor, "experts": 3})
-    return SeqRecModel(spec, N, None if items == "id" else (text_vectors() if vectors is None else vectors)).eval()
+    spec = ModelSpec(
+        hidden=D,
+        heads=2,
+        layers=2,
+        max_len=L,
+        dropout=0.0,
+        items=items,
+        text=None if items == "id" else {"template": "{title}", "adaptor": adaptor, "experts": 3},
+    )
+    return SeqRecModel(
+        spec, N, None if items == "id" else (text_vectors() if vectors is None else vectors)
+    ).eval()
 
 
 def inputs() -> torch.Tensor:
@@ -170,7 +181,9 @@ def test_training_is_blind_to_cold_items_texts():
         models.append((model, start))
     for key, value in models[0][0].state_dict().items():
         torch.testing.assert_close(value, models[1][0].state_dict()[key], atol=0, rtol=0)
-    assert any(not torch.equal(v, models[0][1][k]) for k, v in models[0][0].state_dict().items())  # it trained
+    assert any(
+        not torch.equal(v, models[0][1][k]) for k, v in models[0][0].state_dict().items()
+    )  # it trained
 
 
 def test_frozen_trains_the_item_table_only():

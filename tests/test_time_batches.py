@@ -33,8 +33,13 @@ def timed_seqs(with_times: bool = True) -> Sequences:
     offsets = np.zeros(len(USERS) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in USERS], out=offsets[1:])
     times = np.array([stamp(u, i) for u, s in enumerate(USERS) for i in s], dtype=np.float64)
-    return Sequences(items=items, offsets=offsets, timestamps=times if with_times else None,
-                     user_ids=[str(u) for u in range(len(USERS))], item_ids=[""] + [str(i) for i in range(1, N + 1)])
+    return Sequences(
+        items=items,
+        offsets=offsets,
+        timestamps=times if with_times else None,
+        user_ids=[str(u) for u in range(len(USERS))],
+        item_ids=[""] + [str(i) for i in range(1, N + 1)],
+    )
 
 
 def expected_times(inputs: torch.Tensor, users: np.ndarray) -> torch.Tensor:
@@ -54,7 +59,9 @@ def test_training_batches_carry_the_inputs_times():
         assert batch.times.shape == batch.inputs.shape
         torch.testing.assert_close(batch.times, expected_times(batch.inputs, batcher.users[rows]))
     assert TrainBatcher(seqs, L, 3, bucket_by_length=False).make_batch(np.arange(2)).times is None
-    assert TrainBatcher(timed_seqs(False), L, 3, False, with_times=True).make_batch(np.arange(2)).times is None
+    assert (
+        TrainBatcher(timed_seqs(False), L, 3, False, with_times=True).make_batch(np.arange(2)).times is None
+    )
 
 
 @pytest.mark.parametrize("split", ["valid", "test"])
@@ -62,7 +69,9 @@ def test_evaluation_batches_carry_the_inputs_times(split):
     seqs = timed_seqs()
     for batch in case_batches(seqs, leave_one_out(seqs).cases[split], L, 3, trim=True):
         torch.testing.assert_close(batch.times, expected_times(batch.inputs, batch.users))
-    assert all(b.times is None for b in case_batches(timed_seqs(False), leave_one_out(seqs).cases[split], L, 3))
+    assert all(
+        b.times is None for b in case_batches(timed_seqs(False), leave_one_out(seqs).cases[split], L, 3)
+    )
 
 
 def hstu_model() -> SeqRecModel:

@@ -33,8 +33,13 @@ def cycle_sequences(num_users: int = 66) -> Sequences:
     items = np.array([i for s in seqs for i in s], dtype=np.int32)
     offsets = np.zeros(num_users + 1, dtype=np.int64)
     np.cumsum([len(s) for s in seqs], out=offsets[1:])
-    return Sequences(items=items, offsets=offsets, timestamps=None, user_ids=[str(u) for u in range(num_users)],
-                     item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)])
+    return Sequences(
+        items=items,
+        offsets=offsets,
+        timestamps=None,
+        user_ids=[str(u) for u in range(num_users)],
+        item_ids=[""] + [str(i) for i in range(1, N_ITEMS + 1)],
+    )
 
 
 def test_early_stopping_patience_and_best_epoch():
@@ -61,13 +66,17 @@ def test_early_stopping_resets_on_improvement():
 def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
     seqs = seqs or cycle_sequences()
     seed_everything(seed)
-    model = SeqRecModel(ModelSpec(hidden=16, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    model = SeqRecModel(
+        ModelSpec(hidden=16, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=8, bucket_by_length=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses, step_losses, validated, saved = [], [], [], []
 
     def validate(epoch: int) -> float:
-        metrics, _ = evaluate_split(model, seqs, "valid", MAX_LEN, 32, filter_seen=False, ks=[1, 5], runtime=CPU)
+        metrics, _ = evaluate_split(
+            model, seqs, "valid", MAX_LEN, 32, filter_seen=False, ks=[1, 5], runtime=CPU
+        )
         validated.append(metrics)
         return metrics["HR@1"]
 
@@ -110,7 +119,9 @@ def test_same_seed_identical_losses():
 def test_train_loop_early_stop_and_eval_every():
     seqs = cycle_sequences(12)
     seed_everything(0)
-    model = SeqRecModel(ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    model = SeqRecModel(
+        ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=16, bucket_by_length=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls, epochs_seen = [], []
@@ -128,7 +139,9 @@ def test_train_loop_early_stop_and_eval_every():
 
 def test_train_loop_validates_on_last_epoch_and_honours_deadline():
     seqs = cycle_sequences(12)
-    model = SeqRecModel(ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS)
+    model = SeqRecModel(
+        ModelSpec(hidden=8, heads=2, layers=1, max_len=MAX_LEN, dropout=0.0), num_items=N_ITEMS
+    )
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=16, bucket_by_length=False)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls = []
@@ -175,7 +188,9 @@ def test_truncated_checkpoint_is_user_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="truncated or corrupted"):  # the sidecar's sha256 catches it first
         load_checkpoint(path)
-    (tmp_path / "last.pt.sha256").unlink()  # a checkpoint without a sidecar (older seqrec): torch.load's checks
+    (
+        tmp_path / "last.pt.sha256"
+    ).unlink()  # a checkpoint without a sidecar (older seqrec): torch.load's checks
     with pytest.raises(UserError, match="cannot be read"):
         load_checkpoint(path)
     path.write_bytes(b"")

@@ -31,7 +31,9 @@ CASES = [
 @pytest.mark.parametrize("encoder,overrides", CASES, ids=[c[0] for c in CASES])
 def test_encoder_and_loss_train_evaluate_export(tmp_path, encoder, overrides):
     spec_path = write_spec(tmp_path, write_data(tmp_path / "interactions.txt"))
-    spec = load_spec(spec_path, [f"model.encoder={encoder}", "train.epochs=3", f"name=zoo-{encoder}", *overrides])
+    spec = load_spec(
+        spec_path, [f"model.encoder={encoder}", "train.epochs=3", f"name=zoo-{encoder}", *overrides]
+    )
     result = finetune(spec)
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 3

@@ -20,7 +20,10 @@ class UserError(Exception):
 class SpecError(UserError):
     """One or more problems in a YAML spec; `problems` holds (dotted key, message) pairs."""
 
-    DEFAULT_FIX = "correct the key(s) listed above in the spec or the --set value; --dry-run checks a spec without running"
+    DEFAULT_FIX = (
+        "correct the key(s) listed above in the spec or the --set value; "
+        "--dry-run checks a spec without running"
+    )
 
     def __init__(self, path: str, problems: list[tuple[str, str]], fix: str | None = None):
         self.problems = problems

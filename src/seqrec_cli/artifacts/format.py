@@ -39,9 +39,12 @@ def write_export(folder: Path, state: dict[str, torch.Tensor], config: dict, jso
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
-        (tmp / "config.json").write_text(json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **config},
-                                                    indent=2) + "\n")
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / "model.safetensors")
+        )
+        (tmp / "config.json").write_text(
+            json.dumps({"format": EXPORT_FORMAT, "version": EXPORT_VERSION, **config}, indent=2) + "\n"
+        )
         for name, obj in json_files.items():
             (tmp / name).write_text(json.dumps(obj, indent=2) + "\n")
         for name, text in text_files.items():
@@ -67,8 +70,11 @@ def verify_export(folder: Path) -> dict:
                         fix="point at a folder written by `seqrec export`")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != EXPORT_FORMAT or manifest.get("version") != EXPORT_VERSION:
-        raise UserError(f"unsupported export format {manifest.get('format')} v{manifest.get('version')}",
-                        where=str(path), fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})")
+        raise UserError(
+            f"unsupported export format {manifest.get('format')} v{manifest.get('version')}",
+            where=str(path),
+            fix=f"export again with this version of seqrec ({EXPORT_FORMAT} v{EXPORT_VERSION})",
+        )
     for name, expected in manifest["files"].items():
         file = folder / name
         if not file.is_file() or sha256_file(file) != expected:

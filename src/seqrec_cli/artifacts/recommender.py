@@ -22,7 +22,9 @@ class Recommender:
         rec.recommend([["50", "172"], ["1", "2"]], k=5)        # many histories -> one list each
     """
 
-    def __init__(self, model: SeqRecModel, item_ids: list[str], max_len: int, manifest: dict, device: str = "cpu"):
+    def __init__(
+        self, model: SeqRecModel, item_ids: list[str], max_len: int, manifest: dict, device: str = "cpu"
+    ):
         self.model = model.eval().to(device)
         self.item_ids = item_ids
         self.index = {raw: i for i, raw in enumerate(item_ids) if i != PAD}
@@ -51,7 +53,9 @@ class Recommender:
         if times is not None and [len(t) for t in times] != [len(h) for h in histories]:
             raise ValueError("times must hold one timestamp per history item")
         batch = torch.full((len(histories), self.max_len), PAD, dtype=torch.long)  # [B, L]
-        stamps = None if times is None else torch.zeros(len(histories), self.max_len, dtype=torch.float64)  # [B, L]
+        stamps = (
+            None if times is None else torch.zeros(len(histories), self.max_len, dtype=torch.float64)
+        )  # [B, L]
         for row, history in enumerate(histories):
             keep = [i for i, h in enumerate(map(str, history)) if h in self.index][-self.max_len :]
             if not keep:
@@ -81,7 +85,15 @@ class Recommender:
         batch = [list(histories)] if single else [list(h) for h in histories]
         stamps = None if times is None else ([list(times)] if single else [list(t) for t in times])
         scores = self.scores(batch, exclude_history, stamps)  # [B, N + 1]
-        top = torch.topk(scores, min(k, len(self.item_ids) - 1), dim=1)  # stable order for equal scores is not promised
-        out = [[(self.item_ids[i], float(s)) for i, s in zip(idx.tolist(), val.tolist(), strict=True) if s != float("-inf")]
-               for idx, val in zip(top.indices, top.values, strict=True)]
+        top = torch.topk(
+            scores, min(k, len(self.item_ids) - 1), dim=1
+        )  # stable order for equal scores is not promised
+        out = [
+            [
+                (self.item_ids[i], float(s))
+                for i, s in zip(idx.tolist(), val.tolist(), strict=True)
+                if s != float("-inf")
+            ]
+            for idx, val in zip(top.indices, top.values, strict=True)
+        ]
         return out[0] if single else out

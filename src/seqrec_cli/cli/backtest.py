@@ -9,17 +9,21 @@ from rich.table import Table
 from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
 
 
-def _progress(kind: str, info: dict) -> None:
-    if kind == "backtest.start":
-        console.print(f"backtest of {len(info['periods'])} periods over {info['events']:,} events -> {info['folder']}")
-    elif kind == "backtest.train":
-        console.print(f"period {info['period']}: training [bold]{info['strategy']}[/]")
-    elif kind == "finetune.done":
-        console.print(f"  {info['name']}: {info['epochs_run']} epochs, {info['seconds_this_session']}s, "
-                      f"stop {info['stop_reason']}")
-    elif kind == "backtest.evaluated":
-        console.print(f"period {info['period']} {info['strategy']:<8} NDCG@10 {info['NDCG@10']:.4f} "
-                      f"HR@10 {info['HR@10']:.4f}")
+def _progress(event) -> None:
+    from seqrec_cli.events import BacktestEvaluated, BacktestStarted, BacktestTraining, TrainDone
+
+    match event:
+        case BacktestStarted():
+            console.print(f"backtest of {len(event.periods)} periods over {event.interactions:,} events -> "
+                          f"{event.folder}")
+        case BacktestTraining():
+            console.print(f"period {event.period}: training [bold]{event.strategy}[/]")
+        case TrainDone(run=run):
+            console.print(f"  {run.get('name')}: {run.get('epochs_run')} epochs, {run.get('seconds_this_session')}s, "
+                          f"stop {event.stop_reason}")
+        case BacktestEvaluated():
+            console.print(f"period {event.period} {event.strategy:<8} NDCG@10 {event.ndcg10:.4f} "
+                          f"HR@10 {event.hr10:.4f}")
 
 
 def backtest_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False,

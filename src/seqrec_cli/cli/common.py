@@ -11,15 +11,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from seqrec_cli.cli import help_format  # noqa: F401  (flags show no `<bool>` type in --help)
 from seqrec_cli.errors import UserError
 
 console = Console(soft_wrap=True)  # never break a path or a file:line in a pipe
 err_console = Console(stderr=True)
 
-SpecArg = Annotated[Path, typer.Argument(help="YAML experiment spec", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(help="YAML experiment spec", show_default=False, metavar="SPEC")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="override a spec value before validation: section.key=value (repeatable)"),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a spec value before validation: section.key=value (repeatable)"
+    ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate, print the resolved spec, exit 0")]
 

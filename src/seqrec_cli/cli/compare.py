@@ -11,10 +11,14 @@ from seqrec_cli.cli.evaluate import Split, SplitOpt
 RunArg = Annotated[str, typer.Argument(help="run folder (runs/<name>) or run name", show_default=False)]
 
 
-def compare_command(run_a: RunArg, run_b: RunArg, split: SplitOpt = Split.test,
-                    resamples: Annotated[int, typer.Option(help="bootstrap resamples over users")] = 1000,
-                    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-                    out: Annotated[str | None, typer.Option(help="also write the comparison as JSON here")] = None) -> None:
+def compare_command(
+    run_a: RunArg,
+    run_b: RunArg,
+    split: SplitOpt = Split.test,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples over users")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    out: Annotated[str | None, typer.Option(help="also write the comparison as JSON here")] = None,
+) -> None:
     """Paired comparison of two evaluated runs, user by user: mean difference (A - B), its bootstrap 95% CI,
     paired t-test and Wilcoxon signed-rank p-values. Refuses runs evaluated on different data or protocols."""
     with user_errors():
@@ -26,7 +30,9 @@ def compare_command(run_a: RunArg, run_b: RunArg, split: SplitOpt = Split.test,
 
         a, b = load_run_eval(run_a, split.value), load_run_eval(run_b, split.value)
         result = compare(a, b, resamples, seed)
-        table = Table(title=f"{a.name} (A) vs {b.name} (B) · {split.value} · {result['cases']:,} users · paired")
+        table = Table(
+            title=f"{a.name} (A) vs {b.name} (B) · {split.value} · {result['cases']:,} users · paired"
+        )
         for col in ("metric", "A", "B", "A - B", "95% CI", "t-test p", "Wilcoxon p", "A>B / A<B"):
             table.add_column(col, justify="right")
         for name, r in result["metrics"].items():

@@ -24,8 +24,14 @@ SplitOpt = Annotated[Split, typer.Option("--split", help="which held-out item to
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="evaluate this run/checkpoint/export instead of the spec's run (zero-shot when it was "
     "trained on another dataset with text items)")]
-SampledOpt = Annotated[Sampled | None, typer.Option(
-    "--sampled", help="ALSO report sampled metrics (target vs eval.sampled_negatives sampled items), labelled sampled_*")]
+SampledOpt = Annotated[
+    Sampled | None,
+    typer.Option(
+        "--sampled",
+        help="ALSO report sampled metrics (target vs eval.sampled_negatives sampled items), "
+        "labelled sampled_*",
+    ),
+]
 
 
 def metrics_table(metrics: dict[str, float], title: str, ci: dict | None = None, prefix: str = "") -> Table:
@@ -64,30 +70,55 @@ def evaluate_command(spec_path: SpecArg, split: SplitOpt = Split.test, set_: Set
         finally:
             text.stop()
         rep = result.report
-        title = (f"{spec.name} · {split.value} · {rep['users']:,} users · {rep['num_items']:,} items · "
-                 f"split {rep['protocol']['split']['kind']} · filter_seen={rep['filter_seen']} · ties pessimistic")
+        title = (
+            f"{spec.name} · {split.value} · {rep['users']:,} users · {rep['num_items']:,} items · "
+            f"split {rep['protocol']['split']['kind']} · filter_seen={rep['filter_seen']} · ties pessimistic"
+        )
         keep = {k: v for k, v in rep["metrics"].items() if k.split("@")[0] in ("HR", "NDCG", "MRR")}
         console.print(metrics_table(keep, title, rep.get("ci")))
         if rep["targets"] > rep["cases"]:
-            multi = {k: v for k, v in rep["metrics"].items() if k.split("@")[0] in ("Recall", "Precision", "MAP")}
+            multi = {
+                k: v for k, v in rep["metrics"].items() if k.split("@")[0] in ("Recall", "Precision", "MAP")
+            }
             console.print(metrics_table(multi, "multi-item targets", rep.get("ci")))
-        console.print(metrics_table(rep["list_metrics"], "recommended lists (coverage of the catalogue, novelty in bits)"))
+        console.print(
+            metrics_table(
+                rep["list_metrics"], "recommended lists (coverage of the catalogue, novelty in bits)"
+            )
+        )
         if "sampled" in rep:
             s = rep["sampled"]
-            console.print(metrics_table(s["metrics"], f"SAMPLED: target vs {s['negatives']} {s['strategy']} negatives "
-                                        "(not comparable with full ranking)", prefix="sampled_"))
-        ci_note = (f"; ± = half-width of the 95% CI from {rep['protocol']['bootstrap']['resamples']} bootstrap "
-                   "resamples of users" if rep.get("ci") else "")
+            console.print(
+                metrics_table(
+                    s["metrics"],
+                    f"SAMPLED: target vs {s['negatives']} {s['strategy']} negatives "
+                    "(not comparable with full ranking)",
+                    prefix="sampled_",
+                )
+            )
+        ci_note = (
+            f"; ± = half-width of the 95% CI from {rep['protocol']['bootstrap']['resamples']} bootstrap "
+            "resamples of users"
+            if rep.get("ci")
+            else ""
+        )
         cold = rep.get("cold_start")
         if cold:
             if cold["rankable"] and cold["cold_metrics"]:
-                console.print(metrics_table(cold["cold_metrics"], f"cold targets · {cold['cold_targets']:,} users · "
-                                            f"{cold['cold_items']:,} items never seen in training"))
+                console.print(
+                    metrics_table(
+                        cold["cold_metrics"],
+                        f"cold targets · {cold['cold_targets']:,} users · "
+                        f"{cold['cold_items']:,} items never seen in training",
+                    )
+                )
                 chance = ", ".join(f"{k} {v:.4f}" for k, v in cold["cold_chance"].items())
                 console.print(f"chance on cold targets (random scores): {chance}")
             else:
-                console.print(f"cold targets: {cold['cold_targets']:,} users; not rankable by an id item table "
-                              f"(reported as 0)")
+                console.print(
+                    f"cold targets: {cold['cold_targets']:,} users; not rankable by an id item table "
+                    f"(reported as 0)"
+                )
         ckpt = rep["checkpoint"]
         origin = f"checkpoint epoch {ckpt['epoch']}" if "epoch" in ckpt else \
             f"model {ckpt['source']} ({'zero-shot' if ckpt['zero_shot'] else 'same dataset'})"

@@ -15,6 +15,17 @@ from rich.progress import (
 
 from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
 from seqrec_cli.cli.text_display import TextDisplay
+from seqrec_cli.events import (
+    EpochDone,
+    Event,
+    InitializedFrom,
+    Note,
+    PrepareReading,
+    Resumed,
+    StepDone,
+    TrainDone,
+    TrainStarted,
+)
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run from its last checkpoint")]
 
@@ -33,48 +44,55 @@ class TrainDisplay:
         self.epoch_started = 0.0
         self.text = TextDisplay()
 
-    def __call__(self, kind: str, info: dict) -> None:
-        if self.text(kind, info):
+    def __call__(self, event: Event) -> None:
+        if self.text(event):
             return
-        if kind == "prepare.reading":
-            console.print(f"preparing dataset from {info['source']}")
-        elif kind == "finetune.start":
-            self.epoch = info["start_epoch"]
-            console.print(f"run [bold]{info['run_dir']}[/]: {info['parameters']:,} parameters "
-                          f"({info['trainable_parameters']:,} trainable, train.method {info['method']}), "
-                          f"{info['train_positions_per_epoch']:,} target positions per epoch, "
-                          f"{info['runtime']['device']} {info['runtime']['precision']}")
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=info["steps_per_epoch"], epoch=self.epoch, loss=0.0, rate="")
-            self.epoch_started = time.perf_counter()
-        elif kind == "finetune.init_from":
-            mode = "all weights"
-            if info["mode"] == "transfer":
-                mode = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if info["fresh"] else "")
-            elif info["mode"] == "warm_start":
-                mode = (f"warm start by raw item id: {info['kept']:,} items keep their rows, {info['new']:,} new "
-                        f"({info['new_init']}), {info['dropped']:,} dropped")
-            console.print(f"initialised from {info['path']} ({mode})")
-        elif kind == "finetune.resumed":
-            where = (f"in epoch {info['epoch'] + 1} at batch {info['batches_done']}" if info["batches_done"]
-                     else f"after epoch {info['epoch']}")
-            console.print(f"resuming {where} (optimizer step {info['step']})")
-        elif kind == "finetune.step":
-            elapsed = time.perf_counter() - self.epoch_started
-            rate = f"{info['step'] / max(elapsed, 1e-9):.1f} it/s"
-            self.progress.update(self.task, completed=info["step"], loss=info["loss"], rate=rate, epoch=self.epoch)
-        elif kind == "finetune.epoch":
-            line = (f"epoch {info['epoch']:>3}  loss {info['loss']:.4f}  {info['positions_per_s']:,.0f} pos/s  "
-                    f"{info['seconds']:.1f}s")
-            if "valid" in info:
-                mark = " *" if info["improved"] else ""
-                line += f"  valid {info['monitor']} {info['valid'][info['monitor']]:.4f}{mark}"
-            self.progress.console.print(line)
-            self.epoch = info["epoch"] + 1
-            self.epoch_started = time.perf_counter()
-            self.progress.reset(self.task, epoch=self.epoch, loss=info["loss"], rate="")
-        elif kind == "finetune.done":
-            self.progress.stop()
+        match event:
+            case PrepareReading(source=source):
+                console.print(f"preparing dataset from {source}")
+            case TrainStarted():
+                self.start(event)
+            case InitializedFrom(path=path, mode=mode, fresh=fresh):
+                what = "all weights"
+                if mode == "transfer":
+                    what = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if fresh else "")
+                elif mode == "warm_start":
+                    what = (f"warm start by raw item id: {event.kept:,} items keep their rows, {event.new:,} new "
+                            f"({event.new_init}), {event.dropped:,} dropped")
+                console.print(f"initialised from {path} ({what})")
+            case Resumed(epoch=epoch, step=step, batches_done=batches_done):
+                where = f"in epoch {epoch + 1} at batch {batches_done}" if batches_done else f"after epoch {epoch}"
+                console.print(f"resuming {where} (optimizer step {step})")
+            case StepDone(step=step, loss=loss):
+                elapsed = time.perf_counter() - self.epoch_started
+                rate = f"{step / max(elapsed, 1e-9):.1f} it/s"
+                self.progress.update(self.task, completed=step, loss=loss, rate=rate, epoch=self.epoch)
+            case EpochDone():
+                self.epoch_done(event)
+            case Note(text=text):
+                self.progress.console.print(text, highlight=False, markup=False)
+            case TrainDone():
+                self.progress.stop()
+
+    def start(self, event: TrainStarted) -> None:
+        self.epoch = event.start_epoch
+        console.print(f"run [bold]{event.run_dir}[/]: {event.parameters:,} parameters "
+                      f"({event.trainable_parameters:,} trainable, train.method {event.method}), "
+                      f"{event.positions_per_epoch:,} target positions per epoch, {event.device} {event.precision}")
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=event.steps_per_epoch, epoch=self.epoch, loss=0.0, rate="")
+        self.epoch_started = time.perf_counter()
+
+    def epoch_done(self, event: EpochDone) -> None:
+        line = (f"epoch {event.epoch:>3}  loss {event.loss:.4f}  {event.positions_per_s:,.0f} pos/s  "
+                f"{event.seconds:.1f}s")
+        if event.valid is not None:
+            mark = " *" if event.improved else ""
+            line += f"  valid {event.monitor} {event.monitored:.4f}{mark}"
+        self.progress.console.print(line)
+        self.epoch = event.epoch + 1
+        self.epoch_started = time.perf_counter()
+        self.progress.reset(self.task, epoch=self.epoch, loss=event.loss, rate="")
 
 
 def finetune_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False,

@@ -21,7 +21,9 @@ def _label(row: dict) -> str:
     return " · ".join(fields[:3])
 
 
-def recommend_command(export_dir: ExportArg, history: HistoryOpt, k: KOpt = 10, include_history: KeepOpt = False) -> None:
+def recommend_command(
+    export_dir: ExportArg, history: HistoryOpt, k: KOpt = 10, include_history: KeepOpt = False
+) -> None:
     """Top-k raw item ids for one history, from an exported model (no spec needed)."""
     with user_errors():
         from seqrec_cli.artifacts import Recommender
@@ -35,7 +37,9 @@ def recommend_command(export_dir: ExportArg, history: HistoryOpt, k: KOpt = 10, 
         except ValueError as exc:
             from seqrec_cli.errors import UserError
 
-            raise UserError(str(exc), where="--history", fix="pass item ids that appear in the training data") from exc
+            raise UserError(
+                str(exc), where="--history", fix="pass item ids that appear in the training data"
+            ) from exc
         view = Table(title=f"history: {', '.join(_label(table.get(i, {'item_id': i})) or i for i in items)}")
         view.add_column("#", justify="right")
         view.add_column("item id")

@@ -12,6 +12,7 @@ from rich.progress import (
 )
 
 from seqrec_cli.cli.common import console
+from seqrec_cli.events import Event, TextBatch, TextEncoded, TextEncoding, TextReady
 
 
 class TextDisplay:
@@ -19,26 +20,32 @@ class TextDisplay:
         self.progress: Progress | None = None
         self.task = None
 
-    def __call__(self, kind: str, info: dict) -> bool:
-        """Render `kind` if it is a text event; returns whether it was one."""
-        if kind == "text.encoding":
-            console.print(f"encoding {info['with_text']:,} item texts with {info['encoder']}")
-            self.progress = Progress(TextColumn("[bold]item text"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                     console=console, transient=True)
-            self.progress.start()
-            self.task = self.progress.add_task("encode", total=info["with_text"])
-        elif kind == "text.batch" and self.progress is not None:
-            self.progress.update(self.task, completed=info["done"])
-        elif kind == "text.encoded":
-            self.stop()
-            console.print(f"item text vectors: {info['seconds']}s, cached at {info['path']}")
-        elif kind == "text.ready":
-            source = "cache" if info["cached"] else "encoder"
-            console.print(f"item texts: {info['items']:,} ({info['without_text']:,} without text) from {source}; "
-                          f"e.g. {info['example']!r}", highlight=False, markup=False)
-        else:
-            return False
+    def __call__(self, event: Event) -> bool:
+        """Render `event` if it is a text event; returns whether it was one."""
+        match event:
+            case TextEncoding(with_text=with_text, encoder=encoder):
+                console.print(f"encoding {with_text:,} item texts with {encoder}")
+                self.progress = Progress(TextColumn("[bold]item text"), BarColumn(), MofNCompleteColumn(),
+                                         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                         console=console, transient=True)
+                self.progress.start()
+                self.task = self.progress.add_task("encode", total=with_text)
+            case TextBatch(done=done):
+                if self.progress is not None:
+                    self.progress.update(self.task, completed=done)
+            case TextEncoded(seconds=seconds, path=path):
+                self.stop()
+                console.print(f"item text vectors: {seconds}s, cached at {path}")
+            case TextReady():
+                source = "cache" if event.cached else "encoder"
+                console.print(
+                    f"item texts: {event.items:,} ({event.without_text:,} without text) from {source}; "
+                    f"e.g. {event.example!r}",
+                    highlight=False,
+                    markup=False,
+                )
+            case _:
+                return False
         return True
 
     def stop(self) -> None:

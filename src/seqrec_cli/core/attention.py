@@ -16,14 +16,20 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Queries from x; keys and values from `source` (default x) through the same projections."""
         B, L, D = x.shape
         if source is None:
-            q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3x[B, H, L, Dh]
+            q, k, v = (
+                self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+            )  # 3x[B, H, L, Dh]
         else:
             q = F.linear(x, self.qkv.weight[:D], self.qkv.bias[:D]).view(B, L, 1, self.heads, D // self.heads)
-            kv = F.linear(source, self.qkv.weight[D:], self.qkv.bias[D:]).view(B, L, 2, self.heads, D // self.heads)
+            kv = F.linear(source, self.qkv.weight[D:], self.qkv.bias[D:]).view(
+                B, L, 2, self.heads, D // self.heads
+            )
             q, k, v = torch.cat([q, kv], dim=2).permute(2, 0, 3, 1, 4)  # 3x[B, H, L, Dh]
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # [B, H, L, Dh]
@@ -40,7 +46,9 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(hidden, eps=self.norm_eps)
         self.attn = SelfAttention(hidden, heads, attn_dropout)
         self.norm2 = nn.LayerNorm(hidden, eps=self.norm_eps)
-        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, hidden))
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, hidden)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -60,7 +68,9 @@ class OriginalSASRecBlock(nn.Module):
         self.norm1 = nn.LayerNorm(hidden, eps=self.norm_eps)
         self.attn = SelfAttention(hidden, heads, attn_dropout)
         self.norm2 = nn.LayerNorm(hidden, eps=self.norm_eps)
-        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.Dropout(dropout), nn.ReLU(), nn.Linear(ffn, hidden))
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden, ffn), nn.Dropout(dropout), nn.ReLU(), nn.Linear(ffn, hidden)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -88,16 +88,22 @@ class ItemKNN:
         index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(cols)]))  # [2, P]
         with warnings.catch_warnings():  # torch flags sparse support as beta; these are plain COO products
             warnings.simplefilter("ignore", UserWarning)
-            x = torch.sparse_coo_tensor(index, torch.ones(index.shape[1]), (seqs.num_users, seqs.num_items + 1))
+            x = torch.sparse_coo_tensor(
+                index, torch.ones(index.shape[1]), (seqs.num_users, seqs.num_items + 1)
+            )
             x = x.coalesce()  # [U, N + 1] binary user-item matrix
             co = torch.sparse.mm(x.t(), x).to_dense()  # [N + 1, N + 1] users holding both items
         norm = co.diagonal().clamp(min=1.0).sqrt()  # [N + 1]
-        sim = co / (norm.unsqueeze(0) * norm.unsqueeze(1))  # [N + 1, N + 1] (an outer product: exactly symmetric)
+        sim = co / (
+            norm.unsqueeze(0) * norm.unsqueeze(1)
+        )  # [N + 1, N + 1] (an outer product: exactly symmetric)
         sim.fill_diagonal_(0.0)
         counts = torch.from_numpy(training_counts(seqs, train_len)).float()  # [N + 1]
         return {"similarity": sim.float(), "counts": counts}
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
+    def begin(
+        self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return inputs  # [B, L] history window; PAD rows of the similarity are zero
 
     def block(self, inputs: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -109,7 +115,8 @@ class ItemKNN:
 
 
 class Markov:
-    """First-order Markov chain: P(next = i | last item = j) from consecutive training pairs; popularity backoff."""
+    """First-order Markov chain: P(next = i | last item = j) from consecutive training pairs;
+    popularity backoff."""
 
     def __init__(self, state: dict[str, torch.Tensor]):
         counts = state["transitions"].float()  # [N + 1, N + 1]
@@ -126,7 +133,9 @@ class Markov:
         counts = torch.from_numpy(training_counts(seqs, train_len)).float()  # [N + 1]
         return {"transitions": torch.from_numpy(flat.reshape(n, n)).float(), "counts": counts}
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
+    def begin(
+        self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return inputs[:, -1]  # [B] most recent item (left padding: the last column)
 
     def block(self, last: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -165,7 +174,9 @@ class RandomScores:
         x = x ^ (x >> 32)
         return ((x >> 20) & 0xFFFFFF).float() / float(1 << 24)
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
+    def begin(
+        self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return torch.from_numpy(np.asarray(users, dtype=np.int64))  # [B]
 
     def block(self, users: torch.Tensor, lo: int, hi: int) -> torch.Tensor:

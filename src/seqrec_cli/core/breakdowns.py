@@ -16,7 +16,9 @@ POPULARITY_EDGES = (0, 1, 10, 50, 100, 500, 1000, 5000)  # last bucket: >= 5000
 
 
 def bucket_labels(edges: tuple[int, ...]) -> list[str]:
-    return [f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)] + [f">={edges[-1]}"]
+    return [
+        f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ] + [f">={edges[-1]}"]
 
 
 def _by_bucket(keys: np.ndarray, values: dict[str, np.ndarray], edges: tuple[int, ...]) -> list[dict]:

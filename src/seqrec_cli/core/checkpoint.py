@@ -38,7 +38,9 @@ def _accepted_digests(path: Path) -> set[str] | None:
         record = json.loads(sidecar.read_text())
         return {record["sha256"], *([record["previous_sha256"]] if record.get("previous_sha256") else [])}
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"checkpoint digest file is unreadable ({exc})", where=str(sidecar), fix=REWRITE_FIX) from exc
+        raise UserError(
+            f"checkpoint digest file is unreadable ({exc})", where=str(sidecar), fix=REWRITE_FIX
+        ) from exc
 
 
 def save_checkpoint(path: Path, payload: dict, about: dict | None = None) -> None:
@@ -69,8 +71,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     accepted = _accepted_digests(path)
     data = path.read_bytes()
     if accepted is not None and _sha256(data) not in accepted:
-        raise UserError(f"checkpoint is truncated or corrupted: its sha256 ({len(data)} bytes) does not match "
-                        f"{digest_path(path).name}", where=str(path), fix=REWRITE_FIX)
+        raise UserError(
+            f"checkpoint is truncated or corrupted: its sha256 ({len(data)} bytes) does not match "
+            f"{digest_path(path).name}",
+            where=str(path),
+            fix=REWRITE_FIX,
+        )
     try:
         return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file without a sidecar: report, never half-load

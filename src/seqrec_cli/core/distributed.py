@@ -98,8 +98,11 @@ def init_world(device: str) -> World:
         return World()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device == "mps":
-        raise UserError("distributed training runs on CPU (gloo) or CUDA (nccl), not MPS", where="runtime.device",
-                        fix="launch one process, or use runtime.device=cpu under torchrun")
+        raise UserError(
+            "distributed training runs on CPU (gloo) or CUDA (nccl), not MPS",
+            where="runtime.device",
+            fix="launch one process, or use runtime.device=cpu under torchrun",
+        )
     on_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if on_cuda:
         if local_rank >= torch.cuda.device_count():
@@ -136,7 +139,8 @@ def evaluate_split_sharded(model: SeqRecModel, seqs: Sequences, split: str, max_
     start, stop = shard_bounds(seqs.num_users, batch_size, world)
     part = np.zeros(0, dtype=np.int64)
     if stop > start:
-        _, part = evaluate_split(model, user_slice(seqs, start, stop), split, max_len, batch_size, filter_seen, ks,
-                                 runtime)
+        _, part = evaluate_split(
+            model, user_slice(seqs, start, stop), split, max_len, batch_size, filter_seen, ks, runtime
+        )
     ranks = world.gather(part)  # [U] in user order
     return metrics_at_k(ranks, ks), ranks

@@ -79,7 +79,9 @@ class BERT4RecEncoder(SASRecEncoder):
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        self.mask_token = nn.Parameter(torch.randn(spec.hidden) * spec.item_init_std)  # [D], scaled like the item rows
+        self.mask_token = nn.Parameter(
+            torch.randn(spec.hidden) * spec.item_init_std
+        )  # [D], scaled like the item rows
 
 
 ENCODERS: dict[str, type[nn.Module]] = {

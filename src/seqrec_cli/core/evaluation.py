@@ -34,7 +34,8 @@ class Scorer(Protocol):
         timestamps when the dataset has them -> per-batch state."""
 
     def block(self, state: Any, lo: int, hi: int) -> torch.Tensor:
-        """Scores of items lo..hi-1 (item 0 is PAD): [B, hi - lo] float32, a fresh tensor the caller may modify."""
+        """Scores of items lo..hi-1 (item 0 is PAD): [B, hi - lo] float32, a fresh tensor the caller
+        may modify."""
 
     def items(self, state: Any, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of given (row, item) pairs: rows, items [T] -> [T] float32."""
@@ -56,7 +57,9 @@ class ModelScorer:
         with torch.no_grad():
             self.table = model.item_weights().float()  # [N + 1, D]
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
+    def begin(
+        self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         with self.runtime.autocast():
             return self.model.last_hidden(inputs, times).float()  # [B, D]
 
@@ -106,7 +109,9 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
     by_length = np.argsort(cases.input_end, kind="stable")
     cases = EvalCases(cases.users[by_length], cases.input_end[by_length], cases.target_start[by_length],
                       cases.target_end[by_length])
-    out: dict[str, list[np.ndarray]] = {key: [] for key in ("case_of", "items", "ranks", "users", "hist", "topk", "sampled")}
+    out: dict[str, list[np.ndarray]] = {
+        key: [] for key in ("case_of", "items", "ranks", "users", "hist", "topk", "sampled")
+    }
     for batch in case_batches(seqs, cases, max_len, batch_size, trim=True):
         times = None if batch.times is None else batch.times.to(device)  # [B, W]
         state = scorer.begin(batch.inputs.to(device), batch.users, times)
@@ -134,7 +139,9 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
             if k:  # the recommended list: seen items stay out of it even when they are targets
                 block_k = min(k, hi - lo)
                 vals, idx = torch.topk(scores, block_k, dim=1)  # [B, block_k]
-                top_vals, order = torch.topk(torch.cat([top_vals, vals], 1), min(k, top_vals.shape[1] + block_k), dim=1)
+                top_vals, order = torch.topk(
+                    torch.cat([top_vals, vals], 1), min(k, top_vals.shape[1] + block_k), dim=1
+                )
                 top_idx = torch.gather(torch.cat([top_idx, idx + lo], 1), 1, order)  # [B, k]
             t_inside = (t_items >= lo) & (t_items < hi)  # [T]
             if filter_seen:  # targets are never removed, even when they are in the history
@@ -161,7 +168,9 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
                                                  batch.seen_items.numpy(), batch.seen_rows.numpy(),
                                                  batch.target_items.numpy())).to(device)  # [T, S]
             neg_rows = t_rows.unsqueeze(1).expand_as(negatives)  # [T, S]
-            neg_scores = scorer.items(state, neg_rows.reshape(-1), negatives.reshape(-1)).view_as(negatives)  # [T, S]
+            neg_scores = scorer.items(state, neg_rows.reshape(-1), negatives.reshape(-1)).view_as(
+                negatives
+            )  # [T, S]
             count = (neg_scores >= target_scores.unsqueeze(1)).sum(dim=1)  # [T]
             out["sampled"].append((torch.where(bad_target, negatives.shape[1], count) + 1).cpu().numpy())
     cat = {key: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for key, v in out.items()}
@@ -169,7 +178,9 @@ def rank_cases(scorer: Scorer, seqs: Sequences, cases: EvalCases, max_len: int, 
     inverse = np.argsort(by_length, kind="stable")
     case_of = by_length[cat["case_of"]]
     pairs = np.argsort(case_of, kind="stable")  # targets keep their order within a case
-    topk = cat["topk"].reshape(len(cat["users"]), -1) if k else np.zeros((len(cat["users"]), 0), dtype=np.int64)
+    topk = (
+        cat["topk"].reshape(len(cat["users"]), -1) if k else np.zeros((len(cat["users"]), 0), dtype=np.int64)
+    )
     return Ranked(case_of=case_of[pairs], target_items=cat["items"][pairs], ranks=cat["ranks"][pairs],
                   users=cat["users"][inverse], history_len=cat["hist"][inverse], topk=topk[inverse],
                   sampled_ranks=cat["sampled"][pairs] if sampled is not None else None)
@@ -185,7 +196,9 @@ def evaluate_split(model: SeqRecModel, seqs: Sequences, split: str, max_len: int
                    cases: EvalCases | None = None) -> tuple[dict[str, float], np.ndarray]:
     """Validation during training: mean metrics and the per-pair ranks (leave-one-out unless `cases`)."""
     cases = cases if cases is not None else leave_one_out(seqs).cases[split]
-    ranked = rank_cases(ModelScorer(model, runtime), seqs, cases, max_len, batch_size, filter_seen, runtime.device)
+    ranked = rank_cases(
+        ModelScorer(model, runtime), seqs, cases, max_len, batch_size, filter_seen, runtime.device
+    )
     if len(ranked.ranks) == len(ranked.users):  # one target per case: the classic three
         return metrics_at_k(ranked.ranks, ks), ranked.ranks
     return mean_metrics(split_metrics(ranked, ks)), ranked.ranks
@@ -198,7 +211,9 @@ class DenseScorer:
         self.score_all = score_all
         self.num_items = num_items
 
-    def begin(self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None) -> torch.Tensor:
+    def begin(
+        self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.score_all(inputs).float()  # [B, N + 1]
 
     def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:

@@ -32,7 +32,9 @@ class GRU4RecEncoder(nn.Module):
         cols = torch.arange(L, device=x.device).unsqueeze(0)  # [1, L]
         to_right = ((cols + shift) % L).unsqueeze(-1).expand(B, L, D)  # [B, L, D] right-aligned source slots
         right = self.drop(x).gather(1, to_right)  # [B, L, D], items first, padding last
-        packed = pack_padded_sequence(right, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            right, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
         out, _ = self.gru(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, D]
         to_left = ((cols - shift) % L).unsqueeze(-1).expand(B, L, D)  # [B, L, D] back to left padding

@@ -20,27 +20,54 @@ from seqrec_cli.spec.models import ModelSpec
 def gpt2_config(spec: ModelSpec):
     from transformers import GPT2Config
 
-    return GPT2Config(vocab_size=1, bos_token_id=None, eos_token_id=None, n_positions=spec.max_len, n_embd=spec.hidden, n_layer=spec.layers,
-                      n_head=spec.heads, n_inner=spec.ffn_mult * spec.hidden, resid_pdrop=spec.dropout,
-                      embd_pdrop=spec.dropout, attn_pdrop=spec.attention_dropout)
+    return GPT2Config(
+        vocab_size=1,
+        bos_token_id=None,
+        eos_token_id=None,
+        n_positions=spec.max_len,
+        n_embd=spec.hidden,
+        n_layer=spec.layers,
+        n_head=spec.heads,
+        n_inner=spec.ffn_mult * spec.hidden,
+        resid_pdrop=spec.dropout,
+        embd_pdrop=spec.dropout,
+        attn_pdrop=spec.attention_dropout,
+    )
 
 
 def bert_config(spec: ModelSpec):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=1, pad_token_id=None, type_vocab_size=1, max_position_embeddings=spec.max_len,
-                      hidden_size=spec.hidden, num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-                      intermediate_size=spec.ffn_mult * spec.hidden, hidden_dropout_prob=spec.dropout,
-                      attention_probs_dropout_prob=spec.attention_dropout)
+    return BertConfig(
+        vocab_size=1,
+        pad_token_id=None,
+        type_vocab_size=1,
+        max_position_embeddings=spec.max_len,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.ffn_mult * spec.hidden,
+        hidden_dropout_prob=spec.dropout,
+        attention_probs_dropout_prob=spec.attention_dropout,
+    )
 
 
 def llama_config(spec: ModelSpec):
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=1, bos_token_id=None, eos_token_id=None, pad_token_id=None, max_position_embeddings=spec.max_len, hidden_size=spec.hidden,
-                       num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
-                       num_key_value_heads=spec.kv_heads or spec.heads,
-                       intermediate_size=spec.ffn_mult * spec.hidden, attention_dropout=spec.attention_dropout)
+    return LlamaConfig(
+        vocab_size=1,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+        max_position_embeddings=spec.max_len,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads or spec.heads,
+        intermediate_size=spec.ffn_mult * spec.hidden,
+        attention_dropout=spec.attention_dropout,
+    )
 
 
 def load_pretrained(path: str, model_types: tuple[str, ...], max_len: int) -> nn.Module:
@@ -49,12 +76,18 @@ def load_pretrained(path: str, model_types: tuple[str, ...], max_len: int) -> nn
 
     folder = Path(path).expanduser()
     if not (folder / "config.json").is_file():
-        raise UserError("model.pretrained is not a transformers model folder (no config.json)", where=str(folder),
-                        fix="point model.pretrained at a local folder saved with save_pretrained()")
+        raise UserError(
+            "model.pretrained is not a transformers model folder (no config.json)",
+            where=str(folder),
+            fix="point model.pretrained at a local folder saved with save_pretrained()",
+        )
     config = AutoConfig.from_pretrained(folder, local_files_only=True)
     if config.model_type not in model_types:
-        raise UserError(f"model.pretrained holds a {config.model_type!r} model, this encoder takes {model_types}",
-                        where="model.pretrained", fix="choose the matching model.encoder")
+        raise UserError(
+            f"model.pretrained holds a {config.model_type!r} model, this encoder takes {model_types}",
+            where="model.pretrained",
+            fix="choose the matching model.encoder",
+        )
     positions = getattr(config, "max_position_embeddings", getattr(config, "n_positions", None))
     if positions is not None and positions < max_len:
         raise UserError(f"model.pretrained supports {positions} positions, model.max_len is {max_len}",
@@ -96,7 +129,9 @@ class HFEncoder(nn.Module):
         out = self.backbone(inputs_embeds=self.proj_in(x), attention_mask=real.long(),
                             position_ids=positions).last_hidden_state  # [B, L, width]
         out = self.norm(self.proj_out(out))  # [B, L, D]
-        return torch.where(real.unsqueeze(-1), out, torch.zeros_like(out))  # [B, L, D]; padding rows may be NaN
+        return torch.where(
+            real.unsqueeze(-1), out, torch.zeros_like(out)
+        )  # [B, L, D]; padding rows may be NaN
 
 
 class GPT2Encoder(HFEncoder):
@@ -126,4 +161,8 @@ class BertEncoder(HFEncoder):
         self.mask_token = nn.Parameter(torch.randn(spec.hidden) / spec.hidden**0.5)  # [D], scaled like items
 
 
-HF_ENCODERS: dict[str, type[nn.Module]] = {"hf_gpt2": GPT2Encoder, "hf_bert": BertEncoder, "hf_llama": LlamaEncoder}
+HF_ENCODERS: dict[str, type[nn.Module]] = {
+    "hf_gpt2": GPT2Encoder,
+    "hf_bert": BertEncoder,
+    "hf_llama": LlamaEncoder,
+}

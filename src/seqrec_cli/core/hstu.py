@@ -34,7 +34,9 @@ class HSTULayer(nn.Module):
         """x [B, L, D], weight_mask [B, 1, L, L] (1 = may attend), bias [B or 1, H, L, L] -> [B, L, D]."""
         B, L, D = x.shape
         u, v, q, k = F.silu(self.uvqk(self.norm_in(x))).split(D, dim=-1)  # 4x[B, L, D]
-        q, k, v = (t.view(B, L, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v))  # 3x[B, H, L, Dh]
+        q, k, v = (
+            t.view(B, L, self.heads, D // self.heads).transpose(1, 2) for t in (q, k, v)
+        )  # 3x[B, H, L, Dh]
         a = F.silu(q @ k.transpose(-1, -2) + bias) / n * weight_mask  # [B, H, L, L]
         y = (self.attn_drop(a) @ v).transpose(1, 2).reshape(B, L, D)  # [B, L, D]
         return x + self.drop(self.out(self.norm_attn(y) * u))  # [B, L, D]
@@ -50,7 +52,9 @@ class HSTUEncoder(nn.Module):
         super().__init__()
         self.max_len = spec.max_len
         self.drop = nn.Dropout(spec.dropout)
-        self.rel_pos = nn.Embedding(spec.max_len, spec.heads)  # distance i - j in [0, max_len) -> bias per head
+        self.rel_pos = nn.Embedding(
+            spec.max_len, spec.heads
+        )  # distance i - j in [0, max_len) -> bias per head
         self.rel_time = nn.Embedding(spec.time_buckets, spec.heads)
         self.layers = nn.ModuleList(HSTULayer(spec.hidden, spec.heads, spec.dropout, spec.attention_dropout)
                                     for _ in range(spec.layers))
@@ -70,7 +74,9 @@ class HSTUEncoder(nn.Module):
         if times is not None:
             bias = bias + self.rel_time(self.time_buckets(times)).permute(0, 3, 1, 2)  # [B, H, L, L]
         causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [L, L]
-        weight_mask = (causal & real.unsqueeze(1) & real.unsqueeze(2)).unsqueeze(1).to(x.dtype)  # [B, 1, L, L]
+        weight_mask = (
+            (causal & real.unsqueeze(1) & real.unsqueeze(2)).unsqueeze(1).to(x.dtype)
+        )  # [B, 1, L, L]
         x = self.drop(x) * real.unsqueeze(-1)  # [B, L, D]
         for layer in self.layers:
             x = layer(x, weight_mask, bias, self.max_len) * real.unsqueeze(-1)  # [B, L, D]

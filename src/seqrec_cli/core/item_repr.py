@@ -43,7 +43,9 @@ class MixtureAdaptor(nn.Module):
 
     def __init__(self, text_dim: int, hidden: int, dropout: float, vectors: torch.Tensor, experts: int):
         super().__init__()
-        self.experts = nn.ModuleList(WhitenProjection(text_dim, hidden, dropout, vectors) for _ in range(experts))
+        self.experts = nn.ModuleList(
+            WhitenProjection(text_dim, hidden, dropout, vectors) for _ in range(experts)
+        )
         self.gate = nn.Linear(text_dim, experts, bias=False)
         nn.init.zeros_(self.gate.weight)  # start as the plain average of the experts
 

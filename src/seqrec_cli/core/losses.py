@@ -21,7 +21,9 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 CE_CHUNK = 256  # rows of logits alive at once; small enough to stay in cache on a CPU
 CE_MAX_ELEMENTS = 1 << 24  # ...and at most this many logits (64 MB fp32): 16 rows at 1M items
-NEGATIVE_SCORE_ALL_RATIO = 64  # per-position negatives: score all items when N + 1 <= this x k (benchmarks/bce_negatives.py)
+NEGATIVE_SCORE_ALL_RATIO = (
+    64  # per-position negatives: score all items when N + 1 <= this x k (benchmarks/bce_negatives.py)
+)
 
 
 class _FusedSoftmaxCE(torch.autograd.Function):
@@ -34,7 +36,9 @@ class _FusedSoftmaxCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    def forward(
+        ctx, h: torch.Tensor, weights: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0
+    ) -> torch.Tensor:
         P, N = h.shape[0], weights.shape[0] - 1
         rows_per_chunk = max(1, min(CE_CHUNK, CE_MAX_ELEMENTS // (N + 1)))  # CE_CHUNK up to 65K items
         want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
@@ -104,7 +108,9 @@ def plain_full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_we
 
 # ---- sampled softmax --------------------------------------------------------------------------
 
-Sampler = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]  # targets [P], K -> items [K], q [K]
+Sampler = Callable[
+    [torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]
+]  # targets [P], K -> items [K], q [K]
 
 
 def uniform_sampler(num_items: int) -> Sampler:
@@ -132,8 +138,16 @@ def in_batch_sampler(probs: torch.Tensor) -> Sampler:
     return sample
 
 
-def sampled_softmax(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *, sampler: Sampler,
-                    num_negatives: int, logq_correction: bool = True, temperature: float = 1.0) -> torch.Tensor:
+def sampled_softmax(
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    item_weights: torch.Tensor,
+    *,
+    sampler: Sampler,
+    num_negatives: int,
+    logq_correction: bool = True,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """Softmax over [target, K shared negatives] per position.
 
     With logq_correction each negative's logit is lowered by log(K q): the sum of exp over the

@@ -74,7 +74,11 @@ def _lora(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
     model.encoder = LoraModel(model.encoder, config, "default")
 
 
-METHODS: dict[str, Callable[[SeqRecModel, str, LoraSpec], None]] = {"full": _full, "frozen": _frozen, "lora": _lora}
+METHODS: dict[str, Callable[[SeqRecModel, str, LoraSpec], None]] = {
+    "full": _full,
+    "frozen": _frozen,
+    "lora": _lora,
+}
 
 
 def apply_method(model: SeqRecModel, method: str, encoder_kind: str, lora: LoraSpec) -> ParameterCount:

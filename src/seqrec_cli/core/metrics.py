@@ -12,7 +12,9 @@ import torch
 METRICS = ("HR", "NDCG", "MRR")
 
 
-def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+def pessimistic_ranks(
+    scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
     """scores: [B, N+1], targets: [B], exclude: [B, N+1] bool (items not to rank) -> ranks [B] (1-based).
 
     The target is never excluded, even when it is in the history (repeat consumption).
@@ -51,7 +53,9 @@ def metrics_at_k(ranks: np.ndarray, ks: list[int]) -> dict[str, float]:
 CASE_METRICS = ("HR", "Recall", "Precision", "NDCG", "MRR", "MAP")
 
 
-def per_case_metrics(case_of: np.ndarray, ranks: np.ndarray, num_cases: int, ks: list[int]) -> dict[str, np.ndarray]:
+def per_case_metrics(
+    case_of: np.ndarray, ranks: np.ndarray, num_cases: int, ks: list[int]
+) -> dict[str, np.ndarray]:
     """case_of: [T] case index of each (case, target) pair, ranks: [T] 1-based -> {"NDCG@10": [E], ...}.
 
     With one target per case, Recall@K = HR@K, Precision@K = HR@K / K and MAP@K = MRR@K.
@@ -71,7 +75,9 @@ def per_case_metrics(case_of: np.ndarray, ranks: np.ndarray, num_cases: int, ks:
     for k in ks:
         hit = ranks <= k  # [T]
         hits = np.bincount(case_of, weights=hit.astype(np.float64), minlength=num_cases)  # [E]
-        dcg = np.bincount(case_of, weights=np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0), minlength=num_cases)
+        dcg = np.bincount(
+            case_of, weights=np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0), minlength=num_cases
+        )
         ideal_n = np.minimum(n_targets, k)
         idcg = np.cumsum(1.0 / np.log2(np.arange(2, int(ideal_n.max()) + 2)))[ideal_n.astype(np.int64) - 1]
         best = np.full(num_cases, np.inf)

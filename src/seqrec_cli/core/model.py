@@ -32,7 +32,9 @@ class SeqRecModel(nn.Module):
         if spec.items != "id":
             if text_vectors is None or text_vectors.shape[0] != num_items + 1:
                 raise ValueError(f"model.items {spec.items!r} needs text vectors for {num_items} items + PAD")
-            self.text_items = TextItems(text_vectors, spec.hidden, spec.dropout, spec.text.adaptor, spec.text.experts)
+            self.text_items = TextItems(
+                text_vectors, spec.hidden, spec.dropout, spec.text.adaptor, spec.text.experts
+            )
         # Items held out of training (cold start): zero rows while training, so nothing learns from them.
         self.register_buffer("train_keep", None, persistent=False)  # [N + 1, 1] once hold_out_items is called
         self.register_buffer("held_out", None, persistent=False)  # [C] the held-out item ids
@@ -79,13 +81,16 @@ class SeqRecModel(nn.Module):
             x = F.embedding(inputs, table, padding_idx=PAD)  # [B, L, D]
         else:
             is_mask = (inputs == MASK).unsqueeze(-1)  # [B, L, 1]
-            x = torch.where(is_mask, self.encoder.mask_token, F.embedding(inputs.clamp(min=PAD), table))  # [B, L, D]
+            x = torch.where(
+                is_mask, self.encoder.mask_token, F.embedding(inputs.clamp(min=PAD), table)
+            )  # [B, L, D]
         if self.uses_times and times is not None:
             return self.encoder(x * math.sqrt(self.hidden), real, times)  # [B, L, D]
         return self.encoder(x * math.sqrt(self.hidden), real)  # [B, L, D]
 
     def item_weights(self) -> torch.Tensor:
-        """[N + 1, D] the one item table for inputs and scores; column 0 (PAD) is masked wherever scores are used."""
+        """[N + 1, D] the one item table for inputs and scores; column 0 (PAD) is masked wherever
+        scores are used."""
         table = self.item_emb.weight if self.text_items is None else self.text_items()  # [N + 1, D]
         if self.item_emb is not None and self.text_items is not None:
             ids = self.item_emb.weight  # [N + 1, D]

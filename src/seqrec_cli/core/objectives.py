@@ -19,12 +19,19 @@ def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences,
     if ENCODERS[model.encoder].objective == "masked_item":
         return MaskedItemBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length,
                                  model.mask_prob, model.last_item_mask_prob, train_lengths=train_lengths)
-    return TrainBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length, train_lengths=train_lengths,
-                        with_times=getattr(ENCODERS[model.encoder], "uses_times", False))
+    return TrainBatcher(
+        seqs,
+        model.max_len,
+        train.batch_size,
+        train.bucket_by_length,
+        train_lengths=train_lengths,
+        with_times=getattr(ENCODERS[model.encoder], "uses_times", False),
+    )
 
 
 def training_item_counts(seqs: Sequences) -> torch.Tensor:
-    """[N + 1] interaction counts in the training part of the histories (PAD = 0): the negative samplers' q."""
+    """[N + 1] interaction counts in the training part of the histories (PAD = 0): the negative
+    samplers' q."""
     counts = training_popularity(seqs).clone()  # [N + 1]
     counts[PAD] = 0.0
     return counts

@@ -56,7 +56,9 @@ def resolve_runtime(device: str, precision: str, threads: int | None = None) -> 
                         fix="use runtime.device=auto or cpu")
     dev = torch.device(device)
     dtype = _autocast_dtype(dev, precision)
-    if dev.type == "cuda":  # TF32 matmuls on Ampere or newer: fp32 accuracy for this model at tensor-core speed
+    if (
+        dev.type == "cuda"
+    ):  # TF32 matmuls on Ampere or newer: fp32 accuracy for this model at tensor-core speed
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     return Runtime(device=dev, dtype=dtype)
@@ -69,17 +71,26 @@ def _autocast_dtype(dev: torch.device, precision: str) -> torch.dtype | None:
         return None
     if precision == "fp16":
         if dev.type != "cuda":
-            raise UserError(f"runtime.precision is fp16 but the device is {dev.type}; fp16 training needs CUDA "
-                            "(with loss scaling)", where="runtime.precision",
-                            fix="use runtime.precision=fp32 (or bf16 on a CPU with AVX512-BF16/AMX)")
+            raise UserError(
+                f"runtime.precision is fp16 but the device is {dev.type}; fp16 training needs CUDA "
+                "(with loss scaling)",
+                where="runtime.precision",
+                fix="use runtime.precision=fp32 (or bf16 on a CPU with AVX512-BF16/AMX)",
+            )
         return torch.float16
     if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UserError("runtime.precision is bf16 but this GPU does not support bf16", where="runtime.precision",
-                        fix="use runtime.precision=fp16 or fp32")
+        raise UserError(
+            "runtime.precision is bf16 but this GPU does not support bf16",
+            where="runtime.precision",
+            fix="use runtime.precision=fp16 or fp32",
+        )
     if dev.type == "cpu" and not cpu_bf16_supported():
-        raise UserError("runtime.precision is bf16 but this CPU has no native bf16 (AVX512-BF16 or AMX); torch "
-                        "would emulate it, slower than fp32", where="runtime.precision",
-                        fix="use runtime.precision=fp32 (or auto) on this machine")
+        raise UserError(
+            "runtime.precision is bf16 but this CPU has no native bf16 (AVX512-BF16 or AMX); torch "
+            "would emulate it, slower than fp32",
+            where="runtime.precision",
+            fix="use runtime.precision=fp32 (or auto) on this machine",
+        )
     return torch.bfloat16
 
 

@@ -36,8 +36,11 @@ def load_text_encoder(folder: Path):
     hf_logging.disable_progress_bar()  # the CLI draws its own; a library must not print
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise UserError("not a Hugging Face model folder (config.json missing)", where=str(folder),
-                        fix="point model.text.encoder at a local folder with config.json, weights and tokenizer")
+        raise UserError(
+            "not a Hugging Face model folder (config.json missing)",
+            where=str(folder),
+            fix="point model.text.encoder at a local folder with config.json, weights and tokenizer",
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         model = AutoModel.from_pretrained(str(folder), local_files_only=True)
@@ -65,7 +68,9 @@ def encode_texts(texts: list[str], tokenizer, model, batch_size: int, max_length
         rows = order[start : start + batch_size]
         batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
                           return_tensors="pt")
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # [B, T, E]
+        hidden = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state  # [B, T, E]
         out[rows] = mean_pool(hidden, batch["attention_mask"]).float()  # [B, E]
         done += len(rows)
         on_batch(done, len(texts))

@@ -93,10 +93,17 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, resamples: int = 1000, seed:
     return paired_comparisons({"m": a}, {"m": b}, resamples, seed, level)["m"]
 
 
-def paired_comparisons(a: dict[str, np.ndarray], b: dict[str, np.ndarray], resamples: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> dict[str, dict]:
+def paired_comparisons(
+    a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, dict]:
     """paired_comparison for every metric of {name: [E] per-case values}, on one shared set of resamples."""
-    diffs = {name: np.asarray(a[name], dtype=np.float64) - np.asarray(b[name], dtype=np.float64) for name in a}
+    diffs = {
+        name: np.asarray(a[name], dtype=np.float64) - np.asarray(b[name], dtype=np.float64) for name in a
+    }
     cis = bootstrap_ci(diffs, resamples, seed, level)
     return {name: {"a": float(np.mean(a[name])), "b": float(np.mean(b[name])), "diff": cis[name]["mean"],
                    "low": cis[name]["low"], "high": cis[name]["high"], "t_test": paired_t_test(diff),

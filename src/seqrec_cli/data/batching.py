@@ -111,7 +111,9 @@ class TrainBatcher:
         labels = block[:, 1:].copy()
         labels[inputs == PAD] = IGNORE  # a label needs at least one real input before it
         labels[labels == PAD] = IGNORE
-        times = None if self.times is None else torch.from_numpy(self.times[rows, -width:-1].copy())  # [B, width-1]
+        times = (
+            None if self.times is None else torch.from_numpy(self.times[rows, -width:-1].copy())
+        )  # [B, width-1]
         return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels), times)
 
     def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:
@@ -140,14 +142,20 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + shift
 
 
-def _distinct_targets(seqs: Sequences, bases: np.ndarray, cases, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct_targets(
+    seqs: Sequences, bases: np.ndarray, cases, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(row, item) pairs of each case's distinct targets, in time order within a row."""
     counts = (cases.target_end[idx] - cases.target_start[idx]).astype(np.int64)  # [B]
     if (counts == 1).all():  # leave-one-out: one target per row, nothing to deduplicate
-        return np.arange(len(idx), dtype=np.int64), seqs.items[bases + cases.target_start[idx]].astype(np.int64)
+        return np.arange(len(idx), dtype=np.int64), seqs.items[bases + cases.target_start[idx]].astype(
+            np.int64
+        )
     rows, items = [], []
     for row, c in enumerate(idx):
-        window = seqs.items[bases[row] + cases.target_start[c]: bases[row] + cases.target_end[c]].astype(np.int64)
+        window = seqs.items[bases[row] + cases.target_start[c] : bases[row] + cases.target_end[c]].astype(
+            np.int64
+        )
         _, first = np.unique(window, return_index=True)
         distinct = window[np.sort(first)]
         rows.append(np.full(len(distinct), row, dtype=np.int64))
@@ -155,7 +163,9 @@ def _distinct_targets(seqs: Sequences, bases: np.ndarray, cases, idx: np.ndarray
     return np.concatenate(rows), np.concatenate(items)
 
 
-def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bool = False) -> Iterator[EvalBatch]:
+def case_batches(
+    seqs: Sequences, cases, max_len: int, batch_size: int, trim: bool = False
+) -> Iterator[EvalBatch]:
     """Batches of evaluation cases (data.splits.EvalCases): input = items[:input_end] (the most recent
     max_len of it), targets = the distinct items of items[target_start:target_end]. With `trim`, a
     batch is only as wide as its longest window (else always max_len). Built with array indexing
@@ -174,7 +184,9 @@ def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bo
         times = None
         if seqs.timestamps is not None:
             times = np.where(real, seqs.timestamps[flat], 0).astype(seqs.timestamps.dtype)  # [B, W]
-        seen_rows = np.repeat(np.arange(len(idx), dtype=np.int64), hist_len)  # full histories, not only the window
+        seen_rows = np.repeat(
+            np.arange(len(idx), dtype=np.int64), hist_len
+        )  # full histories, not only the window
         seen_items = seqs.items[_ranges(bases, hist_len)].astype(np.int64)
         target_rows, target_items = _distinct_targets(seqs, bases, cases, idx)
         first_of_row = np.searchsorted(target_rows, np.arange(len(idx)))
@@ -193,5 +205,6 @@ def case_batches(seqs: Sequences, cases, max_len: int, batch_size: int, trim: bo
 
 
 def eval_batches(seqs: Sequences, split: str, max_len: int, batch_size: int) -> Iterator[EvalBatch]:
-    """Leave-one-out: every user once, input = history before the split's target, target = the held-out item."""
+    """Leave-one-out: every user once, input = history before the split's target, target = the
+    held-out item."""
     return case_batches(seqs, leave_one_out(seqs).cases[split], max_len, batch_size)

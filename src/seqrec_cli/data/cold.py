@@ -28,11 +28,16 @@ def hold_out_items(seqs: Sequences, cold: np.ndarray, min_user_len: int) -> Sequ
     is_cold[cold] = True
     keep = ~is_cold[seqs.items]  # [R]
     keep[seqs.offsets[1:] - 1] = True  # each user's last item stays (it may be a cold test target)
-    lengths = np.add.reduceat(keep.astype(np.int64), seqs.offsets[:-1]) if len(keep) else np.zeros(0, np.int64)
+    lengths = (
+        np.add.reduceat(keep.astype(np.int64), seqs.offsets[:-1]) if len(keep) else np.zeros(0, np.int64)
+    )
     users = np.flatnonzero(lengths >= min_user_len)
     if not len(users):
-        raise DataError("no user keeps enough items after holding out data.cold_items", where="data.cold_items",
-                        fix="lower data.cold_items.fraction")
+        raise DataError(
+            "no user keeps enough items after holding out data.cold_items",
+            where="data.cold_items",
+            fix="lower data.cold_items.fraction",
+        )
     row_user = np.repeat(np.arange(seqs.num_users), seqs.lengths())  # [R]
     keep &= np.isin(row_user, users)
     offsets = np.zeros(len(users) + 1, dtype=np.int64)
@@ -56,5 +61,7 @@ def candidates_per_user(seqs: Sequences, split: str, filter_seen: bool) -> np.nd
     if not filter_seen:
         return np.full(seqs.num_users, seqs.num_items, dtype=np.int64)
     ends = seqs.offsets[1:] - SPLIT_HOLDOUT[split] - 1
-    seen = np.array([len(np.unique(seqs.items[start:end])) for start, end in zip(seqs.offsets[:-1], ends, strict=True)])
+    seen = np.array(
+        [len(np.unique(seqs.items[start:end])) for start, end in zip(seqs.offsets[:-1], ends, strict=True)]
+    )
     return seqs.num_items - seen

@@ -52,7 +52,8 @@ def _item_columns(spec: ItemInfoSpec, present: list[str], source: Source) -> tup
     id_column = match_column(spec.id_column, present)
     if id_column is None:
         raise DataError(
-            f"item id column {spec.id_column!r} (data.items.id_column) not found; columns present: {', '.join(present)}",
+            f"item id column {spec.id_column!r} (data.items.id_column) not found; "
+            f"columns present: {', '.join(present)}",
             where=source.label,
             fix="set data.items.id_column to one of the columns present",
         )
@@ -63,7 +64,8 @@ def _item_columns(spec: ItemInfoSpec, present: list[str], source: Source) -> tup
         found = match_column(asked, present)
         if found is None:
             raise DataError(
-                f"column {asked!r} (data.items.text_columns) not found; columns present: {', '.join(present)}",
+                f"column {asked!r} (data.items.text_columns) not found; "
+                f"columns present: {', '.join(present)}",
                 where=source.label,
                 fix="list only columns present in data.items.text_columns",
             )
@@ -227,9 +229,9 @@ def _attribute_names(path: Path) -> dict[str, str]:
 def read_attributes_json(base: Path, spec: ItemInfoSpec) -> ItemTable:
     """S3-Rec `*_item2attributes.json` -> field `attributes` (", "-joined).
 
-    Ids are named through `attribute_names` where it has them and kept as ids otherwise; repeats are dropped. CAUTION: for the
-    S3-Rec Amazon data the datamaps' attribute ids were never verified to match item2attributes' ids, so
-    names from there may be wrong; the ids themselves are always right.
+    Ids are named through `attribute_names` where it has them and kept as ids otherwise; repeats are
+    dropped. CAUTION: for the S3-Rec Amazon data the datamaps' attribute ids were never verified to
+    match item2attributes' ids, so names from there may be wrong; the ids themselves are always right.
     """
     path = resolve_path(base, spec.path)
     data = _load_json(check_exists(path), "data.items.path")

@@ -39,8 +39,11 @@ def _fields(text: str, columns: list[str]) -> tuple[str, ...]:
             raise SpecError(WHERE, [(WHERE, f"placeholder {{{name}}} is not a field name")],
                             fix=f"use field names from the item table: {', '.join(columns)}")
         if name not in columns:
-            raise SpecError(WHERE, [(WHERE, f"unknown field {{{name}}}; the item table has: {', '.join(columns)}")],
-                            fix="use only those field names in the template")
+            raise SpecError(
+                WHERE,
+                [(WHERE, f"unknown field {{{name}}}; the item table has: {', '.join(columns)}")],
+                fix="use only those field names in the template",
+            )
         names.append(name)
     return tuple(names)
 

@@ -70,7 +70,9 @@ class MaskedItemBatcher:
     def positions(self, rows: np.ndarray) -> int:
         """Expected masked positions of these rows: the weight of their batch in an accumulated step
         (the draw itself happens in make_batch)."""
-        random_part = (1 - self.last_item_mask_prob) * np.maximum(self.lengths[rows] * self.mask_prob, 1).sum()
+        random_part = (1 - self.last_item_mask_prob) * np.maximum(
+            self.lengths[rows] * self.mask_prob, 1
+        ).sum()
         return max(1, int(round(random_part + self.last_item_mask_prob * len(rows))))
 
     def make_batch(self, rows: np.ndarray, rng: np.random.Generator | None = None) -> TrainBatch:
@@ -78,7 +80,9 @@ class MaskedItemBatcher:
         # per batch from (seed, epoch, batch index): a resumed run draws the same masks.
         rng = rng or np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         width = int(self.lengths[rows].max())
-        inputs, labels = mask_block(self.windows[rows, -width:], rng, self.mask_prob, self.last_item_mask_prob)
+        inputs, labels = mask_block(
+            self.windows[rows, -width:], rng, self.mask_prob, self.last_item_mask_prob
+        )
         return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels))
 
     def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:

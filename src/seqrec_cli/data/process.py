@@ -1,6 +1,6 @@
 """Raw interactions -> per-user chronological item sequences with dense ids.
 
-Order of operations (documented in the README): rating threshold, stable time sort, dedup,
+Order of operations (documented in docs/data.md): rating threshold, stable time sort, dedup,
 iterative k-core, id assignment. Ties in time keep the original row order of the file, so the
 same file always gives the same sequences.
 """

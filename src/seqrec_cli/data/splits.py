@@ -70,8 +70,11 @@ def temporal(seqs: Sequences, spec: TemporalSplitSpec | None) -> SplitPlan:
     t_valid = _cut(seqs.timestamps, spec.valid_quantile, spec.valid_time)
     t_test = _cut(seqs.timestamps, spec.test_quantile, spec.test_time)
     if not t_valid < t_test:
-        raise DataError(f"the valid cut ({t_valid}) must come before the test cut ({t_test})",
-                        where="data.temporal", fix="use valid_quantile < test_quantile (or valid_time < test_time)")
+        raise DataError(
+            f"the valid cut ({t_valid}) must come before the test cut ({t_test})",
+            where="data.temporal",
+            fix="use valid_quantile < test_quantile (or valid_time < test_time)",
+        )
     # per user: number of events strictly before each cut (items are time-sorted within a user)
     before_valid = np.empty(seqs.num_users, dtype=np.int64)
     before_test = np.empty(seqs.num_users, dtype=np.int64)
@@ -110,7 +113,9 @@ def check_no_leakage(seqs: Sequences, plan: SplitPlan) -> None:
         if len(c) == 0:
             continue
         if (c.input_end > c.target_start).any():
-            problems.append(f"{split}: {int((c.input_end > c.target_start).sum())} case(s) whose input reaches the target")
+            problems.append(
+                f"{split}: {int((c.input_end > c.target_start).sum())} case(s) whose input reaches the target"
+            )
         if (c.target_end <= c.target_start).any():
             problems.append(f"{split}: case(s) without a target")
         over = plan.train_len[c.users] > c.target_start
@@ -129,12 +134,19 @@ def check_no_leakage(seqs: Sequences, plan: SplitPlan) -> None:
                 base = off[c.users[i]]
                 first_target = ts[base + c.target_start[i]]
                 if first_target <= latest_train:
-                    problems.append(f"{split}: a target at time {first_target} is not after the latest training "
-                                    f"event ({latest_train})")
+                    problems.append(
+                        f"{split}: a target at time {first_target} is not after the latest training "
+                        f"event ({latest_train})"
+                    )
                     break
                 if c.input_end[i] > 0 and ts[base + c.input_end[i] - 1] >= plan.cuts[split]:
-                    problems.append(f"{split}: an input event is not before the {split} cut ({plan.cuts[split]})")
+                    problems.append(
+                        f"{split}: an input event is not before the {split} cut ({plan.cuts[split]})"
+                    )
                     break
     if problems:
-        raise DataError("evaluation leakage: " + "; ".join(problems), where=f"split {plan.kind}",
-                        fix="this is a bug or a corrupted prepared dataset; re-run `seqrec prepare` and report it")
+        raise DataError(
+            "evaluation leakage: " + "; ".join(problems),
+            where=f"split {plan.kind}",
+            fix="this is a bug or a corrupted prepared dataset; re-run `seqrec prepare` and report it",
+        )

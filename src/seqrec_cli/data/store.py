@@ -69,7 +69,9 @@ def write_prepared(folder: Path, seqs: Sequences, table: ItemTable | None, manif
             (tmp / COLD_ITEMS).write_text(json.dumps(cold_items))
             fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS)
         rows = item_rows(seqs, table)
-        (tmp / "items.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        (tmp / "items.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
         manifest = {
             "format_version": FORMAT_VERSION,
             **manifest,
@@ -104,8 +106,11 @@ def load_prepared(folder: Path, verify: bool = True) -> tuple[Sequences, dict]:
     manifest = read_manifest(folder)
     fingerprinted = (*FINGERPRINT_FILES, COLD_ITEMS) if "cold_items" in manifest else FINGERPRINT_FILES
     if verify and _files_hash(folder, fingerprinted) != manifest["fingerprint"]["hash"]:
-        raise UserError("prepared dataset files do not match their manifest fingerprint (modified or corrupted)",
-                        where=str(folder), fix="delete this folder and run `seqrec prepare SPEC` again")
+        raise UserError(
+            "prepared dataset files do not match their manifest fingerprint (modified or corrupted)",
+            where=str(folder),
+            fix="delete this folder and run `seqrec prepare SPEC` again",
+        )
     ts_path = folder / "timestamps.npy"
     seqs = Sequences(
         items=np.load(folder / "sequences.npy", allow_pickle=False),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,14 @@ import numpy as np
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.core.uncertainty import bootstrap_ci, paired_comparisons
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import (
+    BacktestDone,
+    BacktestEvaluated,
+    BacktestStarted,
+    BacktestTraining,
+    Events,
+    no_events,
+)
 from seqrec_cli.pipelines.backtest_cases import Log, PeriodCases, make_periods, period_cases, rank_period
 from seqrec_cli.pipelines.common import load_dataset, load_trained, runtime_for
 from seqrec_cli.pipelines.finetune import finetune
@@ -38,7 +45,6 @@ from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.pipelines.update import record_lineage, update
 from seqrec_cli.spec.models import ColumnMap, DataSpec, ExperimentSpec
 
-Events = Callable[[str, dict], None]
 STRATEGIES = ("retrain", "update", "frozen")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -141,7 +147,7 @@ def user_metrics(ranks: np.ndarray, cases: PeriodCases, ks: list[int], mask: np.
     return {name: _user_means(v[sel], cases.users[sel]) for name, v in case_metrics(ranks, ks).items()}
 
 
-def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = lambda kind, info: None) -> BacktestResult:
+def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = no_events) -> BacktestResult:
     if spec.model.kind != "neural":
         raise UserError("the backtest trains and updates networks", where="model.kind",
                         fix="use model.kind neural (baselines have nothing to update)")
@@ -159,14 +165,13 @@ def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = la
     folder.mkdir(parents=True, exist_ok=True)
     ks, strategies = spec.eval.ks, options.strategies
     runtime = runtime_for(spec)
-    events("backtest.start", {"periods": [float(s) for s in periods.starts], "folder": str(folder),
-                              "strategies": list(strategies), "events": int(len(log.times))})
+    events(BacktestStarted(str(folder), tuple(float(s) for s in periods.starts), strategies, int(len(log.times))))
 
     models: dict[str, list[Trained]] = {s: [] for s in strategies}
 
     def train(k: int, start: float, path: Path, strategy: str) -> Trained:
         s = _period_spec(spec, folder, path, f"{spec.name}-{strategy}-p{k}")
-        events("backtest.train", {"period": k, "strategy": strategy})
+        events(BacktestTraining(k, strategy))
         if strategy == "update":
             seconds = update(str(models["update"][k - 1].run_dir), s, events).seconds
         else:
@@ -199,7 +204,7 @@ def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = la
     atomic_write_json(folder / "backtest.json", report)
     png = folder / "backtest.png"
     plot_backtest(report, png)
-    events("backtest.done", {"folder": str(folder)})
+    events(BacktestDone(str(folder)))
     return BacktestResult(folder, report, png)
 
 
@@ -244,7 +249,7 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
             period["strategies"][strategy] = entry
             rows.append({"period": k, "strategy": strategy, "NDCG@10": entry["metrics"].get("NDCG@10"),
                          "HR@10": entry["metrics"].get("HR@10"), "seconds": entry["train_seconds"]})
-            events("backtest.evaluated", {"period": k, "strategy": strategy, **rows[-1]})
+            events(BacktestEvaluated(k, strategy, rows[-1]["NDCG@10"], rows[-1]["HR@10"], entry["train_seconds"]))
         names = list(per_user)
         pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
         comparisons.append({"period": k, "pairs": {f"{a} - {b}": paired_comparisons(

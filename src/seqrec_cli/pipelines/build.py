@@ -3,7 +3,6 @@ cold items held out of training, and a record of what the item table depends on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +11,9 @@ import torch
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.store import load_cold_items
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.item_text import TextVectors, text_vectors
 from seqrec_cli.spec.models import ExperimentSpec
-
-Events = Callable[[str, dict], None]
 
 
 @dataclass
@@ -34,7 +32,7 @@ class BuiltModel:
 
 
 def build_model(spec: ExperimentSpec, seqs: Sequences, prepared: Path,
-                events: Events = lambda kind, info: None) -> BuiltModel:
+                events: Events = no_events) -> BuiltModel:
     text = text_vectors(spec, prepared, events) if spec.model.items != "id" else None
     model = SeqRecModel(spec.model, seqs.num_items, text.vectors if text else None)
     cold = load_cold_items(prepared)

@@ -16,6 +16,7 @@ from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import SplitPlan, make_plan
 from seqrec_cli.data.store import load_prepared
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
@@ -58,14 +59,23 @@ def check_monitor(spec: ExperimentSpec) -> None:
                         fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
 
 
-def load_trained(spec: ExperimentSpec, seqs: Sequences, manifest: dict, runtime: Runtime, checkpoint: str = BEST,
-                 events=lambda kind, info: None) -> tuple[BuiltModel, dict, Path]:
+def load_trained(
+    spec: ExperimentSpec,
+    seqs: Sequences,
+    manifest: dict,
+    runtime: Runtime,
+    checkpoint: str = BEST,
+    events: Events = no_events,
+) -> tuple[BuiltModel, dict, Path]:
     """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint
     payload = load_checkpoint(path)
     if "kind" in payload and payload["kind"] != "neural":
-        raise UserError(f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
-                        where=str(path), fix="evaluate baselines with `seqrec evaluate`; only networks are exported")
+        raise UserError(
+            f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
+            where=str(path),
+            fix="evaluate baselines with `seqrec evaluate`; only networks are exported",
+        )
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was trained with, or train again")

@@ -31,6 +31,7 @@ from seqrec_cli.core.uncertainty import bootstrap_ci
 from seqrec_cli.data.io import sha256_file
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.cold_eval import cold_start_section
 from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained, runtime_for, split_plan
@@ -59,8 +60,11 @@ def load_baseline(spec: ExperimentSpec, manifest: dict, checkpoint: str = BEST) 
         raise UserError("baseline was fitted on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was fitted with, or fit it again")
     if payload.get("kind") != spec.model.kind:
-        raise UserError(f"run holds a {payload.get('kind')!r} model, the spec says model.kind={spec.model.kind!r}",
-                        where=str(path), fix="use the spec the run was made with")
+        raise UserError(
+            f"run holds a {payload.get('kind')!r} model, the spec says model.kind={spec.model.kind!r}",
+            where=str(path),
+            fix="use the spec the run was made with",
+        )
     return BASELINES[spec.model.kind](payload["state"]), payload, path
 
 
@@ -71,7 +75,9 @@ def negative_sampler(strategy: str, count: int, train_counts: np.ndarray, seed: 
     Sampling without replacement by random keys: the `count` smallest of -log(U) / weight over the
     allowed items (exponential races; uniform when all weights are equal)."""
     n_items = len(train_counts) - 1
-    weights = np.ones(n_items + 1) if strategy == "uniform" else np.asarray(train_counts, dtype=np.float64) + 1e-9
+    weights = (
+        np.ones(n_items + 1) if strategy == "uniform" else np.asarray(train_counts, dtype=np.float64) + 1e-9
+    )
     rng = np.random.default_rng(seed)
     rows_per_draw = max(1, (1 << 22) // (n_items + 1))  # bounds the [rows, N + 1] key matrix
 
@@ -83,8 +89,11 @@ def negative_sampler(strategy: str, count: int, train_counts: np.ndarray, seed: 
         banned[target_rows, target_items] = True
         allowed = n_items + 1 - banned.sum(axis=1)
         if (allowed < count).any():
-            raise UserError(f"cannot sample {count} negatives: a user has only {int(allowed.min())} unseen items",
-                            where="eval.sampled_negatives", fix="use fewer negatives")
+            raise UserError(
+                f"cannot sample {count} negatives: a user has only {int(allowed.min())} unseen items",
+                where="eval.sampled_negatives",
+                fix="use fewer negatives",
+            )
         picked = np.empty((batch, count), dtype=np.int64)
         for lo in range(0, batch, rows_per_draw):
             hi = min(lo + rows_per_draw, batch)
@@ -114,7 +123,7 @@ def cases_csv(ranked: Ranked, seqs: Sequences) -> str:
 
 
 def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: str | None = None,
-             model_source: str | None = None, events=lambda kind, info: None) -> EvaluateResult:
+             model_source: str | None = None, events: Events = no_events) -> EvaluateResult:
     """The run's checkpoint (or fitted baseline) on `split`; with `model_source` (a run, checkpoint or
     export, possibly of another dataset) that model as it is instead: zero-shot when trained elsewhere."""
     if model_source is not None:
@@ -130,11 +139,19 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
     if spec.model.kind != "neural":
         scorer, payload, ckpt_path = load_baseline(spec, manifest, checkpoint)
         device = torch.device("cpu")  # baselines are table lookups; they stay on the CPU
-        where = {"path": str(ckpt_path), "epoch": int(payload.get("epoch", 0)), "sha256": sha256_file(ckpt_path)}
+        where = {
+            "path": str(ckpt_path),
+            "epoch": int(payload.get("epoch", 0)),
+            "sha256": sha256_file(ckpt_path),
+        }
     else:
         if model_source is None:
             built, payload, ckpt_path = load_trained(spec, seqs, manifest, runtime, checkpoint, events)
-            where = {"path": str(ckpt_path), "epoch": int(payload.get("epoch", 0)), "sha256": sha256_file(ckpt_path)}
+            where = {
+                "path": str(ckpt_path),
+                "epoch": int(payload.get("epoch", 0)),
+                "sha256": sha256_file(ckpt_path),
+            }
         else:
             built = build_model(spec, seqs, prepared, events)
             done = init_from(built.model, built.items_info, model_source, manifest["fingerprint"]["hash"],
@@ -156,36 +173,62 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
     report = {
         "split": split,
         "metrics": mean_metrics(per_case),
-        "ci": bootstrap_ci(per_case, spec.eval.bootstrap, spec.eval.bootstrap_seed, CI_LEVEL) if spec.eval.bootstrap else {},
+        "ci": bootstrap_ci(per_case, spec.eval.bootstrap, spec.eval.bootstrap_seed, CI_LEVEL)
+        if spec.eval.bootstrap
+        else {},
         "list_metrics": list_metrics(ranked.topk, ks, counts),
         "breakdowns": {
-            "history_length": {"edges": list(HISTORY_EDGES), "buckets": history_breakdown(ranked.history_len, per_case)},
-            "target_popularity": {"edges": list(POPULARITY_EDGES),
-                                  "buckets": popularity_breakdown(ranked.target_items, ranked.ranks, counts, ks)},
+            "history_length": {
+                "edges": list(HISTORY_EDGES),
+                "buckets": history_breakdown(ranked.history_len, per_case),
+            },
+            "target_popularity": {
+                "edges": list(POPULARITY_EDGES),
+                "buckets": popularity_breakdown(ranked.target_items, ranked.ranks, counts, ks),
+            },
         },
         "filter_seen": spec.eval.filter_seen,
         "users": int(len(np.unique(ranked.users))),
         "cases": int(len(ranked.users)),
         "targets": int(len(ranked.ranks)),
         "num_items": seqs.num_items,
-        "protocol": {"split": plan.describe(), "ranking": RANKING, "ties": TIES, "filter_seen": spec.eval.filter_seen,
-                     "ks": ks, "bootstrap": {"resamples": spec.eval.bootstrap, "seed": spec.eval.bootstrap_seed,
-                                             "level": CI_LEVEL, "over": "cases (users)"}},
-        "model": {"kind": spec.model.kind, **({"encoder": spec.model.encoder} if spec.model.kind == "neural" else {})},
+        "protocol": {
+            "split": plan.describe(),
+            "ranking": RANKING,
+            "ties": TIES,
+            "filter_seen": spec.eval.filter_seen,
+            "ks": ks,
+            "bootstrap": {
+                "resamples": spec.eval.bootstrap,
+                "seed": spec.eval.bootstrap_seed,
+                "level": CI_LEVEL,
+                "over": "cases (users)",
+            },
+        },
+        "model": {
+            "kind": spec.model.kind,
+            **({"encoder": spec.model.encoder} if spec.model.kind == "neural" else {}),
+        },
         "dataset_fingerprint": manifest["fingerprint"],
         "spec_hash": spec_hash(spec),
         "seed": spec.train.seed,
         "checkpoint": where,
         **({"items": built.items_info} if built is not None else {}),
-        "runtime": {"device": str(device), "precision": runtime.describe()["precision"] if spec.model.kind == "neural" else "fp32"},
+        "runtime": {
+            "device": str(device),
+            "precision": runtime.describe()["precision"] if spec.model.kind == "neural" else "fp32",
+        },
         "seconds": round(seconds, 3),
         "cases_per_second": round(len(ranked.users) / max(seconds, 1e-9), 1),
     }
     if ranked.sampled_ranks is not None:
         sampled_case = per_case_metrics(ranked.case_of, ranked.sampled_ranks, len(ranked.users), ks)
         report["sampled"] = {
-            "warning": "SAMPLED metrics: the target is ranked against sampled negatives only, not the catalogue",
-            "strategy": strategy, "negatives": spec.eval.sampled_negatives, "seed": spec.train.seed,
+            "warning": "SAMPLED metrics: the target is ranked against sampled negatives only, "
+            "not the catalogue",
+            "strategy": strategy,
+            "negatives": spec.eval.sampled_negatives,
+            "seed": spec.train.seed,
             "metrics": {f"sampled_{name}": value for name, value in mean_metrics(sampled_case).items()},
         }
     if built is not None and built.cold_items:

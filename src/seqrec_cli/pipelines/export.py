@@ -29,13 +29,21 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST) -> Path:
     return write_export(
         export_dir(spec),
         state=model.state_dict(),
-        config={"model": spec.model.model_dump(mode="json"), "num_items": seqs.num_items,
-                "items": built.items_info, "train_method": spec.train.method,
-                "unrankable_items": [] if unrankable is None else unrankable.tolist()},
+        config={
+            "model": spec.model.model_dump(mode="json"),
+            "num_items": seqs.num_items,
+            "items": built.items_info,
+            "train_method": spec.train.method,
+            "unrankable_items": [] if unrankable is None else unrankable.tolist(),
+        },
         json_files={"item_ids.json": seqs.item_ids, "metrics.json": evals},
         text_files={"items.jsonl": (prepared / "items.jsonl").read_text(encoding="utf-8")},
         tensor_files=tensors,
-        manifest_extra={"name": spec.name, "spec_hash": spec_hash(spec), "dataset_fingerprint": manifest["fingerprint"],
-                        "checkpoint": {"path": str(ckpt_path), "epoch": int(payload["epoch"])},
-                        "created_unix": time.time()},
+        manifest_extra={
+            "name": spec.name,
+            "spec_hash": spec_hash(spec),
+            "dataset_fingerprint": manifest["fingerprint"],
+            "checkpoint": {"path": str(ckpt_path), "epoch": int(payload["epoch"])},
+            "created_unix": time.time(),
+        },
     )

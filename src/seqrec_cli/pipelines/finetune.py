@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,6 +28,16 @@ from seqrec_cli.core.train import (
     train_loop,
 )
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import (
+    EpochDone,
+    Events,
+    InitializedFrom,
+    Resumed,
+    StepDone,
+    TrainDone,
+    TrainStarted,
+    no_events,
+)
 from seqrec_cli.pipelines.build import build_model
 from seqrec_cli.pipelines.common import (
     BEST,
@@ -40,6 +49,8 @@ from seqrec_cli.pipelines.common import (
     runtime_for,
     split_plan,
 )
+from seqrec_cli.pipelines.finetune_result import FinetuneResult
+from seqrec_cli.pipelines.fit_baseline import fit_baseline
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.pipelines.tensorboard_log import epoch_logger
@@ -47,18 +58,7 @@ from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
-Events = Callable[[str, dict], None]
-
-
-@dataclass
-class FinetuneResult:
-    run_dir: Path
-    stop_reason: str
-    best_epoch: int
-    best_value: float
-    epochs_run: int
-    seconds: float
-    is_main: bool = True  # False on torchrun's other processes, which write and print nothing
+__all__ = ["FinetuneResult", "finetune"]
 
 
 def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
@@ -125,17 +125,15 @@ def _keep_metrics_lines(path: Path, count: int) -> None:
             atomic_write_text(path, "".join(lines[:count]))
 
 
-def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = lambda kind, info: None) -> FinetuneResult:
+def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = no_events) -> FinetuneResult:
     """Train one run; under torchrun every process calls this and rank 0 alone writes files and events."""
     check_monitor(spec)
     if spec.model.kind != "neural":  # non-neural baselines are fitted, not trained
-        from seqrec_cli.pipelines.fit_baseline import fit_baseline
-
         prepare(spec, events)
         return fit_baseline(spec, resume, events)
     world = init_world(spec.runtime.device)
     try:
-        return _finetune(spec, resume, events if world.is_main else lambda kind, info: None, world)
+        return _finetune(spec, resume, events if world.is_main else no_events, world)
     finally:
         world.close()
 
@@ -160,7 +158,10 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     if train.init_from and not has_state:
         done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent,
                          item_ids=seqs.item_ids, init_items=train.init_items)
-        events("finetune.init_from", done)
+        events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
+                               fresh=tuple(done.get("fresh", ())), kept=done.get("kept", 0),
+                               new=done.get("new", 0), dropped=done.get("dropped", 0),
+                               new_init=done.get("new_init", "")))
     counts = apply_method(model, train.method, spec.model.encoder, train.lora)
     model.to(runtime.device)  # LoRA adapters are created on the CPU
     optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
@@ -177,8 +178,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                                                 scaler, spec, train.grad_accum * world.size, per_epoch)
         if world.is_main:
             _keep_metrics_lines(folder / "metrics.jsonl", metrics_lines)
-        events("finetune.resumed", {"epoch": loop.epoch - 1, "step": loop.global_step,
-                                    "batches_done": loop.batches_done})
+        events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
 
     info = {
         "name": spec.name,
@@ -199,8 +199,11 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     if world.is_main:
         atomic_write_text(folder / "spec.yaml", dump_spec(spec))
         atomic_write_json(folder / "run.json", info)
-    events("finetune.start", {**info, "run_dir": str(folder), "start_epoch": loop.epoch,
-                              "epochs": train.epochs, "global_step": loop.global_step})
+    events(TrainStarted(run_dir=str(folder), start_epoch=loop.epoch, epochs=train.epochs,
+                        global_step=loop.global_step, steps_per_epoch=per_epoch, total_steps=total_steps,
+                        parameters=counts.total, trainable_parameters=counts.trainable, method=train.method,
+                        positions_per_epoch=batcher.num_positions, device=info["runtime"]["device"],
+                        precision=info["runtime"]["precision"], run=dict(info)))
 
     last_valid: dict = {}
     tensorboard = epoch_logger(folder, spec.train.tensorboard)
@@ -235,8 +238,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
         metrics_lines += 1
         if tensorboard:
             tensorboard(record)
-        events("finetune.epoch", {**record, "best_epoch": stopper.best_epoch, "best": stopper.best,
-                                  "monitor": train.monitor})
+        events(EpochDone(**record, monitor=train.monitor, best_epoch=stopper.best_epoch, best=stopper.best))
 
     def save_state(state: LoopState) -> None:
         if world.is_main:
@@ -248,8 +250,8 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                 "items": built.items_info},
                 about=state.state())
 
-    hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(
-        "finetune.step", {"step": step, "total": total, "loss": loss}), on_epoch=on_epoch,
+    hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(StepDone(step, total, loss)),
+                       on_epoch=on_epoch,
         on_improved=on_improved, save_state=save_state)
     started = time.time()
     deadline = started + 60 * train.max_minutes if train.max_minutes else None
@@ -268,5 +270,5 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                  "global_step": loop.global_step, "seconds_this_session": round(seconds, 1)})
     if world.is_main:
         atomic_write_json(folder / "run.json", info)
-    events("finetune.done", info)
+    events(TrainDone(run_dir=str(folder), stop_reason=reason, run=dict(info)))
     return FinetuneResult(folder, reason, stopper.best_epoch, stopper.best, metrics_lines, seconds, world.is_main)

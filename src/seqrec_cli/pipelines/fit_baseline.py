@@ -5,7 +5,6 @@ metrics.jsonl, checkpoints/best.pt holding the baseline's tensors)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.baselines import BASELINES
@@ -13,17 +12,15 @@ from seqrec_cli.core.checkpoint import save_checkpoint
 from seqrec_cli.core.evaluation import rank_cases
 from seqrec_cli.core.metrics import mean_metrics, per_case_metrics
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, TrainDone
 from seqrec_cli.pipelines.common import BEST, load_dataset, split_plan
+from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
-Events = Callable[[str, dict], None]
 
-
-def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events):
-    from seqrec_cli.pipelines.finetune import FinetuneResult  # the result type finetune returns
-
+def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events) -> FinetuneResult:
     started = time.time()
     seqs, manifest, _ = load_dataset(spec)
     plan = split_plan(spec, seqs)
@@ -53,5 +50,5 @@ def fit_baseline(spec: ExperimentSpec, resume: bool, events: Events):
             "epochs_run": 1, "seconds_this_session": round(seconds, 1)}
     atomic_write_text(folder / "spec.yaml", dump_spec(spec))
     atomic_write_json(folder / "run.json", info)
-    events("finetune.done", info)
+    events(TrainDone(run_dir=str(folder), stop_reason="fitted", run=info))
     return FinetuneResult(folder, "fitted", 1, float(valid.get(monitor, float("nan"))), 1, seconds)

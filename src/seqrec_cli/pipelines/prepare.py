@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from seqrec_cli.data.readers import read_interactions
 from seqrec_cli.data.splits import make_plan
 from seqrec_cli.data.store import load_prepared, read_manifest, write_prepared
 from seqrec_cli.errors import DataError, UserError
+from seqrec_cli.events import Events, PrepareReading, PrepareReused, PrepareWritten, no_events
 from seqrec_cli.pipelines.paths import data_spec_hash, interactions_path, prepared_dir, resolved_data_spec
 from seqrec_cli.spec.models import ExperimentSpec
-
-Events = Callable[[str, dict], None]
 
 
 @dataclass
@@ -38,7 +36,7 @@ def content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> PrepareResult:
+def prepare(spec: ExperimentSpec, events: Events = no_events) -> PrepareResult:
     data = resolved_data_spec(spec)
     folder = prepared_dir(spec, data)
     wanted_hash = data_spec_hash(data)
@@ -51,7 +49,7 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
     if data.sha256 and checksum != data.sha256:
         raise DataError(f"content sha256 {checksum} does not match the expected {data.sha256}",
                         where=str(source), fix="use the canonical file, or remove/update data.sha256")
-    events("prepare.reading", {"source": str(source)})
+    events(PrepareReading(str(source)))
     raw = read_interactions(source, data)
     seqs = build_sequences(raw, data)
     cold = None
@@ -81,7 +79,7 @@ def prepare(spec: ExperimentSpec, events: Events = lambda kind, info: None) -> P
         if not (folder / "manifest.json").is_file():
             raise
         return _reuse(folder, data, wanted_hash, events)
-    events("prepare.written", {"folder": str(folder)})
+    events(PrepareWritten(str(folder)))
     return PrepareResult(folder, manifest, reused=False)
 
 
@@ -95,5 +93,5 @@ def _reuse(folder: Path, data, wanted_hash: str, events: Events) -> PrepareResul
         )
     seqs, _ = load_prepared(folder)
     make_plan(seqs, data.split, data.temporal)  # the split must still be leak-free on this data
-    events("prepare.reused", {"folder": str(folder)})
+    events(PrepareReused(str(folder)))
     return PrepareResult(folder, manifest, reused=True)

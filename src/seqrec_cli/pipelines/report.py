@@ -41,13 +41,20 @@ def format_p(p: float) -> str:
 
 def _kind(run: RunEval) -> str:
     model = run.report.get("model", {})
-    return model.get("encoder", model.get("kind", "?")) if model.get("kind") == "neural" else model.get("kind", "?")
+    return (
+        model.get("encoder", model.get("kind", "?"))
+        if model.get("kind") == "neural"
+        else model.get("kind", "?")
+    )
 
 
 def claim_out_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise UserError("output folder exists and was not written by `seqrec report`; refusing to overwrite it",
-                        where=str(out), fix="choose a new --out folder")
+        raise UserError(
+            "output folder exists and was not written by `seqrec report`; refusing to overwrite it",
+            where=str(out),
+            fix="choose a new --out folder",
+        )
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -65,8 +72,11 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
     comparisons = [compare(best, other, resamples, seed) for other in runs[1:]]
     first = best.report
     proto = first["protocol"]
-    split_desc = proto["split"]["kind"] + (f" (targets: {proto['split']['targets']}, cuts {proto['split']['cuts']})"
-                                           if proto["split"].get("cuts") else "")
+    split_desc = proto["split"]["kind"] + (
+        f" (targets: {proto['split']['targets']}, cuts {proto['split']['cuts']})"
+        if proto["split"].get("cuts")
+        else ""
+    )
     fp = first["dataset_fingerprint"]
     bootstrap = proto.get("bootstrap", {})
     md = [f"# {title or 'Evaluation report'}", ""]
@@ -79,32 +89,78 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
         f"- **Dataset fingerprint:** {fp['hash'][:16]} ({fp['users']:,} users, {fp['items']:,} items, "
         f"{fp['interactions']:,} interactions)",
         f"- **Confidence intervals:** 95% percentile bootstrap over users, {bootstrap.get('resamples', '?')} "
-        f"resamples (seed {bootstrap.get('seed', '?')}); paired comparisons: {resamples} resamples (seed {seed}), "
+        f"resamples (seed {bootstrap.get('seed', '?')}); "
+        f"paired comparisons: {resamples} resamples (seed {seed}), "
         "paired t-test and Wilcoxon signed-rank test (two-sided)",
         "",
         "## Leaderboard",
         "",
-        _table(["run", "model", f"{ndcg} [95% CI]", f"{hr} [95% CI]", f"{mrr} [95% CI]", f"Coverage@{k}",
-                f"Novelty@{k} (bits)", f"AvgPop@{k}"],
-               [[r.name, _kind(r), _ci(r, ndcg), _ci(r, hr), _ci(r, mrr),
-                 f"{r.report['list_metrics'][f'Coverage@{k}']:.3f}", f"{r.report['list_metrics'][f'Novelty@{k}']:.2f}",
-                 f"{r.report['list_metrics'][f'AvgPop@{k}']:.0f}"] for r in runs]),
+        _table(
+            [
+                "run",
+                "model",
+                f"{ndcg} [95% CI]",
+                f"{hr} [95% CI]",
+                f"{mrr} [95% CI]",
+                f"Coverage@{k}",
+                f"Novelty@{k} (bits)",
+                f"AvgPop@{k}",
+            ],
+            [
+                [
+                    r.name,
+                    _kind(r),
+                    _ci(r, ndcg),
+                    _ci(r, hr),
+                    _ci(r, mrr),
+                    f"{r.report['list_metrics'][f'Coverage@{k}']:.3f}",
+                    f"{r.report['list_metrics'][f'Novelty@{k}']:.2f}",
+                    f"{r.report['list_metrics'][f'AvgPop@{k}']:.0f}",
+                ]
+                for r in runs
+            ],
+        ),
         "",
         "![leaderboard](leaderboard.png)",
         "",
         f"## Is {best.name} really better? (paired, user by user)",
         "",
-        _table(["vs", "metric", f"{best.name} - other", "95% CI", "t-test p", "Wilcoxon p", "users better / worse"],
-               [[c["b"], m, f"{c['metrics'][m]['diff']:+.4f}", f"[{c['metrics'][m]['low']:+.4f}, {c['metrics'][m]['high']:+.4f}]",
-                 format_p(c['metrics'][m]['t_test']['p']), format_p(c['metrics'][m]['wilcoxon']['p']),
-                 f"{c['metrics'][m]['a_better']:,} / {c['metrics'][m]['b_better']:,}"]
-                for c in comparisons for m in (ndcg, hr)]),
+        _table(
+            [
+                "vs",
+                "metric",
+                f"{best.name} - other",
+                "95% CI",
+                "t-test p",
+                "Wilcoxon p",
+                "users better / worse",
+            ],
+            [
+                [
+                    c["b"],
+                    m,
+                    f"{c['metrics'][m]['diff']:+.4f}",
+                    f"[{c['metrics'][m]['low']:+.4f}, {c['metrics'][m]['high']:+.4f}]",
+                    format_p(c["metrics"][m]["t_test"]["p"]),
+                    format_p(c["metrics"][m]["wilcoxon"]["p"]),
+                    f"{c['metrics'][m]['a_better']:,} / {c['metrics'][m]['b_better']:,}",
+                ]
+                for c in comparisons
+                for m in (ndcg, hr)
+            ],
+        ),
         "",
         "## Metric@K",
         "",
-        _table(["run"] + [f"NDCG@{x}" for x in ks] + [f"HR@{x}" for x in ks],
-               [[r.name] + [f"{r.report['metrics'][f'NDCG@{x}']:.4f}" for x in ks]
-                + [f"{r.report['metrics'][f'HR@{x}']:.4f}" for x in ks] for r in runs]),
+        _table(
+            ["run"] + [f"NDCG@{x}" for x in ks] + [f"HR@{x}" for x in ks],
+            [
+                [r.name]
+                + [f"{r.report['metrics'][f'NDCG@{x}']:.4f}" for x in ks]
+                + [f"{r.report['metrics'][f'HR@{x}']:.4f}" for x in ks]
+                for r in runs
+            ],
+        ),
         "",
         "![metric at K](metric_at_k.png)",
         "",
@@ -113,11 +169,22 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
     report_plots.metric_at_k(runs, out / "metric_at_k.png")
     monitor = runs[0].info.get("monitor") or ndcg
     if report_plots.training_curves(runs, monitor, out / "training_curves.png"):
-        md += ["## Training curves", "", f"Training loss and validation {monitor} per epoch (runs that train; "
-               "baselines are fitted in one pass).", "", "![training curves](training_curves.png)", ""]
-    md += ["## Breakdowns", "",
-           f"History length = items before the target (buckets [lo, hi), edges {list(HISTORY_EDGES)}); target "
-           f"popularity = the target's training interactions (edges {list(POPULARITY_EDGES)}).", ""]
+        md += [
+            "## Training curves",
+            "",
+            f"Training loss and validation {monitor} per epoch (runs that train; "
+            "baselines are fitted in one pass).",
+            "",
+            "![training curves](training_curves.png)",
+            "",
+        ]
+    md += [
+        "## Breakdowns",
+        "",
+        f"History length = items before the target (buckets [lo, hi), edges {list(HISTORY_EDGES)}); target "
+        f"popularity = the target's training interactions (edges {list(POPULARITY_EDGES)}).",
+        "",
+    ]
     for kind, label, png in (("history_length", "history length", "breakdown_history.png"),
                              ("target_popularity", "target popularity", "breakdown_popularity.png")):
         report_plots.breakdown(runs, kind, ndcg, f"{ndcg} by {label}", out / png)
@@ -127,29 +194,66 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
             by = {b["bucket"]: b for b in r.report["breakdowns"][kind]["buckets"]}
             rows.append([r.name] + [f"{by[b][ndcg]:.4f}" if b in by else "-" for b in buckets])
         counts = {b["bucket"]: b["cases"] for b in best.report["breakdowns"][kind]["buckets"]}
-        md += [f"### {ndcg} by {label}", "", _table(["run"] + [f"{b} (n={counts[b]:,})" for b in buckets], rows), "",
-               f"![{label}]({png})", ""]
+        md += [
+            f"### {ndcg} by {label}",
+            "",
+            _table(["run"] + [f"{b} (n={counts[b]:,})" for b in buckets], rows),
+            "",
+            f"![{label}]({png})",
+            "",
+        ]
     sampled = [r for r in runs if "sampled" in r.report]
     if sampled:
-        md += ["## SAMPLED metrics (not full ranking)", "",
-               "The target ranked against sampled negatives only, as in older papers. These numbers are "
-               "inflated and can reorder models; the full-ranking numbers above are the ones to trust.", "",
-               _table(["run", "negatives", f"sampled_{hr}", f"sampled_{ndcg}", f"full {hr}", f"full {ndcg}"],
-                      [[r.name, f"{r.report['sampled']['negatives']} {r.report['sampled']['strategy']}",
+        md += [
+            "## SAMPLED metrics (not full ranking)",
+            "",
+            "The target ranked against sampled negatives only, as in older papers. These numbers are "
+            "inflated and can reorder models; the full-ranking numbers above are the ones to trust.",
+            "",
+            _table(
+                ["run", "negatives", f"sampled_{hr}", f"sampled_{ndcg}", f"full {hr}", f"full {ndcg}"],
+                [
+                    [
+                        r.name,
+                        f"{r.report['sampled']['negatives']} {r.report['sampled']['strategy']}",
                         f"{r.report['sampled']['metrics'][f'sampled_{hr}']:.4f}",
                         f"{r.report['sampled']['metrics'][f'sampled_{ndcg}']:.4f}",
-                        f"{r.report['metrics'][hr]:.4f}", f"{r.report['metrics'][ndcg]:.4f}"] for r in sampled]), ""]
+                        f"{r.report['metrics'][hr]:.4f}",
+                        f"{r.report['metrics'][ndcg]:.4f}",
+                    ]
+                    for r in sampled
+                ],
+            ),
+            "",
+        ]
     md += ["## Runs", "", _table(["run", "folder", "spec hash", "seed", "checkpoint epoch"],
                                  [[r.name, f"`{r.folder}`", r.report["spec_hash"][:12], str(r.report["seed"]),
                                    str(r.report["checkpoint"]["epoch"])] for r in runs]), ""]
-    atomic_write_json(out / MARKER, {"split": split, "runs": [str(r.folder) for r in runs], "headline_k": k,
-                                     "leaderboard": {r.name: {"metrics": r.report["metrics"], "ci": r.report.get("ci", {}),
-                                                              "list_metrics": r.report["list_metrics"]} for r in runs},
-                                     "comparisons": comparisons})
+    atomic_write_json(
+        out / MARKER,
+        {
+            "split": split,
+            "runs": [str(r.folder) for r in runs],
+            "headline_k": k,
+            "leaderboard": {
+                r.name: {
+                    "metrics": r.report["metrics"],
+                    "ci": r.report.get("ci", {}),
+                    "list_metrics": r.report["list_metrics"],
+                }
+                for r in runs
+            },
+            "comparisons": comparisons,
+        },
+    )
     path = out / "README.md"
     atomic_write_text(path, "\n".join(md))
     return path
 
 
 def command_line(run_args: list[str], out: Path, split: str) -> str:
-    return "seqrec report " + " ".join(shlex.quote(a) for a in run_args) + f" --out {shlex.quote(str(out))} --split {split}"
+    return (
+        "seqrec report "
+        + " ".join(shlex.quote(a) for a in run_args)
+        + f" --out {shlex.quote(str(out))} --split {split}"
+    )

@@ -32,7 +32,9 @@ def leaderboard(runs: list[RunEval], k: int, path: Path) -> None:
     for ax, metric in zip(axes, (f"NDCG@{k}", f"HR@{k}"), strict=True):
         values = [r.report["metrics"][metric] for r in runs]
         ci = [r.report.get("ci", {}).get(metric) for r in runs]
-        err = np.array([[v - c["low"], c["high"] - v] if c else [0, 0] for v, c in zip(values, ci, strict=True)]).T
+        err = np.array(
+            [[v - c["low"], c["high"] - v] if c else [0, 0] for v, c in zip(values, ci, strict=True)]
+        ).T
         ax.barh(names, values, xerr=err, color="#4c72b0", capsize=3)
         ax.invert_yaxis()
         ax.set_xlabel(f"{metric} (95% bootstrap CI)")
@@ -83,14 +85,20 @@ def training_curves(runs: list[RunEval], monitor: str, path: Path) -> bool:
 def breakdown(runs: list[RunEval], kind: str, metric: str, title: str, path: Path) -> None:
     plt = _pyplot()
     present = {b["bucket"] for run in runs for b in run.report["breakdowns"][kind]["buckets"]}
-    labels = [lab for lab in bucket_labels(tuple(runs[0].report["breakdowns"][kind]["edges"])) if lab in present]
+    labels = [
+        lab for lab in bucket_labels(tuple(runs[0].report["breakdowns"][kind]["edges"])) if lab in present
+    ]
     fig, ax = plt.subplots(figsize=(10, 3.6))
     width = 0.8 / len(runs)
     x = np.arange(len(labels))
     for i, run in enumerate(runs):
         by = {b["bucket"]: b for b in run.report["breakdowns"][kind]["buckets"]}
-        ax.bar(x + i * width - 0.4 + width / 2, [by[lab][metric] if lab in by else 0.0 for lab in labels], width,
-               label=run.name)
+        ax.bar(
+            x + i * width - 0.4 + width / 2,
+            [by[lab][metric] if lab in by else 0.0 for lab in labels],
+            width,
+            label=run.name,
+        )
     counts = {b["bucket"]: b["cases"] for b in runs[0].report["breakdowns"][kind]["buckets"]}
     ax.set_xticks(x, [f"{lab}\n(n={counts.get(lab, 0)})" for lab in labels], fontsize=8)
     ax.set_ylabel(metric)

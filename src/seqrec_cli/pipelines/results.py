@@ -42,13 +42,17 @@ def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
         return path
     if (runs_root / str(arg)).is_dir():
         return runs_root / str(arg)
-    raise UserError("no such run folder", where=str(arg), fix="give a run folder (runs/<name>) or a run name under runs/")
+    raise UserError(
+        "no such run folder", where=str(arg), fix="give a run folder (runs/<name>) or a run name under runs/"
+    )
 
 
 def read_epochs(folder: Path) -> list[dict]:
     """A run folder's metrics.jsonl, one dict per epoch ([] when the run has none yet)."""
     path = Path(folder) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    )
 
 
 def first_best_epoch(epochs: list[dict], metric: str) -> tuple[int, float] | None:
@@ -100,9 +104,12 @@ def check_comparable(runs: list[RunEval]) -> None:
         diff = [name for name in base if base[name] != key[name]]
         if diff:
             detail = "; ".join(f"{name}: {base[name]!r} vs {key[name]!r}" for name in diff)
-            raise UserError(f"runs {runs[0].name!r} and {run.name!r} were not evaluated the same way ({detail})",
-                            where=str(run.folder), fix="compare runs evaluated on the same prepared dataset with "
-                            "the same split, filter_seen and ks")
+            raise UserError(
+                f"runs {runs[0].name!r} and {run.name!r} were not evaluated the same way ({detail})",
+                where=str(run.folder),
+                fix="compare runs evaluated on the same prepared dataset with "
+                "the same split, filter_seen and ks",
+            )
         if run.users != runs[0].users or run.targets != runs[0].targets:
             raise UserError(f"runs {runs[0].name!r} and {run.name!r} ranked different (user, target) cases",
                             where=str(run.folder), fix="re-evaluate both runs with the current seqrec")

@@ -18,8 +18,11 @@ def epoch_logger(folder: Path, enabled: bool) -> Callable[[dict], None] | None:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise UserError("train.tensorboard is on but the tensorboard package is not installed",
-                        where="train.tensorboard", fix="pip install tensorboard, or set train.tensorboard=false") from exc
+        raise UserError(
+            "train.tensorboard is on but the tensorboard package is not installed",
+            where="train.tensorboard",
+            fix="pip install tensorboard, or set train.tensorboard=false",
+        ) from exc
     writer = SummaryWriter(log_dir=str(Path(folder) / "tensorboard"))
 
     def log(record: dict) -> None:

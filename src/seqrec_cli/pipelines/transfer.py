@@ -89,8 +89,11 @@ def _load(model: SeqRecModel, state: dict, where: str, strict: bool = True):
     try:
         return model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
-        raise UserError(f"the source weights do not fit this spec's model section ({exc})", where=where,
-                        fix="use the source run's model section (hidden, layers, heads, max_len, adaptor)") from exc
+        raise UserError(
+            f"the source weights do not fit this spec's model section ({exc})",
+            where=where,
+            fix="use the source run's model section (hidden, layers, heads, max_len, adaptor)",
+        ) from exc
 
 
 def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: str, runs_root: Path,
@@ -155,8 +158,11 @@ def _transfer(model: SeqRecModel, items_info: dict, src: Source, source: str) ->
     # Only the id table may be missing (id+text here); anything else means the models differ.
     wrong = [k for k in missing if not k.startswith(ID_TABLE)] + list(unexpected)
     if wrong:
-        raise UserError(f"the source weights do not match this model: {', '.join(wrong[:6])}", where=src.where,
-                        fix="use the same model section (encoder, items, text.adaptor) as the source run")
+        raise UserError(
+            f"the source weights do not match this model: {', '.join(wrong[:6])}",
+            where=src.where,
+            fix="use the same model section (encoder, items, text.adaptor) as the source run",
+        )
     if model.item_emb is not None:
         with torch.no_grad():
             model.item_emb.weight.zero_()

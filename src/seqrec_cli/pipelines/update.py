@@ -11,21 +11,20 @@ catastrophic forgetting. The new run folder's run.json records its parent.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from seqrec_cli.atomic import atomic_write_json
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Event, Events, InitializedFrom, no_events
 from seqrec_cli.pipelines.common import load_dataset
-from seqrec_cli.pipelines.finetune import FinetuneResult, finetune
+from seqrec_cli.pipelines.finetune import finetune
+from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.transfer import Source, load_source
 from seqrec_cli.spec.models import ExperimentSpec
-
-Events = Callable[[str, dict], None]
 
 
 @dataclass
@@ -80,7 +79,7 @@ def record_lineage(folder: Path, fields: dict) -> None:
     atomic_write_json(path, {**info, **fields})
 
 
-def update(parent: str, spec: ExperimentSpec, events: Events = lambda kind, info: None) -> UpdateResult:
+def update(parent: str, spec: ExperimentSpec, events: Events = no_events) -> UpdateResult:
     if spec.model.kind != "neural":
         raise UserError(f"model.kind {spec.model.kind!r} is fitted, not trained: there is nothing to update",
                         where="model.kind", fix="refit the baseline on the new log with `seqrec finetune`")
@@ -89,10 +88,10 @@ def update(parent: str, spec: ExperimentSpec, events: Events = lambda kind, info
     since = spec.update.since if spec.update.since is not None else parent_data_until(src)
     warm: dict = {}
 
-    def relay(kind: str, info: dict) -> None:
-        if kind == "finetune.init_from":
-            warm.update(info)
-        events(kind, info)
+    def relay(event: Event) -> None:
+        if isinstance(event, InitializedFrom):
+            warm.update({k: v for k, v in asdict(event).items() if k not in ("moved", "fresh")})
+        events(event)
 
     # src.where is the resolved checkpoint file or export folder: a relative name cannot change meaning
     result = finetune(update_spec(spec, src.where, since), events=relay)

@@ -57,13 +57,15 @@ def apply_override(raw: dict, parts: list[str], value: object) -> None:
     node[parts[-1]] = value
 
 
-def _format_errors(exc: ValidationError, lines: dict[str, int], overridden: set[str]) -> list[tuple[str, str]]:
+def _format_errors(
+    exc: ValidationError, lines: dict[str, int], overridden: set[str]
+) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
         dotted = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (typo?); remove it or check the README's spec reference"
+            msg = "unknown key (typo?); remove it or check docs/spec.md (the spec reference)"
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
         where = dotted or "(top level)"
@@ -82,7 +84,15 @@ def _format_errors(exc: ValidationError, lines: dict[str, int], overridden: set[
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
     path = Path(path)
     if not path.is_file():
-        raise SpecError(str(path), [("(file)", "spec file not found; pass the path of a YAML spec, e.g. experiments/ml100k/sasrec.yaml")])
+        raise SpecError(
+            str(path),
+            [
+                (
+                    "(file)",
+                    "spec file not found; pass the path of a YAML spec, e.g. experiments/ml100k/sasrec.yaml",
+                )
+            ],
+        )
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
@@ -94,7 +104,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Experimen
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise SpecError(str(path), [("(top level)", "the spec must be a mapping of sections (name, data, model, ...)")])
+        raise SpecError(
+            str(path), [("(top level)", "the spec must be a mapping of sections (name, data, model, ...)")]
+        )
     lines = _key_lines(node) if node is not None else {}
     overridden = set()
     for text_override in overrides or []:

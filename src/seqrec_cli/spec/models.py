@@ -40,18 +40,18 @@ class Section(BaseModel):
 class ColumnMap(Section):
     """Column names in a generic table (CSV/TSV/Parquet) or a RecBole header."""
 
-    user: str = "user_id"
-    item: str = "item_id"
-    time: str | None = "timestamp"
-    rating: str | None = None
+    user: str = Field(default="user_id", description="user id column")
+    item: str = Field(default="item_id", description="item id column")
+    time: str | None = Field(default="timestamp", description="event time column (null: keep file order)")
+    rating: str | None = Field(default=None, description="rating column (needed by data.min_rating)")
 
 
 class ItemInfoSpec(Section):
     """Item side information carried into the prepared item table (for text encoders later)."""
 
     path: str = Field(description="file with item side information, relative to data.path's folder or data_root")
-    format: ItemInfoFormat
-    id_column: str = "item_id"
+    format: ItemInfoFormat = Field(description="layout of the item file")
+    id_column: str = Field(default="item_id", description="item id column of a table or RecBole file")
     text_columns: list[str] | None = Field(
         default=None, description="table format: columns to keep (default: all but the id)"
     )
@@ -62,7 +62,7 @@ class ItemInfoSpec(Section):
     attribute_names: str | None = Field(
         default=None, description="attributes_json: JSON file with an id2attribute mapping (optional)"
     )
-    delimiter: str | None = None
+    delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
 
 
 class ColdItemsSpec(Section):
@@ -87,7 +87,7 @@ class TemporalSplitSpec(Section):
 class DataSpec(Section):
     dataset: str | None = Field(default=None, description="known dataset name; fills format and files")
     path: str | None = Field(default=None, description="file or folder; relative paths resolve under data_root")
-    format: InteractionFormat | None = None
+    format: InteractionFormat | None = Field(default=None, description="layout of the interaction file (docs/data.md)")
     interactions: str | None = Field(default=None, description="file inside `path` when it is a folder")
     columns: ColumnMap = ColumnMap()
     delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
@@ -95,8 +95,10 @@ class DataSpec(Section):
     min_rating: float | None = Field(default=None, description="keep interactions with rating >= this")
     user_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per user")
     item_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per item")
-    dedup: Literal["none", "first", "last"] = "none"
-    split: SplitKind = "leave_one_out"
+    dedup: Literal["none", "first", "last"] = Field(default="none", description="keep every repeated (user, item) "
+                                                    "pair, or only its first or last occurrence")
+    split: SplitKind = Field(default="leave_one_out", description="leave_one_out: last item test, second to last "
+                             "valid; temporal: global time cuts (data.temporal)")
     temporal: TemporalSplitSpec | None = Field(default=None, description="cuts for split: temporal (default 0.8/0.9 quantiles)")
     min_user_len: int = Field(default=3, ge=3, description="users with fewer items are dropped (need train+valid+test)")
     prepared_dir: str | None = Field(
@@ -126,13 +128,13 @@ class TextSpec(Section):
 
 class ModelSpec(Section):
     kind: ModelKind = Field(default="neural", description="neural (model.encoder) or a non-neural baseline")
-    encoder: EncoderKind = "sasrec"
+    encoder: EncoderKind = Field(default="sasrec", description="sequence encoder (docs/models.md)")
     items: ItemRepr = Field(default="id", description="id: learned table; text: adapted text vectors; id+text: sum")
     text: TextSpec | None = None
     max_len: int = Field(default=200, ge=2, description="most recent items the model sees")
-    hidden: int = Field(default=64, ge=2)
-    layers: int = Field(default=2, ge=1)
-    heads: int = Field(default=1, ge=1)
+    hidden: int = Field(default=64, ge=2, description="embedding and model width")
+    layers: int = Field(default=2, ge=1, description="encoder blocks")
+    heads: int = Field(default=1, ge=1, description="attention heads (must divide hidden)")
     ffn_mult: int = Field(default=4, ge=1, description="feed-forward width = ffn_mult * hidden")
     positions: PositionScheme = Field(
         default="from_end",
@@ -144,7 +146,7 @@ class ModelSpec(Section):
         description="sasrec/bert4rec block: pre_ln (LayerNorm before attention and feed-forward, GELU) or original "
         "(the SASRec code's: normalised query as the attention residual, raw keys/values, ReLU feed-forward)",
     )
-    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0, description="dropout on embeddings and in every block")
     emb_init_std: float | None = Field(
         default=None, gt=0.0,
         description="std of the initial item embedding (default 1/sqrt(hidden); SASRec+ uses 0.02)",
@@ -190,11 +192,11 @@ class ModelSpec(Section):
 class LoraSpec(Section):
     r: int = Field(default=8, ge=1, description="rank of the low-rank update")
     alpha: float = Field(default=16.0, gt=0, description="update scale is alpha / r")
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout on the adapters' input")
 
 
 class TrainSpec(Section):
-    loss: LossKind = "full_ce"
+    loss: LossKind = Field(default="full_ce", description="training objective (docs/models.md)")
     method: TrainMethod = Field(default="full", description="full: all weights; frozen: sequence encoder fixed, "
                                 "item representation trains; lora: low-rank adapters on the encoder's linears")
     lora: LoraSpec = LoraSpec()
@@ -208,11 +210,11 @@ class TrainSpec(Section):
     gbce_t: float = Field(default=0.75, ge=0.0, le=1.0, description="gbce: calibration t (0 = plain BCE)")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="full_ce only")
     temperature: float = Field(default=1.0, gt=0.0, description="full_ce, sampled_softmax: logits / temperature")
-    epochs: int = Field(default=200, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    grad_clip: float | None = Field(default=1.0, gt=0)
+    epochs: int = Field(default=200, ge=1, description="most epochs to train (early stopping may end sooner)")
+    batch_size: int = Field(default=128, ge=1, description="sequences per batch (per process under torchrun)")
+    lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate (peak, after warmup)")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay on linear weight matrices only")
+    grad_clip: float | None = Field(default=1.0, gt=0, description="clip the gradient norm to this (null: never)")
     schedule: Schedule = Field(default="constant", description="learning rate after warmup: constant, or decay to 0")
     warmup_steps: int = Field(default=0, ge=0, description="linear warmup from 0 to lr over this many steps")
     init_from: str | None = Field(
@@ -220,7 +222,7 @@ class TrainSpec(Section):
         description="start from the weights of another run (a run name under runs/, a run folder: its best "
         "checkpoint, a checkpoint file, or an export folder); from another dataset only with text-based items",
     )
-    seed: int = 42
+    seed: int = Field(default=42, description="seeds weights, batch order, dropout and negatives")
     eval_every: int = Field(default=1, ge=1, description="validate every N epochs")
     patience: int = Field(default=10, ge=1, description="stop after N validations without improvement")
     monitor: str = Field(default="NDCG@10", description="validation metric for early stopping")
@@ -279,15 +281,15 @@ class UpdateSpec(Section):
 
 
 class EvalSpec(Section):
-    ks: list[int] = Field(default=[1, 5, 10, 20, 50], min_length=1)
+    ks: list[int] = Field(default=[1, 5, 10, 20, 50], min_length=1, description="cut-offs K of every @K metric")
     filter_seen: bool = Field(default=True, description="mask items already in the user's history")
-    batch_size: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=256, ge=1, description="users scored per batch")
     chunk_items: int = Field(default=262144, ge=1, description="score the catalogue in blocks of this many items")
     sampled: SampledNegatives | None = Field(default=None, description="also report SAMPLED metrics against "
                                              "sampled_negatives sampled items (uniform or by popularity)")
-    sampled_negatives: int = Field(default=100, ge=1)
+    sampled_negatives: int = Field(default=100, ge=1, description="eval.sampled: negatives per case")
     bootstrap: int = Field(default=1000, ge=0, description="bootstrap resamples over users for CIs (0: none)")
-    bootstrap_seed: int = 0
+    bootstrap_seed: int = Field(default=0, description="seed of the bootstrap resamples")
 
     @field_validator("ks")
     @classmethod
@@ -298,8 +300,9 @@ class EvalSpec(Section):
 
 
 class RuntimeSpec(Section):
-    device: Device = "auto"
-    precision: Precision = "auto"
+    device: Device = Field(default="auto", description="auto: cuda > mps > cpu; cuda without CUDA is an error")
+    precision: Precision = Field(default="auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere; "
+                                 "fp16 on CUDA only (docs/training.md)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's)")
     compile: bool = Field(default=False, description="torch.compile the training step (model + loss)")
     data_root: str | None = Field(default=None, description="root for relative data paths (env SEQREC_DATA_ROOT)")
