@@ -128,8 +128,12 @@ def test_cases_new_users_and_unknown_targets(ran) -> None:
     assert sum(p["new_user_cases"] for p in report["periods"]) > 0
     assert sum(p["cold_target_cases"] for p in report["periods"]) > 0
     for period in report["periods"][1:]:
-        frozen = period["strategies"]["frozen"]["new_items_HR@10"]
-        assert frozen in (None, 0.0)  # items first seen after the first cut are unknown to frozen
+        frozen = period["strategies"]["frozen"]
+        assert frozen["new_items_HR@10"] in (None, 0.0)  # items first seen after the first cut are unknown to it
+        assert frozen["new_items_recommended"]["items"] == 0
+        for entry in period["strategies"].values():
+            assert 0 <= entry["new_items_recommended"]["items"] <= period["new_items"]
+    assert any(p["strategies"]["update"]["new_items_recommended"]["items"] > 0 for p in report["periods"][1:])
 
 
 def test_bad_inputs_exit_2(tmp_path: Path) -> None:

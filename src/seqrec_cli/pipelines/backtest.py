@@ -224,16 +224,18 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
         cases = period_cases(log, float(start), float(end))
         prev_start = float(periods.starts[k - 1]) if k else float(start)
         fresh_items = (cases.target_first_seen >= prev_start) & (cases.target_first_seen < start)
+        fresh = np.flatnonzero((log.first_seen >= prev_start) & (log.first_seen < start))  # items new last period
         period = {"period": k, "start": float(start), "end": float(end), "cases": len(cases),
                   "users": int(len(np.unique(cases.users))), "new_user_cases": int(cases.new_user.sum()),
                   "cold_target_cases": int((cases.target_first_seen >= start).sum()),
-                  "new_item_cases": int(fresh_items.sum()), "strategies": {}}
+                  "new_item_cases": int(fresh_items.sum()), "new_items": len(fresh), "strategies": {}}
         per_user = {}
         for strategy, chain in models.items():
             trained = chain[k]
             model, item_ids = _load(trained, runtime)
-            ranks = rank_period(model, item_ids, log, cases, spec.model.max_len, ev.batch_size, ev.filter_seen,
-                                runtime, ev.chunk_items)
+            ranked = rank_period(model, item_ids, log, cases, spec.model.max_len, ev.batch_size, ev.filter_seen,
+                                 runtime, ev.chunk_items)
+            ranks = ranked.ranks
             values = user_metrics(ranks, cases, ks)
             per_user[strategy] = values
             cis = bootstrap_ci(values, ev.bootstrap, ev.bootstrap_seed) if ev.bootstrap else {}
@@ -242,7 +244,8 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
                      "metrics": {n: float(v.mean()) for n, v in values.items()}, "ci": cis,
                      "new_users": {n: float(v.mean()) for n, v in user_metrics(
                          ranks, cases, [10], cases.new_user).items()} if cases.new_user.any() else None,
-                     "new_items_HR@10": float((ranks[fresh_items] <= 10).mean()) if fresh_items.any() else None}
+                     "new_items_HR@10": float((ranks[fresh_items] <= 10).mean()) if fresh_items.any() else None,
+                     "new_items_recommended": _recommended(ranked.top, fresh)}
             if strategy == "update" and k > 0:
                 entry["forgetting"] = _forgetting(spec, log, first_cases, chain[k - 1], trained, model, item_ids,
                                                   runtime, cache)
@@ -267,12 +270,21 @@ def _forgetting(spec, log, first_cases, parent: Trained, child: Trained, model, 
         if trained.run_dir not in cache:
             m, ids = loaded or _load(trained, runtime)
             ranks = rank_period(m, ids, log, first_cases, spec.model.max_len, ev.batch_size, ev.filter_seen,
-                                runtime, ev.chunk_items)
+                                runtime, ev.chunk_items).ranks
             cache[trained.run_dir] = user_metrics(ranks, first_cases, [10])["NDCG@10"]
         return float(cache[trained.run_dir].mean())
 
     before, after = score(parent), score(child, (model, item_ids))
     return {"on_period": 0, "NDCG@10_before": before, "NDCG@10_after": after, "change": after - before}
+
+
+def _recommended(top: np.ndarray, fresh: np.ndarray) -> dict:
+    """How many of the items first seen in the previous period reach any top-10 list of this period's
+    cases, and their share of all top-10 slots."""
+    hits = np.isin(top, fresh)  # [E, K]
+    filled = int((top >= 0).sum())
+    return {"items": int(len(np.unique(top[hits]))), "of": int(len(fresh)),
+            "slot_share": float(hits.sum() / filled) if filled else 0.0}
 
 
 def summarize(per_period: list[dict], strategies: list[str]) -> dict:
@@ -305,27 +317,37 @@ def summarize(per_period: list[dict], strategies: list[str]) -> dict:
 
 
 def plot_backtest(report: dict, path: Path) -> None:
+    """Left: NDCG@10 per period and strategy with 95% CIs; right: training seconds per period."""
     from seqrec_cli.pipelines.report_plots import _pyplot, _save
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
-    periods = [p["period"] for p in report["periods"]]
-    for i, strategy in enumerate(report["strategies"]):
-        values = [p["strategies"][strategy]["metrics"]["NDCG@10"] for p in report["periods"]]
-        cis = [p["strategies"][strategy]["ci"].get("NDCG@10") for p in report["periods"]]
-        x = np.array(periods) + (i - 1) * 0.08
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
+    periods = np.array([p["period"] for p in report["periods"]])
+    names = report["strategies"]
+    for i, strategy in enumerate(names):
+        entries = [p["strategies"][strategy] for p in report["periods"]]
+        values = np.array([e["metrics"]["NDCG@10"] for e in entries])
+        cis = [e["ci"].get("NDCG@10") for e in entries]
+        x = periods + (i - (len(names) - 1) / 2) * 0.08
         if all(cis):
-            low = [v - c["low"] for v, c in zip(values, cis, strict=True)]
-            high = [c["high"] - v for v, c in zip(values, cis, strict=True)]
-            ax.errorbar(x, values, yerr=[low, high], marker="o", capsize=3, label=strategy)
+            err = [values - [c["low"] for c in cis], [c["high"] for c in cis] - values]
+            ax.errorbar(x, values, yerr=err, marker="o", capsize=3, label=strategy)
         else:
             ax.plot(x, values, marker="o", label=strategy)
+        width = 0.8 / len(names)
+        bars.bar(periods + (i - (len(names) - 1) / 2) * width, [e["train_seconds"] for e in entries], width,
+                 label=strategy)
     ax.set_xlabel("period")
     ax.set_ylabel("NDCG@10 (mean over users, 95% CI)")
-    ax.set_title(f"{report['spec']}: rolling backtest, {report['period_seconds'] / 86400:g}-day periods")
+    ax.set_title(f"{report['spec']}: {report['period_seconds'] / 86400:g}-day periods")
     ax.set_xticks(periods)
     ax.grid(alpha=0.3)
     ax.legend()
+    bars.set_xlabel("period")
+    bars.set_ylabel("training seconds")
+    bars.set_title("training cost (period 0: one shared model)")
+    bars.set_xticks(periods)
+    bars.grid(alpha=0.3, axis="y")
     _save(fig, path)
 
 

@@ -98,13 +98,22 @@ def period_cases(log: Log, start: float, end: float) -> PeriodCases:
     return PeriodCases(events, users, positions, new_user, log.first_seen[seqs.items[events]])
 
 
+@dataclass
+class PeriodRanks:
+    ranks: np.ndarray  # [E] pessimistic rank of each case's target (misses: the model's catalogue + 1)
+    top: np.ndarray  # [E, K] recommended items in the LOG's ids, best first (-1: none, e.g. a miss)
+
+
 def rank_period(model: SeqRecModel, item_ids: list[str], log: Log, cases: PeriodCases, max_len: int,
-                batch_size: int, filter_seen: bool, runtime: Runtime, chunk_items: int) -> np.ndarray:
-    """[E] pessimistic rank of each case's target in the model's catalogue (misses: catalogue + 1)."""
+                batch_size: int, filter_seen: bool, runtime: Runtime, chunk_items: int, top_k: int = 10) -> PeriodRanks:
+    """Rank each case's target in the model's catalogue, and keep its top-K list."""
     seqs = log.seqs
     index = {raw: i for i, raw in enumerate(item_ids) if i}
     to_model = np.array([index.get(raw, 0) for raw in seqs.item_ids], dtype=np.int64)  # [G + 1] 0: unknown
+    to_log = np.full(len(item_ids) + 1, -1, dtype=np.int64)  # [N + 2] model id -> log id (slot -1 stays -1)
+    to_log[to_model[to_model > 0]] = np.flatnonzero(to_model > 0)
     ranks = np.full(len(cases), model.num_items + 1, dtype=np.int64)
+    top = np.full((len(cases), top_k), -1, dtype=np.int64)
     users = np.unique(cases.users)
     parts, stamps, offsets, input_end, target_at, rankable = [], [], [0], [], [], []
     for row, u in enumerate(users):
@@ -122,12 +131,13 @@ def rank_period(model: SeqRecModel, item_ids: list[str], log: Log, cases: Period
                 input_end.append(before[p])
                 target_at.append(row)
     if not rankable:
-        return ranks
+        return PeriodRanks(ranks, top)
     model_seqs = Sequences(items=np.concatenate(parts).astype(np.int32), offsets=np.array(offsets, dtype=np.int64),
                            timestamps=np.concatenate(stamps), user_ids=[seqs.user_ids[u] for u in users], item_ids=item_ids)
     ends = np.array(input_end, dtype=np.int64)
     eval_cases = EvalCases(np.array(target_at, dtype=np.int64), ends, ends, ends + 1)
     ranked = rank_cases(ModelScorer(model, runtime), model_seqs, eval_cases, max_len, batch_size, filter_seen,
-                        runtime.device, chunk_items=chunk_items)
+                        runtime.device, top_k=top_k, chunk_items=chunk_items)
     ranks[np.array(rankable)] = ranked.ranks
-    return ranks
+    top[np.array(rankable), :ranked.topk.shape[1]] = to_log[ranked.topk]  # -1 (no candidate) maps to -1
+    return PeriodRanks(ranks, top)
