@@ -215,3 +215,17 @@ def test_bad_parents_exit_2(parent, tmp_path: Path, tiny_encoder: Path) -> None:
     assert result.exit_code == 2 and "model.items" in flat(result.output)
     result = runner.invoke(app, ["update", str(tmp_path / "missing"), str(spec)])
     assert result.exit_code == 2
+
+
+def test_update_from_an_export_trains_every_user(parent) -> None:
+    """An export carries its raw item ids but no timestamps: the update warm-starts and trains on all users."""
+    root = parent["root"]
+    result = runner.invoke(app, ["export", str(parent["spec"])])
+    assert result.exit_code == 0, result.output
+    spec = write_spec(root / "from-export.yaml", "from-export", write_log(root / "fe.csv", 20, new_items=True),
+                      parent["out"])
+    result = runner.invoke(app, ["update", str(parent["out"] / "exports" / "old"), str(spec), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((parent["out"] / "runs" / "from-export" / "run.json").read_text())
+    assert info["update"]["since"] is None and info["update"]["warm_start"]["kept"] == 9
+    assert info["parent"]["path"].endswith("exports/old")
