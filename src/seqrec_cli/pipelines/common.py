@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from seqrec_cli.core.checkpoint import load_checkpoint
+from seqrec_cli.core.evaluation import RankOptions
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import SplitPlan, make_plan
-from seqrec_cli.data.store import load_prepared
+from seqrec_cli.data.store import load_prepared, read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
+from seqrec_cli.spec.loader import monitor_problem
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
 BEST = "checkpoints/best.pt"
@@ -52,10 +54,10 @@ def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
 
 
 def check_monitor(spec: ExperimentSpec) -> None:
-    name, _, k = spec.train.monitor.partition("@")
-    if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
-        raise UserError(f"train.monitor {spec.train.monitor!r} is not a metric this spec computes",
-                        where="train.monitor",
+    """The loader's check, for specs built in code (the CLI's specs have passed it already)."""
+    problem = monitor_problem(spec)
+    if problem:
+        raise UserError(f"train.monitor {problem}", where="train.monitor",
                         fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
 
 
@@ -81,7 +83,8 @@ def load_trained(
                         fix="evaluate with the spec the run was trained with, or train again")
     built = build_model(spec, seqs, prepared_dir(spec, resolved_data_spec(spec)), events)
     if spec.train.method == "lora":  # the checkpoint holds the adapters beside the base weights
-        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora)
+        apply_method(built.model, "lora", spec.model.encoder, spec.train.lora,
+                     encoder_from_init=bool(spec.train.init_from))
     try:
         built.model.load_state_dict(payload["model"])
     except RuntimeError as exc:
@@ -99,7 +102,7 @@ def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, ru
 
 def read_run_info(spec: ExperimentSpec) -> dict:
     path = run_dir(spec) / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json_file(path, "the run's run.json", "restore run.json") if path.is_file() else {}
 
 
 # Fields whose default changed -> the default they had first (loss_norm: "epoch" since 0.2). The resume
@@ -128,6 +131,8 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.train.max_steps = None
     loose.train.checkpoint_every_steps = None
     loose.runtime = RuntimeSpec()
+    for field in ("engine", "engine_memory_gb", "engine_threads"):  # how data is prepared, not what
+        setattr(loose.data, field, type(loose.data).model_fields[field].default)
     # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
     values = loose.model_dump(mode="json", exclude_defaults=True)
     # A field whose default changed counts against its first default, so a run started under the old
@@ -140,3 +145,9 @@ def resumable_hash(spec: ExperimentSpec) -> str:
             values.setdefault(section, {})[key] = value
     canonical = json.dumps(values, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def rank_options(spec: ExperimentSpec, **extra) -> RankOptions:
+    """How `evaluate` (and a baseline's fit) rank a split, from the spec's eval section."""
+    return RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
+                       chunk_items=spec.eval.chunk_items, **extra)

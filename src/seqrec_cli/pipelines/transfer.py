@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from seqrec_cli.artifacts.format import EXPORT_FORMAT, verify_export
+from seqrec_cli.artifacts.format import EXPORT_FORMAT, REEXPORT_FIX, verify_export
 from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.warm_start import remap_item_rows
-from seqrec_cli.data.store import read_manifest
+from seqrec_cli.data.store import read_json_file, read_manifest
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST, saved_spec_overrides
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec
@@ -64,17 +64,26 @@ def _run_prepared(run_folder: Path, fingerprint: str | None) -> Path | None:
 
 def _is_export(folder: Path) -> bool:
     manifest = folder / "manifest.json"
-    return manifest.is_file() and json.loads(manifest.read_text()).get("format") == EXPORT_FORMAT
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text()).get("format") == EXPORT_FORMAT
+    except (ValueError, AttributeError):  # a damaged manifest: verify_export says what is wrong
+        return not (folder / "checkpoints").is_dir()
 
 
 def load_source(source: str, runs_root: Path) -> Source:
     path = runs_root / source if (runs_root / source).is_dir() else Path(source).expanduser()
     if path.is_dir() and _is_export(path):
         manifest = verify_export(path)
-        config = json.loads((path / "config.json").read_text())
-        return Source(load_file(str(path / "model.safetensors")), manifest.get("dataset_fingerprint", {}).get("hash"),
-                      config.get("items", {"items": "id"}), str(path),
-                      item_ids=json.loads((path / "item_ids.json").read_text()))
+        config = read_json_file(path / "config.json", "the export's config", REEXPORT_FIX)
+        return Source(
+            load_file(str(path / "model.safetensors")),
+            manifest.get("dataset_fingerprint", {}).get("hash"),
+            config.get("items", {"items": "id"}),
+            str(path),
+            item_ids=read_json_file(path / "item_ids.json", "the export's item ids", REEXPORT_FIX),
+        )
     if path.is_dir():
         path = path / BEST
     payload = load_checkpoint(path)
@@ -153,6 +162,11 @@ def _transfer(model: SeqRecModel, items_info: dict, src: Source, source: str) ->
     if src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
+    src_tune, tune = src.items.get("text_tune") or "frozen", items_info.get("text_tune") or "frozen"
+    if src_tune != tune:
+        raise UserError(f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
+                        "its adaptor was trained on other vectors", where=src.where,
+                        fix="use the source run's model.text.tune, or a source trained with cached vectors")
     moved = {k: v for k, v in src.state.items() if not k.startswith(ID_TABLE)}
     missing, unexpected = _load(model, moved, src.where, strict=False)
     # Only the id table may be missing (id+text here); anything else means the models differ.
