@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
 from seqrec_cli.data.process import Sequences
@@ -136,8 +136,8 @@ def rank_period(model: SeqRecModel, item_ids: list[str], log: Log, cases: Period
                            timestamps=np.concatenate(stamps), user_ids=[seqs.user_ids[u] for u in users], item_ids=item_ids)
     ends = np.array(input_end, dtype=np.int64)
     eval_cases = EvalCases(np.array(target_at, dtype=np.int64), ends, ends, ends + 1)
-    ranked = rank_cases(ModelScorer(model, runtime), model_seqs, eval_cases, max_len, batch_size, filter_seen,
-                        runtime.device, top_k=top_k, chunk_items=chunk_items)
+    options = RankOptions(max_len, batch_size, filter_seen, top_k=top_k, chunk_items=chunk_items)
+    ranked = rank_cases(ModelScorer(model, runtime), model_seqs, eval_cases, options, runtime.device)
     ranks[np.array(rankable)] = ranked.ranks
     top[np.array(rankable), :ranked.topk.shape[1]] = to_log[ranked.topk]  # -1 (no candidate) maps to -1
     return PeriodRanks(ranks, top)
