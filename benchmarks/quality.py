@@ -115,7 +115,8 @@ def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
 def run_one(dataset: str, config: str, args) -> dict:
     spec, label = spec_for(dataset, config, args)
     started = time.time()
-    finetune(spec, resume=True)
+    folder = run_dir(spec)
+    finetune(spec, resume=folder.is_dir() and any(folder.iterdir()))  # --resume refuses a missing run
     overrides = {
         "epochs": args.epochs,
         "max_minutes": args.max_minutes,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
+from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint, trust_checkpoint
 from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
@@ -192,14 +192,16 @@ def test_truncated_checkpoint_is_user_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="truncated or corrupted"):  # the sidecar's sha256 catches it first
         load_checkpoint(path)
-    (
-        tmp_path / "last.pt.sha256"
-    ).unlink()  # a checkpoint without a sidecar (older seqrec): torch.load's checks
-    with pytest.raises(UserError, match="cannot be read"):
+    (tmp_path / "last.pt.sha256").unlink()  # without a sidecar nothing vouches for the bytes: refused
+    with pytest.raises(UserError, match="no digest file") as err:
         load_checkpoint(path)
+    assert "seqrec trust" in str(err.value)
+    with pytest.raises(UserError, match="cannot be read"):  # vouching checks that torch can read it first
+        trust_checkpoint(path)
+    assert not (tmp_path / "last.pt.sha256").exists()
     path.write_bytes(b"")
     with pytest.raises(UserError, match="cannot be read"):
-        load_checkpoint(path)
+        trust_checkpoint(path)
 
 
 def test_missing_or_foreign_checkpoint_is_user_error(tmp_path):
@@ -207,5 +209,7 @@ def test_missing_or_foreign_checkpoint_is_user_error(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     path = tmp_path / "foreign.pt"
     torch.save({"stopper": EarlyStopping(patience=1)}, path)  # a pickled class: refused by weights_only
-    with pytest.raises(UserError, match="cannot be read"):
+    with pytest.raises(UserError, match="no digest file"):
         load_checkpoint(path)
+    with pytest.raises(UserError, match="cannot be read"):  # not even `seqrec trust` vouches for a pickle
+        trust_checkpoint(path)

@@ -76,7 +76,7 @@ def serve_command(
             ) from exc
         app = create_app(config, model, history)
         console.print(
-            f"[green]serving[/] {model.name} ({model.fingerprint}, {backend}) on http://{host}:{port}",
+            f"serving {model.name} ({model.fingerprint}, {backend}) on http://{host}:{port}",
             highlight=False,
         )
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -65,6 +65,7 @@ class LoopState:
     global_step: int = 0  # optimizer steps taken since the start of the run
     loss_sum: float = 0.0  # this epoch so far: sum of the loss over labelled positions
     positions: int = 0  # this epoch so far: labelled positions
+    seconds: float = 0.0  # this epoch so far: training seconds, over every session (a resume adds to it)
 
     def state(self) -> dict:
         return asdict(self)
@@ -221,8 +222,8 @@ def train_loop(parts: TrainParts, config: LoopConfig, stopper: EarlyStopping, ho
         return "max_steps"
     forward = wrap_step(parts.model, parts.loss_fn, parts.runtime, parts.world, config.compile)
     while config.max_steps is not None or state.epoch <= config.epochs:
-        started = time.perf_counter()
-        out_of_steps, plan_len = _train_epoch(forward, parts, config, hooks, state)
+        started = time.perf_counter() - state.seconds  # a resumed epoch counts its earlier sessions' time
+        out_of_steps, plan_len = _train_epoch(forward, parts, config, hooks, state, started)
         epoch = state.epoch
         stats = EpochStats(epoch, state.loss_sum / max(state.positions, 1), state.positions,
                            time.perf_counter() - started)
@@ -236,6 +237,9 @@ def train_loop(parts: TrainParts, config: LoopConfig, stopper: EarlyStopping, ho
                 hooks.on_improved(epoch)
         if state.batches_done >= plan_len:  # the epoch is complete: the state points at the next one
             state.epoch, state.batches_done, state.loss_sum, state.positions = epoch + 1, 0, 0.0, 0
+            state.seconds = 0.0
+        else:
+            state.seconds = stats.seconds
         hooks.on_epoch(stats, validated)
         hooks.save_state(state)
         if out_of_steps:
@@ -248,7 +252,7 @@ def train_loop(parts: TrainParts, config: LoopConfig, stopper: EarlyStopping, ho
 
 
 def _train_epoch(forward: nn.Module, parts: TrainParts, config: LoopConfig, hooks: TrainHooks,
-                 state: LoopState) -> tuple[bool, int]:
+                 state: LoopState, started: float) -> tuple[bool, int]:
     """The optimizer steps of `state.epoch` from where it stands; returns (whether max_steps ran out,
     batches in the epoch's plan)."""
     plan = parts.batcher.plan(
@@ -271,5 +275,6 @@ def _train_epoch(forward: nn.Module, parts: TrainParts, config: LoopConfig, hook
             return True, len(plan)
         every = config.checkpoint_every
         if every and state.global_step % every == 0 and state.batches_done < len(plan):
+            state.seconds = time.perf_counter() - started
             hooks.save_state(state)
     return False, len(plan)

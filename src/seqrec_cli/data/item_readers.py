@@ -211,6 +211,8 @@ def _load_json(path: Path, key: str) -> object:
         raise DataError(
             f"not valid JSON: {exc.msg}", where=f"{path}:{exc.lineno}", fix=f"check {key}"
         ) from exc
+    except RecursionError as exc:
+        raise DataError("JSON nested too deeply to read", where=str(path), fix=f"check {key}") from exc
 
 
 def _attribute_names(path: Path, min_count: int | None) -> tuple[dict[str, str], dict[str, int]]:

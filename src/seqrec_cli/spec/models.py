@@ -6,9 +6,11 @@ so the spec and the code cannot drift apart silently.
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 InteractionFormat = Literal["recbole", "movielens", "user_item_lines", "user_sequence_lines", "table"]
 ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
@@ -32,11 +34,37 @@ ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
 TextTune = Literal["frozen", "lora", "last_layer"]
 TrainMethod = Literal["full", "frozen", "lora"]
+InitItems = Literal["auto", "by_raw_id"]
 DataEngine = Literal["local", "duckdb", "spark"]
+
+
+def _admits(annotation: object, kind: type) -> bool:
+    """Whether a field's type (possibly a union or Optional) takes values of `kind` as they are."""
+    if annotation is kind:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_admits(arg, kind) for arg in typing.get_args(annotation))
+    return False
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number_swaps(cls, value: object, info: ValidationInfo) -> object:
+        """Strict where a coercion would hide a mistake: `epochs: true` is not 1 and `filter_seen: 1`
+        is not true. (Other coercions stay: YAML reads 1e-3 as a string, which a float field takes.)"""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        wants_bool = _admits(field.annotation, bool)
+        wants_number = _admits(field.annotation, int) or _admits(field.annotation, float)
+        if isinstance(value, bool) and wants_number and not wants_bool:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        if wants_bool and not wants_number and not isinstance(value, bool) and value is not None:
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
 
 
 class ColumnMap(Section):
@@ -356,6 +384,17 @@ class TrainSpec(Section):
         ge=1,
         description="also write the resumable checkpoint every N optimizer steps (mid-epoch)",
     )
+    init_items: InitItems = Field(
+        default="auto", description="train.init_from on another prepared dataset: by_raw_id keeps the learned row of "
+        "every item whose raw id the source knows (new items: text, or the mean known row); auto does that for "
+        "model.items id and moves only the encoder and text adaptor for text and id+text (catalogue transfer)",
+    )
+    active_since: float | None = Field(
+        default=None, description="train only on users with an interaction at or after this timestamp (their "
+        "whole history), plus a train.replay share of the other users (`seqrec update` sets it)",
+    )
+    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="with train.active_since: share of the other "
+                          "users' sequences mixed in (seeded by train.seed) against forgetting")
     windows: TrainWindows = Field(
         default="last",
         description="last: each user's most recent model.max_len training items; sliding: "
@@ -390,6 +429,18 @@ class TrainSpec(Section):
             if getattr(self, key) is not None and self.windows != "sliding":
                 raise ValueError(f"train.{key} applies to train.windows sliding only, not {self.windows!r}")
         return self
+
+
+class UpdateSpec(Section):
+    """`seqrec update` and the backtest's update strategy: a short finetune of a trained model on a newer log."""
+
+    epochs: int = Field(default=3, ge=1, description="epochs of the update finetune")
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps instead of update.epochs")
+    lr: float | None = Field(default=None, gt=0, description="learning rate of the update (default: train.lr)")
+    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="share of users with no interaction since the "
+                          "parent's data mixed into the update (0: train on the users active since then only)")
+    since: float | None = Field(default=None, description="timestamp where new data starts (default: the end of "
+                                "the parent's data when known, else the update trains on every user)")
 
 
 class EvalSpec(Section):
@@ -441,6 +492,7 @@ class ExperimentSpec(Section):
     eval: EvalSpec = EvalSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     export: ExportSpec = ExportSpec()
+    update: UpdateSpec = UpdateSpec()
 
     @model_validator(mode="after")
     def _stride_fits_window(self) -> ExperimentSpec:
