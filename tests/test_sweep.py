@@ -285,7 +285,9 @@ def test_only_trials_of_dead_owners_are_reaped_and_each_is_retried_once(tmp_path
 
 
 def test_a_bad_storage_url_exits_2_before_any_work(tmp_path):
-    space = write_space(tmp_path / "space.yaml", "params:\n  train.lr: {type: log_float, low: 1.0e-4, high: 0.01}\n")
+    space = write_space(
+        tmp_path / "space.yaml", "params:\n  train.lr: {type: log_float, low: 1.0e-4, high: 0.01}\n"
+    )
     result = runner.invoke(app, ["sweep", str(SPEC), "--space", str(space), "--storage", "nosuchdb://x/y",
                                  *sets(tmp_path)])
     assert result.exit_code == 2, result.output

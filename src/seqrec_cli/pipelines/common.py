@@ -45,8 +45,11 @@ def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
     if spec.train.active_since is None:
         return plan
     if seqs.timestamps is None:
-        raise UserError("train.active_since needs timestamps, and this dataset has none", where="train.active_since",
-                        fix="map data.columns.time to the log's timestamp column, or unset train.active_since")
+        raise UserError(
+            "train.active_since needs timestamps, and this dataset has none",
+            where="train.active_since",
+            fix="map data.columns.time to the log's timestamp column, or unset train.active_since",
+        )
     active = np.maximum.reduceat(seqs.timestamps, seqs.offsets[:-1]) >= spec.train.active_since  # [U]
     replayed = np.random.default_rng(spec.train.seed).random(seqs.num_users) < spec.train.replay  # [U]
     plan.train_len = np.where(active | replayed, plan.train_len, 0)  # 0: no training pair at all

@@ -120,31 +120,42 @@ def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: st
     return _transfer(model, items_info, src, source)
 
 
-def warm_start(model: SeqRecModel, items_info: dict, src: Source, source: str, item_ids: list[str] | None) -> dict:
+def warm_start(
+    model: SeqRecModel, items_info: dict, src: Source, source: str, item_ids: list[str] | None
+) -> dict:
     """Known raw ids keep their rows exactly, new items start from text or the mean row, vanished ones go."""
     src_items = src.items.get("items", "id")
     if src_items != items_info["items"]:
         raise UserError(
-            f"the source was trained on a different prepared dataset with model.items {src_items} and this spec "
-            f"has {items_info['items']}: id items cannot transfer across catalogues between item representations",
-            where=src.where, fix=f"set model.items {src_items} (and the source's model section) in this spec, or "
-                                 "init from a run of this dataset")
+            f"the source was trained on a different prepared dataset with model.items {src_items} and "
+            f"this spec "
+            f"has {items_info['items']}: id items cannot transfer across catalogues between item "
+            f"representations",
+            where=src.where,
+            fix=f"set model.items {src_items} (and the source's model section) in this spec, or "
+            "init from a run of this dataset",
+        )
     if items_info["items"] != "id" and src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
     if src.item_ids is None or item_ids is None:
-        raise UserError("a warm start by raw item id needs the source's raw item ids, and its prepared dataset "
-                        "is gone (or changed) since it was trained", where=src.where,
-                        fix="export the source run (`seqrec export`; exports carry item_ids.json) and init from "
-                            "the export, or prepare the source run's spec again")
+        raise UserError(
+            "a warm start by raw item id needs the source's raw item ids, and its prepared dataset "
+            "is gone (or changed) since it was trained",
+            where=src.where,
+            fix="export the source run (`seqrec export`; exports carry item_ids.json) and init from "
+            "the export, or prepare the source run's spec again",
+        )
     state, done = remap_item_rows(src.state, src.item_ids, item_ids, has_text=model.text_items is not None)
     if done.kept == 0:
         raise UserError(
-            f"the source was trained on a different prepared dataset that shares no raw item id with this one "
+            f"the source was trained on a different prepared dataset that shares no raw item id with this "
+            f"one "
             f"({len(src.item_ids) - 1} source items, {len(item_ids) - 1} here): another dataset's catalogue",
             where=src.where,
             fix="warm-start from a run on an older part of this log; across datasets use model.items text or "
-                "id+text with train.init_items auto (catalogue transfer)")
+            "id+text with train.init_items auto (catalogue transfer)",
+        )
     _load(model, state, src.where)
     return {"path": source, "mode": "warm_start", **done.describe()}
 
@@ -153,18 +164,24 @@ def _transfer(model: SeqRecModel, items_info: dict, src: Source, source: str) ->
     if items_info["items"] == "id" or src.items.get("items", "id") == "id":
         raise UserError(
             "the source was trained on a different prepared dataset, and id items cannot transfer across "
-            f"catalogues (source: model.items {src.items.get('items', 'id')}, this spec: {items_info['items']}): "
-            "item ids of two datasets name different items", where=src.where,
+            f"catalogues (source: model.items {src.items.get('items', 'id')}, this spec: "
+            f"{items_info['items']}): "
+            "item ids of two datasets name different items",
+            where=src.where,
             fix="train the source and this run with model.items text or id+text, or init from a run of this "
-                "dataset or of an older part of its log (train.init_items by_raw_id)")
+            "dataset or of an older part of its log (train.init_items by_raw_id)",
+        )
     if src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
     src_tune, tune = src.items.get("text_tune") or "frozen", items_info.get("text_tune") or "frozen"
     if src_tune != tune:
-        raise UserError(f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
-                        "its adaptor was trained on other vectors", where=src.where,
-                        fix="use the source run's model.text.tune, or a source trained with cached vectors")
+        raise UserError(
+            f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
+            "its adaptor was trained on other vectors",
+            where=src.where,
+            fix="use the source run's model.text.tune, or a source trained with cached vectors",
+        )
     moved = {k: v for k, v in src.state.items() if not k.startswith(ID_TABLE)}
     missing, unexpected = _load(model, moved, src.where, strict=False)
     # Only the id table may be missing (id+text here); anything else means the models differ.
