@@ -69,6 +69,9 @@ class TrainDisplay:
                 what = "all weights"
                 if mode == "transfer":
                     what = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if fresh else "")
+                elif mode == "warm_start":
+                    what = (f"warm start by raw item id: {event.kept:,} items keep their rows, {event.new:,} new "
+                            f"({event.new_init}), {event.dropped:,} dropped")
                 console.print(f"initialised from {path} ({what})")
             case Resumed(epoch=epoch, step=step, batches_done=batches_done):
                 where = f"in epoch {epoch + 1} at batch {batches_done}" if batches_done else f"after epoch {epoch}"

@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.evaluation import RankOptions
 from seqrec_cli.core.methods import apply_method
@@ -36,8 +38,19 @@ def load_dataset(spec: ExperimentSpec) -> tuple[Sequences, dict, Path]:
 
 
 def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
-    """The spec's split of this dataset; raises if anything held out could leak into training or inputs."""
-    return make_plan(seqs, spec.data.split, spec.data.temporal)
+    """The spec's split of this dataset; raises if anything held out could leak into training or inputs.
+    With train.active_since, only the users active since then (and a train.replay share of the others)
+    keep their training part: an update trains on what is new, not on the whole log again."""
+    plan = make_plan(seqs, spec.data.split, spec.data.temporal)
+    if spec.train.active_since is None:
+        return plan
+    if seqs.timestamps is None:
+        raise UserError("train.active_since needs timestamps, and this dataset has none", where="train.active_since",
+                        fix="map data.columns.time to the log's timestamp column, or unset train.active_since")
+    active = np.maximum.reduceat(seqs.timestamps, seqs.offsets[:-1]) >= spec.train.active_since  # [U]
+    replayed = np.random.default_rng(spec.train.seed).random(seqs.num_users) < spec.train.replay  # [U]
+    plan.train_len = np.where(active | replayed, plan.train_len, 0)  # 0: no training pair at all
+    return plan
 
 
 def check_monitor(spec: ExperimentSpec) -> None:

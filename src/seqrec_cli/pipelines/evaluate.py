@@ -155,7 +155,7 @@ def _load_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, prepared:
     else:
         built = build_model(spec, seqs, prepared, events)
         done = init_from(built.model, built.items_info, model_source, manifest["fingerprint"]["hash"],
-                         run_dir(spec).parent)
+                         run_dir(spec).parent, item_ids=seqs.item_ids, init_items=spec.train.init_items)
         built.model.to(runtime.device)
         where = {"source": model_source, "mode": done["mode"], "zero_shot": done["mode"] == "transfer"}
     return _Model(ModelScorer(built.model, runtime), runtime.device, where, built)

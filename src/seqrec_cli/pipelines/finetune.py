@@ -205,9 +205,12 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
     built = build_model(spec, seqs, prepared_folder, events)
     model = built.model.to(runtime.device)
     if train.init_from and not has_state:
-        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent)
+        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent,
+                         item_ids=seqs.item_ids, init_items=train.init_items)
         events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
-                               fresh=tuple(done.get("fresh", ()))))
+                               fresh=tuple(done.get("fresh", ())), kept=done.get("kept", 0),
+                               new=done.get("new", 0), dropped=done.get("dropped", 0),
+                               new_init=done.get("new_init", "")))
     counts = apply_method(model, train.method, spec.model.encoder, train.lora,
                           encoder_from_init=bool(train.init_from))
     model.to(runtime.device)  # LoRA adapters are created on the CPU

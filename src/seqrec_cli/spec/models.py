@@ -34,6 +34,7 @@ ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
 TextTune = Literal["frozen", "lora", "last_layer"]
 TrainMethod = Literal["full", "frozen", "lora"]
+InitItems = Literal["auto", "by_raw_id"]
 DataEngine = Literal["local", "duckdb", "spark"]
 
 
@@ -291,6 +292,17 @@ class TrainSpec(Section):
     checkpoint_every_steps: int | None = Field(
         default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
     )
+    init_items: InitItems = Field(
+        default="auto", description="train.init_from on another prepared dataset: by_raw_id keeps the learned row of "
+        "every item whose raw id the source knows (new items: text, or the mean known row); auto does that for "
+        "model.items id and moves only the encoder and text adaptor for text and id+text (catalogue transfer)",
+    )
+    active_since: float | None = Field(
+        default=None, description="train only on users with an interaction at or after this timestamp (their "
+        "whole history), plus a train.replay share of the other users (`seqrec update` sets it)",
+    )
+    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="with train.active_since: share of the other "
+                          "users' sequences mixed in (seeded by train.seed) against forgetting")
     windows: TrainWindows = Field(
         default="last", description="last: each user's most recent model.max_len training items; sliding: "
         "windows over the whole training history, so every target position trains each epoch (docs/windows.md)",
@@ -319,6 +331,18 @@ class TrainSpec(Section):
             if getattr(self, key) is not None and self.windows != "sliding":
                 raise ValueError(f"train.{key} applies to train.windows sliding only, not {self.windows!r}")
         return self
+
+
+class UpdateSpec(Section):
+    """`seqrec update` and the backtest's update strategy: a short finetune of a trained model on a newer log."""
+
+    epochs: int = Field(default=3, ge=1, description="epochs of the update finetune")
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps instead of update.epochs")
+    lr: float | None = Field(default=None, gt=0, description="learning rate of the update (default: train.lr)")
+    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="share of users with no interaction since the "
+                          "parent's data mixed into the update (0: train on the users active since then only)")
+    since: float | None = Field(default=None, description="timestamp where new data starts (default: the end of "
+                                "the parent's data when known, else the update trains on every user)")
 
 
 class EvalSpec(Section):
@@ -362,6 +386,7 @@ class ExperimentSpec(Section):
     eval: EvalSpec = EvalSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     export: ExportSpec = ExportSpec()
+    update: UpdateSpec = UpdateSpec()
 
     @model_validator(mode="after")
     def _stride_fits_window(self) -> ExperimentSpec:
