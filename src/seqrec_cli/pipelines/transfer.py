@@ -24,7 +24,7 @@ from seqrec_cli.artifacts.format import EXPORT_FORMAT, REEXPORT_FIX, verify_expo
 from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.warm_start import remap_item_rows
-from seqrec_cli.data.store import read_json_file, read_manifest
+from seqrec_cli.data.store import REPREPARE_FIX, read_json_file, read_manifest
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST, saved_spec_overrides
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec
@@ -89,7 +89,7 @@ def load_source(source: str, runs_root: Path) -> Source:
     payload = load_checkpoint(path)
     fingerprint = payload.get("fingerprint")
     prepared = _run_prepared(path.parent.parent, fingerprint)  # <run>/checkpoints/<file>
-    item_ids = json.loads((prepared / "item_ids.json").read_text()) if prepared else None
+    item_ids = read_json_file(prepared / "item_ids.json", "the item id list", REPREPARE_FIX) if prepared else None
     return Source(payload["model"], fingerprint, payload.get("items", {"items": "id"}), str(path),
                   item_ids=item_ids, prepared=prepared)
 
