@@ -89,7 +89,9 @@ def load_source(source: str, runs_root: Path) -> Source:
     payload = load_checkpoint(path)
     fingerprint = payload.get("fingerprint")
     prepared = _run_prepared(path.parent.parent, fingerprint)  # <run>/checkpoints/<file>
-    item_ids = read_json_file(prepared / "item_ids.json", "the item id list", REPREPARE_FIX) if prepared else None
+    item_ids = None
+    if prepared:
+        item_ids = read_json_file(prepared / "item_ids.json", "the item id list", REPREPARE_FIX)
     return Source(payload["model"], fingerprint, payload.get("items", {"items": "id"}), str(path),
                   item_ids=item_ids, prepared=prepared)
 
