@@ -342,7 +342,8 @@ def main() -> None:
                 print(f"prepare {size} {engine}: {got.get('seconds')} s, {got.get('peak_rss_gib')} GiB", flush=True)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(report, indent=2) + "\n")
-        fps = {}
+    if report.get("prepare"):
+        prep, fps = report["prepare"], {}
         for engine, cases in prep.items():
             for size, case in cases.items():
                 if "fingerprint" in case:
