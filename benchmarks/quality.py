@@ -116,7 +116,8 @@ def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
 def run_one(dataset: str, config: str, args) -> dict:
     spec, label = spec_for(dataset, config, args)
     started = time.time()
-    finetune(spec, resume=True)
+    folder = run_dir(spec)
+    finetune(spec, resume=folder.is_dir() and any(folder.iterdir()))  # --resume refuses a missing run
     overrides = {
         "epochs": args.epochs,
         "max_minutes": args.max_minutes,
@@ -187,7 +188,7 @@ def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: f
         "encoder": spec.model.encoder,
         "loss": spec.train.loss,
         "loss_norm": spec.train.loss_norm,
-        "test": report["metrics"],
+        "test": report.metrics,
         "best_epoch": run_info.get("best_epoch"),
         "epochs_run": run_info.get("epochs_run"),
         "stop_reason": run_info.get("stop_reason"),
@@ -195,10 +196,10 @@ def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: f
         "wall_seconds": round(wall_seconds if wall_seconds is not None else time.time() - started, 1),
         "parameters": run_info.get("parameters"),
         "spec_hash": spec_hash(spec),
-        "dataset_fingerprint": report["dataset_fingerprint"],
+        "dataset_fingerprint": report.dataset_fingerprint,
         "seed": spec.train.seed,
         "overrides": overrides,
-        "runtime": report["runtime"],
+        "runtime": report.runtime,
         "machine": machine() if trained_here(run_info) else {"cuda": "a CUDA GPU"},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -24,5 +24,5 @@ def synth_command(
         cfg = SynthConfig(interactions, items, seed=seed, mean_len=mean_len, users_per_chunk=users_per_part)
         with console.status("writing parts...") as status:
             summary = generate(cfg, out, lambda index, rows: status.update(f"part {index} ({rows:,} rows)"))
-        console.print(f"[green]wrote[/] {out}: {summary['rows']:,} interactions, {summary['users']:,} users, "
+        console.print(f"wrote {out}: {summary['rows']:,} interactions, {summary['users']:,} users, "
                       f"{items:,} items in {summary['partitions']} parts")

@@ -53,14 +53,18 @@ class SASRecEncoder(nn.Module):
         if self.from_start:  # index among the row's real items, so left padding shifts nothing
             index = (real.long().cumsum(dim=1) - 1).clamp(min=0)  # [B, L]
         else:
-            index = torch.arange(L - 1, -1, -1, device=x.device)  # [L] distance from the most recent slot
+            # [L] distance from the most recent slot (written so, not as a descending arange, which
+            # the ONNX export turns into an empty range)
+            index = (L - 1) - torch.arange(L, device=x.device)  # [L]
         x = self.drop(x + self.positions(index)) * real.unsqueeze(-1)  # [B, L, D]
         visible = real.unsqueeze(1)  # [B, 1, L] real keys
         if self.causal:
             visible = visible & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [B, L, L]
         # Allow the diagonal always, so padding rows never attend to nothing (NaN); real rows
         # still see only real keys (at or before them when causal).
-        eye = torch.eye(L, dtype=torch.bool, device=x.device)  # [L, L]
+        # (an arange comparison rather than torch.eye(bool): ONNX Runtime has no bool EyeLike kernel)
+        slots = torch.arange(L, device=x.device)  # [L]
+        eye = slots.unsqueeze(1) == slots.unsqueeze(0)  # [L, L]
         mask = (visible | eye).unsqueeze(1)  # [B, 1, L, L]
         for block in self.blocks:
             x = block(x, mask) * real.unsqueeze(-1)  # [B, L, D]

