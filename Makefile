@@ -121,3 +121,70 @@ docs:
 SERVE_SOAK_SECONDS ?= 600
 bench-serve: install
 	$(PYTHON) benchmarks/serve_bench.py --soak-seconds $(SERVE_SOAK_SECONDS) --out benchmarks/results/serve.json
+
+# Production-size logs (docs/scale.md): synthetic 1M/10M logs prepared by each engine (time, peak RSS,
+# fingerprints), train steps at 10K/100K/1M items per loss, eval users/s vs catalogue size, and SASRec vs
+# most-popular on the 10M log. SCALE_ARGS adds e.g. "--sizes 1m,10m,100m"; data stays under .scale/.
+SCALE_ARGS ?=
+.PHONY: bench-scale
+bench-scale: install
+	$(PYTHON) benchmarks/scale.py --quality $(SCALE_ARGS)
+
+# Hyperparameter sweep on Amazon Beauty (docs/sweep.md): the shipped default is trained and tested first
+# (the baseline; --resume picks an interrupted run up), then SWEEP_JOBS workers search
+# experiments/beauty/sweep_space.yaml for SWEEP_MINUTES, the best trial (by validation) is tested once,
+# and the report compares it with the default user by user. Rerunning continues the same study.
+SWEEP_OUT ?= sweep-runs
+SWEEP_MINUTES ?= 120
+SWEEP_TRIALS ?= 16
+SWEEP_JOBS ?= 2
+.PHONY: sweep-beauty
+SWEEP_SET := --set runtime.threads=1 --set runtime.output_root=$(SWEEP_OUT)
+sweep-beauty: install
+	$(SEQREC) finetune experiments/beauty/sasrec.yaml --resume $(SWEEP_SET)
+	$(SEQREC) evaluate experiments/beauty/sasrec.yaml --split test $(SWEEP_SET)
+	$(SEQREC) sweep experiments/beauty/sasrec.yaml --space experiments/beauty/sweep_space.yaml \
+	  --trials $(SWEEP_TRIALS) --timeout $(SWEEP_MINUTES) --jobs $(SWEEP_JOBS) --evaluate-best $(SWEEP_SET)
+	$(SEQREC) report --sweep $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep --out reports/beauty-sweep
+	cp $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep/sweep.json benchmarks/results/sweep_beauty.json
+
+# Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
+# candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
+PEER_MINUTES ?= 25
+PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
+bench-peer: install
+	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
+
+# train.windows last vs sliding at equal wall-clock time (WINDOWS_MINUTES per run), paired test comparison.
+WINDOWS_MINUTES ?= 15
+WINDOWS_DATASETS ?= beauty,ml1m
+bench-windows: install
+	$(PYTHON) benchmarks/windows_default.py --datasets $(WINDOWS_DATASETS) --minutes $(WINDOWS_MINUTES)
+.PHONY: bench-peer bench-windows
+
+# Text items on Amazon (docs/text.md): Beauty id vs id+text (paired), cold start, Beauty -> Toys transfer.
+# AMAZON_EPOCHS caps every run at the same epoch count (the shared CPU cannot train to early stopping in a
+# day: leave it empty to train to early stopping, e.g. on a GPU). Writes benchmarks/results/text_amazon.json.
+AMAZON_OUT ?= text-amazon-runs
+AMAZON_EPOCHS ?= 8
+AMAZON_SET := --set runtime.output_root=$(AMAZON_OUT) $(if $(AMAZON_EPOCHS),--set train.epochs=$(AMAZON_EPOCHS))
+text-amazon: install
+	for spec in experiments/text/beauty_id.yaml experiments/text/beauty_idtext.yaml \
+	  experiments/text/beauty_cold_idtext.yaml experiments/text/beauty_text_moe.yaml; do \
+	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
+	done
+	seqrec evaluate experiments/text/toys_scratch.yaml --split test --model beauty-text-moe $(AMAZON_SET)
+	for spec in experiments/text/toys_scratch.yaml experiments/text/toys_from_beauty_adaptor.yaml \
+	  experiments/text/toys_from_beauty_lora.yaml experiments/text/toys_from_beauty_full.yaml; do \
+	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
+	done
+	$(PYTHON) benchmarks/text_amazon.py --root $(AMAZON_OUT) --out benchmarks/results/text_amazon.json
+
+# Rolling backtest on MovieLens-100K (docs/update.md): 8 weekly periods, retrain vs update vs frozen, one
+# thread; about 15-20 minutes on a shared 2-core CPU. Work folder BACKTEST_OUT starts over each time.
+BACKTEST_OUT ?= backtest-runs/ml100k
+.PHONY: bench-backtest
+bench-backtest: install
+	rm -rf $(BACKTEST_OUT)
+	$(SEQREC) backtest experiments/ml100k/backtest.yaml --periods 8 --period 7d --set runtime.threads=1 \
+		--out $(BACKTEST_OUT) --json benchmarks/results/backtest_ml100k.json --png benchmarks/results/backtest_ml100k.png

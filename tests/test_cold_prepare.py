@@ -57,5 +57,6 @@ def test_cold_holdout_is_stored_fingerprinted_and_seeded(tmp_path: Path):
 
 def test_specs_without_cold_items_keep_their_prepared_hash():
     data = DataSpec(path="x.txt", format="user_item_lines")
-    payload = data.model_dump(mode="json", exclude={"prepared_dir", "cold_items", "temporal"})
+    payload = data.model_dump(mode="json", exclude={"prepared_dir", "cold_items", "temporal", "engine",
+                                                    "engine_memory_gb", "engine_threads"})
     assert data_spec_hash(data) == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from seqrec_cli.cli import compare, evaluate, export, finetune, prepare, recommend, report, serve
+from seqrec_cli.cli import (
+    backtest,
+    compare,
+    evaluate,
+    export,
+    finetune,
+    prepare,
+    recommend,
+    report,
+    serve,
+    sweep,
+    synth,
+    trust,
+    update,
+)
 
 app = typer.Typer(
     name="seqrec",
@@ -21,6 +35,11 @@ app.command("recommend")(recommend.recommend_command)
 app.command("compare")(compare.compare_command)
 app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)
+app.command("synth")(synth.synth_command)
+app.command("sweep")(sweep.sweep_command)
+app.command("trust")(trust.trust_command)
+app.command("update")(update.update_command)
+app.command("backtest")(backtest.backtest_command)
 
 
 def main() -> None:

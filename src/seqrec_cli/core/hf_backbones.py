@@ -70,8 +70,9 @@ def llama_config(spec: ModelSpec):
     )
 
 
-def load_pretrained(path: str, model_types: tuple[str, ...], max_len: int) -> nn.Module:
-    """A transformers model from a local folder; its model_type must fit the chosen encoder."""
+def load_pretrained(path: str, model_types: tuple[str, ...], max_len: int) -> tuple[nn.Module, set[str]]:
+    """A transformers model from a local folder (its model_type must fit the chosen encoder), and the
+    names of its parameters that the folder's weights did not provide (initialised fresh)."""
     from transformers import AutoConfig, AutoModel
 
     folder = Path(path).expanduser()
@@ -92,7 +93,8 @@ def load_pretrained(path: str, model_types: tuple[str, ...], max_len: int) -> nn
     if positions is not None and positions < max_len:
         raise UserError(f"model.pretrained supports {positions} positions, model.max_len is {max_len}",
                         where="model.max_len", fix=f"set model.max_len <= {positions}")
-    return AutoModel.from_pretrained(folder, local_files_only=True)
+    model, info = AutoModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+    return model, set(info.get("missing_keys", ()))
 
 
 class HFEncoder(nn.Module):
@@ -106,8 +108,10 @@ class HFEncoder(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
+        self.loaded_pretrained = bool(spec.pretrained)
+        missing: set[str] = set()
         if spec.pretrained:
-            self.backbone = load_pretrained(spec.pretrained, self.model_types, spec.max_len)
+            self.backbone, missing = load_pretrained(spec.pretrained, self.model_types, spec.max_len)
         else:
             from transformers import AutoModel
 
@@ -118,6 +122,17 @@ class HFEncoder(nn.Module):
         self.proj_in = nn.Linear(spec.hidden, width) if width != spec.hidden else nn.Identity()
         self.proj_out = nn.Linear(width, spec.hidden) if width != spec.hidden else nn.Identity()
         self.norm = nn.LayerNorm(spec.hidden)
+        self._missing = {f"backbone.{name}" for name in missing}
+
+    def fresh_parameter_names(self) -> set[str]:
+        """Parameters initialised here rather than loaded from model.pretrained (proj_in/proj_out, the
+        final norm, BertEncoder's [MASK], weights the folder lacked): they must train under every
+        method, or random layers would sit between the pretrained backbone and the items. Empty for a
+        random backbone, where nothing was loaded (the spec refuses LoRA over it)."""
+        if not self.loaded_pretrained:
+            return set()
+        names = {name for name, _ in self.named_parameters()}
+        return {n for n in names if not n.startswith("backbone.")} | (self._missing & names)
 
     @staticmethod
     def make_config(spec: ModelSpec):

@@ -63,15 +63,31 @@ ADAPTORS = {"whiten": _whiten, "moe": MixtureAdaptor}
 
 
 class TextItems(nn.Module):
-    """[N + 1, E] frozen text vectors -> [N + 1, D] item vectors (PAD row zero)."""
+    """[N + 1, E] text vectors -> [N + 1, D] item vectors (PAD row zero). The vectors are the cached
+    ones, or, with a text tower attached (model.text.tune), the tower's current encoding."""
 
     def __init__(self, vectors: torch.Tensor, hidden: int, dropout: float, adaptor: str, experts: int):
         super().__init__()
         self.register_buffer("vectors", vectors.float().clone(), persistent=False)  # [N + 1, E]
         self.adaptor = ADAPTORS[adaptor](vectors.shape[1], hidden, dropout, self.vectors, experts)
+        self.tower: nn.Module | None = None
+
+    def attach_tower(self, tower: nn.Module) -> None:
+        self.tower = tower
+
+    @torch.no_grad()
+    def bake(self) -> torch.Tensor:
+        """Replace the tower by the vectors it gives now (eval mode): a plain cached-vector table that
+        scores exactly the same, for exports. Returns the [N + 1, E] vectors."""
+        if self.tower is not None:
+            self.tower.eval()
+            self.vectors = self.tower().detach().clone()  # [N + 1, E]
+            self.tower = None
+        return self.vectors
 
     def forward(self) -> torch.Tensor:
-        out = self.adaptor(self.vectors)  # [N + 1, D]
+        vectors = self.vectors if self.tower is None else self.tower()  # [N + 1, E]
+        out = self.adaptor(vectors)  # [N + 1, D]
         keep = torch.ones(out.shape[0], 1, dtype=out.dtype, device=out.device)  # [N + 1, 1]
         keep[PAD] = 0.0
         return out * keep  # [N + 1, D]

