@@ -396,7 +396,8 @@ def ann_case(args) -> dict:
     return {
         "items": n,
         "dim": d,
-        "vectors": f"2,000 Gaussian centres + {args.ann_noise} x N(0, 1) noise (overlapping clusters); queries drawn "
+        "vectors": f"2,000 Gaussian centres + {args.ann_noise} x N(0, 1) noise (overlapping clusters); "
+        "queries drawn "
         "the same way",
         "index": "faiss IVF-Flat, inner product",
         "nlist": int(index.index.nlist),
@@ -432,7 +433,8 @@ async def main_async(args) -> dict:
         "export_seconds": round(time.perf_counter() - t, 1),
         "requests": "POST /recommend with a real ML-1M user's latest 200 items (512 users cycled), k=10",
         "load_generator": f"closed loop, asyncio keep-alive HTTP/1.1 in one process, <= {args.seconds} s and "
-        f"<= {args.max_requests} requests per case and server, in {args.rounds} slices that alternate between "
+        f"<= {args.max_requests} requests per case and server, in {args.rounds} slices that alternate "
+        "between "
         "all servers (all started at once), after a 3 s warm-up each",
         "targets": {
             "c1_p50_ms": 15,
