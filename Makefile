@@ -179,3 +179,12 @@ text-amazon: install
 	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
 	done
 	$(PYTHON) benchmarks/text_amazon.py --root $(AMAZON_OUT) --out benchmarks/results/text_amazon.json
+
+# Rolling backtest on MovieLens-100K (docs/update.md): 8 weekly periods, retrain vs update vs frozen, one
+# thread; about 15-20 minutes on a shared 2-core CPU. Work folder BACKTEST_OUT starts over each time.
+BACKTEST_OUT ?= backtest-runs/ml100k
+.PHONY: bench-backtest
+bench-backtest: install
+	rm -rf $(BACKTEST_OUT)
+	$(SEQREC) backtest experiments/ml100k/backtest.yaml --periods 8 --period 7d --set runtime.threads=1 \
+		--out $(BACKTEST_OUT) --json benchmarks/results/backtest_ml100k.json --png benchmarks/results/backtest_ml100k.png
