@@ -200,3 +200,15 @@ def test_cli_schema_mismatch_exits_2_naming_the_partition(tmp_path: Path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "part-2.parquet" in proc.stderr and "schema mismatch" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_synth_cli_writes_parts_and_never_overwrites(tmp_path: Path):
+    out = tmp_path / "log"
+    args = [sys.executable, "-m", "seqrec_cli", "synth", "--out", str(out), "--interactions", "2000",
+            "--items", "100", "--users-per-part", "30"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    first = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert pq.read_table(out / "interactions").num_rows == 2000 and len(list((out / "interactions").iterdir())) > 1
+    again = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert again.returncode == 2 and "already exists" in again.stderr and "fix:" in again.stderr

@@ -46,8 +46,6 @@ def update_command(
             display.text.stop()
         if result.finetune.is_main:
             users = "every user" if result.since is None else f"users active since {result.since:g}"
-            console.print(
-                f"[green]updated[/] {parent} -> {result.run_dir} in {result.seconds:.1f}s on {users}; best "
-                f"valid {spec.train.monitor} {result.finetune.best_value:.4f} at epoch "
-                f"{result.finetune.best_epoch}"
-            )
+            console.print(f"updated {parent} -> {result.run_dir} in {result.seconds:.1f}s on {users}; best "
+                          f"valid {spec.train.monitor} {result.finetune.best_value:.4f} at epoch "
+                          f"{result.finetune.best_epoch}")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from seqrec_cli.artifacts.format import EXPORT_FORMAT, REEXPORT_FIX, verify_export
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.warm_start import remap_item_rows
-from seqrec_cli.data.store import read_json_file, read_manifest
+from seqrec_cli.data.store import REPREPARE_FIX, read_json_file, read_manifest
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec
@@ -87,7 +87,9 @@ def load_source(source: str, runs_root: Path) -> Source:
     payload = load_run_checkpoint(path)
     fingerprint = payload.get("fingerprint")
     prepared = _run_prepared(path.parent.parent, fingerprint)  # <run>/checkpoints/<file>
-    item_ids = json.loads((prepared / "item_ids.json").read_text()) if prepared else None
+    item_ids = None
+    if prepared:
+        item_ids = read_json_file(prepared / "item_ids.json", "the item id list", REPREPARE_FIX)
     return Source(payload["model"], fingerprint, payload.get("items", {"items": "id"}), str(path),
                   item_ids=item_ids, prepared=prepared)
 
