@@ -29,11 +29,11 @@ demo: install clean-demo
 clean-demo:
 	rm -rf $(DEMO_OUT)/runs/ml100k-sasrec $(DEMO_OUT)/exports/ml100k-sasrec
 
+# Every test (one tier: a test too slow for this belongs in a benchmark script with a make target).
 test: install
-	$(PYTHON) -m pytest -m "not slow"
-
-test-all: install
 	$(PYTHON) -m pytest
+
+test-all: test
 
 # ruff (line length 110 included) and the import-linter contracts of pyproject.toml (layers point down).
 lint: install
