@@ -29,11 +29,11 @@ demo: install clean-demo
 clean-demo:
 	rm -rf $(DEMO_OUT)/runs/ml100k-sasrec $(DEMO_OUT)/exports/ml100k-sasrec
 
+# Every test (one tier: a test too slow for this belongs in a benchmark script with a make target).
 test: install
-	$(PYTHON) -m pytest -m "not slow"
-
-test-all: install
 	$(PYTHON) -m pytest
+
+test-all: test
 
 # ruff (line length 110 included) and the import-linter contracts of pyproject.toml (layers point down).
 lint: install
@@ -150,7 +150,7 @@ sweep-beauty: install
 
 # Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
 # candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
-PEER_MINUTES ?= 25
+PEER_MINUTES ?= 75
 PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
 bench-peer: install
 	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
@@ -179,3 +179,12 @@ text-amazon: install
 	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
 	done
 	$(PYTHON) benchmarks/text_amazon.py --root $(AMAZON_OUT) --out benchmarks/results/text_amazon.json
+
+# Rolling backtest on MovieLens-100K (docs/update.md): 8 weekly periods, retrain vs update vs frozen, one
+# thread; about 15-20 minutes on a shared 2-core CPU. Work folder BACKTEST_OUT starts over each time.
+BACKTEST_OUT ?= backtest-runs/ml100k
+.PHONY: bench-backtest
+bench-backtest: install
+	rm -rf $(BACKTEST_OUT)
+	$(SEQREC) backtest experiments/ml100k/backtest.yaml --periods 8 --period 7d --set runtime.threads=1 \
+		--out $(BACKTEST_OUT) --json benchmarks/results/backtest_ml100k.json --png benchmarks/results/backtest_ml100k.png
