@@ -38,7 +38,7 @@ from seqrec_cli.events import (
     TrainStarted,
     no_events,
 )
-from seqrec_cli.pipelines.build import build_model
+from seqrec_cli.pipelines.build import BuiltModel, build_model, check_text_vectors
 from seqrec_cli.pipelines.common import (
     BEST,
     LAST,
@@ -82,12 +82,15 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool) -> tuple[Path, bool]:
 
 
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
-             batches_per_step: int, steps_per_epoch: int) -> tuple[LoopState, EarlyStopping, int]:
+             batches_per_step: int, steps_per_epoch: int,
+             built: BuiltModel | None = None) -> tuple[LoopState, EarlyStopping, int]:
     """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines)."""
     state = load_checkpoint(path)
     if state.get("fingerprint") != fingerprint:
         raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="choose another run name")
+    if built is not None:
+        check_text_vectors(state.get("items"), built, str(path))
     saved_group = int(state.get("batches_per_step", batches_per_step))
     if saved_group != batches_per_step:
         raise UserError(f"the run took {saved_group} batches per optimizer step (train.grad_accum x processes) and "
@@ -173,7 +176,7 @@ def _finetune(spec: ExperimentSpec, resume: bool, events: Events, world: World) 
     metrics_lines = 0
     if has_state:
         loop, stopper, metrics_lines = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler,
-                                                scaler, spec, train.grad_accum * world.size, per_epoch)
+                                                scaler, spec, train.grad_accum * world.size, per_epoch, built)
         if world.is_main:
             _keep_metrics_lines(folder / "metrics.jsonl", metrics_lines)
         events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
