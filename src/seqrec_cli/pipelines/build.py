@@ -11,8 +11,8 @@ import torch
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.store import load_cold_items
-from seqrec_cli.events import Events, no_events
 from seqrec_cli.errors import UserError
+from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.item_text import TextVectors, text_vectors
 from seqrec_cli.spec.models import ExperimentSpec
 
