@@ -148,6 +148,20 @@ sweep-beauty: install
 	$(SEQREC) report --sweep $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep --out reports/beauty-sweep
 	cp $(SWEEP_OUT)/sweeps/beauty-sasrec-sweep/sweep.json benchmarks/results/sweep_beauty.json
 
+# Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
+# candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
+PEER_MINUTES ?= 25
+PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
+bench-peer: install
+	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
+
+# train.windows last vs sliding at equal wall-clock time (WINDOWS_MINUTES per run), paired test comparison.
+WINDOWS_MINUTES ?= 15
+WINDOWS_DATASETS ?= beauty,ml1m
+bench-windows: install
+	$(PYTHON) benchmarks/windows_default.py --datasets $(WINDOWS_DATASETS) --minutes $(WINDOWS_MINUTES)
+.PHONY: bench-peer bench-windows
+
 # Text items on Amazon (docs/text.md): Beauty id vs id+text (paired), cold start, Beauty -> Toys transfer.
 # AMAZON_EPOCHS caps every run at the same epoch count (the shared CPU cannot train to early stopping in a
 # day: leave it empty to train to early stopping, e.g. on a GPU). Writes benchmarks/results/text_amazon.json.
@@ -165,3 +179,12 @@ text-amazon: install
 	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
 	done
 	$(PYTHON) benchmarks/text_amazon.py --root $(AMAZON_OUT) --out benchmarks/results/text_amazon.json
+
+# Rolling backtest on MovieLens-100K (docs/update.md): 8 weekly periods, retrain vs update vs frozen, one
+# thread; about 15-20 minutes on a shared 2-core CPU. Work folder BACKTEST_OUT starts over each time.
+BACKTEST_OUT ?= backtest-runs/ml100k
+.PHONY: bench-backtest
+bench-backtest: install
+	rm -rf $(BACKTEST_OUT)
+	$(SEQREC) backtest experiments/ml100k/backtest.yaml --periods 8 --period 7d --set runtime.threads=1 \
+		--out $(BACKTEST_OUT) --json benchmarks/results/backtest_ml100k.json --png benchmarks/results/backtest_ml100k.png

@@ -28,7 +28,6 @@ from pathlib import Path
 import yaml
 
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
-from seqrec_cli.pipelines.common import saved_spec_overrides
 from seqrec_cli.pipelines.evaluate import evaluate
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.paths import run_dir
@@ -116,7 +115,8 @@ def spec_for(dataset: str, config: str, args) -> tuple[object, str]:
 def run_one(dataset: str, config: str, args) -> dict:
     spec, label = spec_for(dataset, config, args)
     started = time.time()
-    finetune(spec, resume=True)
+    folder = run_dir(spec)
+    finetune(spec, resume=folder.is_dir() and any(folder.iterdir()))  # --resume refuses a missing run
     overrides = {
         "epochs": args.epochs,
         "max_minutes": args.max_minutes,
@@ -130,11 +130,7 @@ def record_run(key: str, folder: Path) -> dict:
     """An entry for a run trained outside this script (e.g. `seqrec finetune` with --set overrides):
     its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
     label, config = key.split("/", 1)
-    saved = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
-    settings = saved_spec_overrides(saved) + [
-        f"runtime.output_root={folder.parent.parent}"
-    ]  # .../runs/<name>
-    spec = load_spec(folder / "spec.yaml", settings)
+    spec = load_spec(folder / "spec.yaml", [f"runtime.output_root={folder.parent.parent}"])  # .../runs/<name>
     epochs = read_epochs(folder)
     wall = sum(e.get("seconds", 0.0) for e in epochs)
     run_info = settled_run_info(json.loads((folder / "run.json").read_text()), epochs, spec.train.monitor)
@@ -187,7 +183,7 @@ def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: f
         "encoder": spec.model.encoder,
         "loss": spec.train.loss,
         "loss_norm": spec.train.loss_norm,
-        "test": report["metrics"],
+        "test": report.metrics,
         "best_epoch": run_info.get("best_epoch"),
         "epochs_run": run_info.get("epochs_run"),
         "stop_reason": run_info.get("stop_reason"),
@@ -195,10 +191,10 @@ def entry_for(spec, label: str, config: str, overrides: dict, *, wall_seconds: f
         "wall_seconds": round(wall_seconds if wall_seconds is not None else time.time() - started, 1),
         "parameters": run_info.get("parameters"),
         "spec_hash": spec_hash(spec),
-        "dataset_fingerprint": report["dataset_fingerprint"],
+        "dataset_fingerprint": report.dataset_fingerprint,
         "seed": spec.train.seed,
         "overrides": overrides,
-        "runtime": report["runtime"],
+        "runtime": report.runtime,
         "machine": machine() if trained_here(run_info) else {"cuda": "a CUDA GPU"},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -27,7 +27,7 @@ from seqrec_cli.core.losses import full_cross_entropy, plain_full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.optim import make_optimizer
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
-from seqrec_cli.core.train import optimizer_step, wrap_step
+from seqrec_cli.core.train import LoopConfig, TrainParts, optimizer_step, wrap_step
 from seqrec_cli.data.batching import IGNORE, PAD, TrainBatcher
 from seqrec_cli.pipelines.common import load_dataset
 from seqrec_cli.pipelines.prepare import prepare
@@ -100,6 +100,8 @@ def measure(name: str, model: SeqRecModel, batcher: TrainBatcher, steps: int, ru
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     plan = batcher.plan(np.random.default_rng(0))[: steps + 1]
     forward = wrap_step(model, full_cross_entropy, runtime, World(), compile)
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, runtime, scaler=scaler)
+    config = LoopConfig(epochs=1, grad_clip=1.0, seed=0)
     positions, seconds, flops = 0, 0.0, {"executed": 0.0, "useful": 0.0}
     for i, rows in enumerate(plan):
         batch = batcher.make_batch(rows)
@@ -120,7 +122,7 @@ def measure(name: str, model: SeqRecModel, batcher: TrainBatcher, steps: int, ru
             opt.step()
             float(loss.detach())
         else:
-            optimizer_step(forward, batcher, [rows], 0, opt, None, scaler, runtime, World(), 1, 1.0, 0, 1)
+            optimizer_step(forward, parts, config, [rows], 0, 1)
         sync(runtime.device)
         if i > 0:  # the first step is warm-up (and compilation)
             seconds += time.perf_counter() - start

@@ -143,7 +143,7 @@ def test_dry_run_prints_resolved_spec(tiny: Path, command: str) -> None:
     resolved = yaml.safe_load(body)
     assert resolved["train"]["epochs"] == 9 and resolved["model"]["dropout"] == 0.3
     assert resolved["runtime"]["output_root"] == str(tiny.parent / "out")
-    assert set(resolved) == {"name", "data", "model", "train", "eval", "runtime", "export"}
+    assert set(resolved) == {"name", "data", "model", "train", "eval", "runtime", "export", "update"}
     # nothing was prepared, trained or exported
     assert not (tiny.parent / "out").exists()
 

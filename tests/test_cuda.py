@@ -13,7 +13,7 @@ from seqrec_cli.core.losses import full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.optim import make_optimizer
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
-from seqrec_cli.core.train import StepLoss, optimizer_step, wrap_step
+from seqrec_cli.core.train import LoopConfig, StepLoss, TrainParts, optimizer_step, wrap_step
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.spec.models import ModelSpec
@@ -90,20 +90,9 @@ def test_bf16_autocast_step_trains_and_tracks_fp32():
         net = model().cuda()
         before = copy.deepcopy(net.state_dict())
         opt = make_optimizer(net, lr=1e-3, weight_decay=0.0)
+        parts = TrainParts(net, plan, opt, full_cross_entropy, runtime)
         losses[name], _ = optimizer_step(
-            StepLoss(net, full_cross_entropy),
-            plan,
-            rows,
-            0,
-            opt,
-            None,
-            torch.amp.GradScaler("cuda", enabled=False),
-            runtime,
-            World(),
-            1,
-            1.0,
-            0,
-            1,
+            StepLoss(net, full_cross_entropy), parts, LoopConfig(epochs=1, grad_clip=1.0), rows, 0, 1
         )
         assert all(torch.isfinite(p).all() for p in net.parameters())
         assert not torch.equal(
@@ -121,8 +110,9 @@ def test_fp16_step_uses_loss_scaling():
     net = model().cuda()
     opt = make_optimizer(net, lr=1e-3, weight_decay=0.0)
     scaler = torch.amp.GradScaler("cuda")
+    parts = TrainParts(net, plan, opt, full_cross_entropy, runtime, scaler=scaler)
     loss, _ = optimizer_step(
-        StepLoss(net, full_cross_entropy), plan, rows, 0, opt, None, scaler, runtime, World(), 1, 1.0, 0, 1
+        StepLoss(net, full_cross_entropy), parts, LoopConfig(epochs=1, grad_clip=1.0), rows, 0, 1
     )
     assert np.isfinite(loss) and scaler.get_scale() > 0
 

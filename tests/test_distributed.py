@@ -70,3 +70,38 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for key in wa:
         torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "runs/ddp/checkpoints/last.pt.tmp").exists()
+
+
+@needs_ml100k
+def test_two_gloo_processes_match_one_process_with_sampled_sliding_windows(tmp_path):
+    # Windows are rows of the plan like users were: the per-epoch window sample and the batch plan come
+    # from (seed, epoch) on every process, so the split of each step's group is the only difference.
+    windows = [
+        "model.max_len=10",
+        "train.windows=sliding",
+        "train.window_stride=7",
+        "train.windows_per_user=4",
+        "train.epochs=2",
+        "train.batch_size=64",
+        "eval.batch_size=100",
+    ]
+    finetune(load_spec(REPO / "experiments/ml100k/sasrec.yaml",
+                       overrides(tmp_path, *windows, "train.grad_accum=2", "name=single")))
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "-m", "seqrec_cli", *cli_args(tmp_path, *windows, "train.grad_accum=1", "name=ddp")]
+    result = subprocess.run(launch, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    one, two = epoch_records(tmp_path / "runs/single"), epoch_records(tmp_path / "runs/ddp")
+    assert [r["epoch"] for r in two] == [1, 2]
+    assert one[0]["positions"] != one[1]["positions"]  # a different window sample each epoch
+    for a, b in zip(one, two, strict=True):
+        assert a["positions"] == b["positions"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        for metric, value in a["valid"].items():
+            assert b["valid"][metric] == pytest.approx(value, abs=1e-9), metric
+    wa, wb = (
+        weights(tmp_path / "runs/single/checkpoints/last.pt"),
+        weights(tmp_path / "runs/ddp/checkpoints/last.pt"),
+    )
+    for key in wa:
+        torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)

@@ -14,7 +14,6 @@ import torch
 import seqrec_cli.core.checkpoint as checkpoint
 import seqrec_cli.core.runtime as runtime_mod
 from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
-from seqrec_cli.core.distributed import World
 from seqrec_cli.core.losses import full_cross_entropy, plain_full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.optim import make_optimizer, param_groups
@@ -22,9 +21,11 @@ from seqrec_cli.core.runtime import Runtime, resolve_runtime, rng_state, set_rng
 from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
     EarlyStopping,
+    LoopConfig,
     LoopState,
     StepLoss,
     TrainHooks,
+    TrainParts,
     optimizer_step,
     steps_per_epoch,
     train_loop,
@@ -73,9 +74,9 @@ def test_accumulated_step_is_the_mean_gradient_over_all_positions_of_the_group()
     model = tiny_model()
     reference = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    loss, positions = optimizer_step(StepLoss(model, full_cross_entropy), batcher, group, 0, opt, None,
-                                     torch.amp.GradScaler("cuda", enabled=False), CPU, World(), grad_accum=3,
-                                     grad_clip=None, seed=0, epoch=1)
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, CPU)
+    loss, positions = optimizer_step(StepLoss(model, full_cross_entropy), parts,
+                                     LoopConfig(epochs=1, grad_accum=3, seed=0), group, 0, epoch=1)
     # By hand: the cross-entropy summed over every labelled position of the three batches, / their number.
     total = sum(plain_full_cross_entropy(reference.encode(b.inputs), b.labels, reference.item_weights()) * n
                 for b, n in zip(map(batcher.make_batch, group), counts, strict=True)) / sum(counts)
@@ -101,9 +102,10 @@ def test_epoch_loss_norm_divides_each_step_sum_by_the_epochs_mean_positions_per_
     model = tiny_model()
     reference = copy.deepcopy(model)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    loss, positions = optimizer_step(StepLoss(model, full_cross_entropy), batcher, group, 0, opt, None,
-                                     torch.amp.GradScaler("cuda", enabled=False), CPU, World(), grad_accum=2,
-                                     grad_clip=None, seed=0, epoch=1, step_positions=step_positions)
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, CPU)
+    loss, positions = optimizer_step(StepLoss(model, full_cross_entropy), parts,
+                                     LoopConfig(epochs=1, grad_accum=2, seed=0), group, 0, epoch=1,
+                                     step_positions=step_positions)
     summed = sum(plain_full_cross_entropy(reference.encode(b.inputs), b.labels, reference.item_weights()) * n
                  for b, n in zip(map(batcher.make_batch, group), counts, strict=True))
     (summed / step_positions).backward()
@@ -177,9 +179,9 @@ def test_train_loop_passes_the_epochs_mean_positions_per_step_only_for_epoch_los
                         lambda *args: seen.append(args[-1]) or real_step(*args))
     batcher = TrainBatcher(sequences(), MAX_LEN, batch_size=4, bucket_by_length=True)
     model = tiny_model()
-    train_loop(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU,
-               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0), epochs=1, eval_every=1,
-               grad_clip=None, seed=0, grad_accum=2, loss_norm=loss_norm)
+    parts = TrainParts(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU)
+    train_loop(parts, LoopConfig(epochs=1, eval_every=1, seed=0, grad_accum=2, loss_norm=loss_norm),
+               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0))
     assert len(seen) == 3  # 6 batches, 2 per step
     assert seen == ([None] * 3 if loss_norm == "step" else [66 / 3] * 3)
 
@@ -214,24 +216,10 @@ def run(epochs: int, *, max_steps=None, grad_accum=1, state=None, snapshots=None
     hooks = TrainHooks(
         validate=lambda epoch: validations.append(epoch) or float(len(validations)), save_state=save_state
     )
-    reason = train_loop(
-        model,
-        batcher,
-        opt,
-        full_cross_entropy,
-        CPU,
-        EarlyStopping(patience=50),
-        hooks,
-        epochs=epochs,
-        eval_every=1,
-        grad_clip=1.0,
-        seed=7,
-        scheduler=sched,
-        grad_accum=grad_accum,
-        max_steps=max_steps,
-        checkpoint_every=checkpoint_every,
-        state=state,
-    )
+    config = LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=7, grad_accum=grad_accum,
+                        max_steps=max_steps, checkpoint_every=checkpoint_every)
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, CPU, scheduler=sched)
+    reason = train_loop(parts, config, EarlyStopping(patience=50), hooks, state)
     return reason, model, opt, sched, len(batcher)
 
 
@@ -357,39 +345,9 @@ def test_bf16_autocast_step_keeps_the_loss_in_fp32():
     for dtype in (None, torch.bfloat16):
         model = tiny_model()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        loss, _ = optimizer_step(
-            StepLoss(model, full_cross_entropy),
-            batcher,
-            group,
-            0,
-            opt,
-            None,
-            torch.amp.GradScaler("cuda", enabled=False),
-            Runtime(torch.device("cpu"), dtype),
-            World(),
-            grad_accum=2,
-            grad_clip=1.0,
-            seed=0,
-            epoch=1,
-        )
+        parts = TrainParts(model, batcher, opt, full_cross_entropy, Runtime(torch.device("cpu"), dtype))
+        loss, _ = optimizer_step(StepLoss(model, full_cross_entropy), parts,
+                                 LoopConfig(epochs=1, grad_accum=2, grad_clip=1.0, seed=0), group, 0, epoch=1)
         assert all(torch.isfinite(p).all() for p in model.parameters())
         losses.append(loss)
     assert losses[1] == pytest.approx(losses[0], rel=2e-2)
-
-
-def test_single_group_optimizer_state_from_older_runs_is_regrouped_by_name():
-    from seqrec_cli.core.optim import regroup_single_group_state
-
-    model = tiny_model()
-    old = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))  # how seqrec built it before
-    model.score_all(torch.tensor([[1, 2, 3]]))[:, 1:].logsumexp(-1).sum().backward()
-    old.step()
-    saved = copy.deepcopy(old.state_dict())
-    new = make_optimizer(model, lr=1e-3, weight_decay=0.1)
-    new.load_state_dict(regroup_single_group_state(saved, model, new))
-    params = dict(model.named_parameters())
-    for group in new.param_groups:
-        for name, p in zip(group["names"], group["params"], strict=True):
-            assert p is params[name]
-            assert torch.equal(new.state[p]["exp_avg"], old.state[params[name]]["exp_avg"]), name
-    assert [g["weight_decay"] for g in new.param_groups] == [0.1, 0.0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.core.evaluation import DenseScorer, rank_cases
+from seqrec_cli.core.evaluation import DenseScorer, RankOptions, rank_cases
 from seqrec_cli.core.metrics import list_metrics, metrics_at_k, per_case_metrics
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import EvalCases
@@ -121,12 +121,8 @@ def test_rank_cases_matches_brute_force_in_any_chunking(filter_seen, chunk):
         DenseScorer(score_all, N),
         seqs,
         cases,
-        max_len=3,
-        batch_size=3,
-        filter_seen=filter_seen,
-        device=torch.device("cpu"),
-        top_k=5,
-        chunk_items=chunk,
+        RankOptions(max_len=3, batch_size=3, filter_seen=filter_seen, top_k=5, chunk_items=chunk),
+        torch.device("cpu"),
     )
     expected_pairs = []
     for c, u in enumerate(cases.users):
@@ -152,6 +148,6 @@ def test_rank_cases_matches_brute_force_in_any_chunking(filter_seen, chunk):
 def test_collapsed_scores_rank_every_target_last_in_chunks():
     seqs = make_seqs([[1, 2, 3], [4, 5, 6]], N)
     cases = EvalCases(np.array([0, 1]), np.array([2, 2]), np.array([2, 2]), np.array([3, 3]))
-    ranked = rank_cases(DenseScorer(lambda x: torch.zeros(len(x), N + 1), N), seqs, cases, 4, 2, True,
-                        torch.device("cpu"), chunk_items=4)
+    ranked = rank_cases(DenseScorer(lambda x: torch.zeros(len(x), N + 1), N), seqs, cases,
+                        RankOptions(4, 2, True, chunk_items=4), torch.device("cpu"))
     assert ranked.ranks.tolist() == [N - 2, N - 2]  # 2 history items removed: last of the 9 candidates

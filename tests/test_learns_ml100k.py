@@ -40,7 +40,7 @@ def test_sasrec_clearly_beats_most_popular_on_ml100k(tmp_path, all_cores):
     spec = load_spec(REPO / "experiments/ml100k/sasrec.yaml",
                      [f"runtime.output_root={tmp_path}", f"runtime.data_root={DATA_ROOT}", *FAST])
     finetune(spec)
-    model_metrics = evaluate(spec, "test").report["metrics"]
+    model_metrics = evaluate(spec, "test").report.metrics
 
     seqs, _, _ = load_dataset(spec)
     popularity = training_popularity(seqs)  # [N + 1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tests.test_split import make_seqs
 
-from seqrec_cli.core.evaluation import ModelScorer, rank_cases, rank_targets
+from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases, rank_targets
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import resolve_runtime
 from seqrec_cli.data.splits import leave_one_out
@@ -31,8 +31,8 @@ def test_blocked_model_ranks_equal_the_dense_scorer(chunk):
     for split in ("valid", "test"):
         for filter_seen in (True, False):
             dense = rank_targets(model.score_all, seqs, split, 4, 2, filter_seen, runtime.device)
-            blocked = rank_cases(ModelScorer(model, runtime), seqs, leave_one_out(seqs).cases[split], 4, 2,
-                                 filter_seen, runtime.device, chunk_items=chunk).ranks
+            blocked = rank_cases(ModelScorer(model, runtime), seqs, leave_one_out(seqs).cases[split],
+                                 RankOptions(4, 2, filter_seen, chunk_items=chunk), runtime.device).ranks
             assert np.array_equal(dense, blocked)
 
 
@@ -42,8 +42,8 @@ def test_collapsed_model_ranks_every_target_last():
     with torch.no_grad():
         model.item_emb.weight[1:] = 0.5  # every item identical: all scores tie
     runtime = resolve_runtime("cpu", "fp32")
-    ranks = rank_cases(ModelScorer(model, runtime), seqs, leave_one_out(seqs).cases["test"], 4, 2, False,
-                       runtime.device, chunk_items=3).ranks
+    ranks = rank_cases(ModelScorer(model, runtime), seqs, leave_one_out(seqs).cases["test"],
+                       RankOptions(4, 2, False, chunk_items=3), runtime.device).ranks
     assert np.array_equal(ranks, np.full(len(ranks), seqs.num_items))
 
 
@@ -56,8 +56,8 @@ def test_id_table_never_recommends_held_out_items_and_misses_them_as_targets(chu
     model = small_model(seqs)
     model.hold_out_items(torch.from_numpy(held_out))
     runtime = resolve_runtime("cpu", "fp32")
-    ranked = rank_cases(ModelScorer(model, runtime), seqs, targets, 4, 2, False, runtime.device,
-                        top_k=seqs.num_items, chunk_items=chunk)
+    ranked = rank_cases(ModelScorer(model, runtime), seqs, targets,
+                        RankOptions(4, 2, False, top_k=seqs.num_items, chunk_items=chunk), runtime.device)
     assert not np.isin(ranked.topk, held_out).any()
     is_held = np.isin(test_items, held_out)
     # ranked after every rankable candidate: the catalogue minus the held-out items

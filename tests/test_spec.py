@@ -291,11 +291,20 @@ def test_spec_hash_changes_with_any_value(tmp_path: Path) -> None:
         assert spec_hash(load_spec(path, [override])) != base, override
 
 
-SHIPPED = sorted((REPO / "experiments").glob("**/*.yaml"))
+# Search spaces for `seqrec sweep` (*_space.yaml) are not specs; they are checked by their own loader below.
+SHIPPED = sorted(p for p in (REPO / "experiments").glob("**/*.yaml") if not p.name.endswith("_space.yaml"))
+SHIPPED_SPACES = sorted((REPO / "experiments").glob("**/*_space.yaml"))
 
 
 def test_there_are_shipped_specs() -> None:
     assert SHIPPED, "no experiments/**/*.yaml found"
+
+
+@pytest.mark.parametrize("path", SHIPPED_SPACES, ids=[str(p.relative_to(REPO)) for p in SHIPPED_SPACES])
+def test_shipped_search_space_validates(path: Path) -> None:
+    from seqrec_cli.spec.space import load_space
+
+    assert load_space(path)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(REPO)) for p in SHIPPED])

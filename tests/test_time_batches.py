@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqrec_cli.artifacts import Recommender
-from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
 from seqrec_cli.core.losses import full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import resolve_runtime
@@ -86,7 +86,9 @@ def test_hstu_ranks_with_times_in_evaluation():
     seqs, model = timed_seqs(), hstu_model()
     runtime = resolve_runtime("cpu", "fp32")
     cases = leave_one_out(seqs).cases["test"]
-    ranked = rank_cases(ModelScorer(model, runtime), seqs, cases, L, 3, False, runtime.device, chunk_items=4)
+    ranked = rank_cases(
+        ModelScorer(model, runtime), seqs, cases, RankOptions(L, 3, False, chunk_items=4), runtime.device
+    )
     # the same ranks from whole-catalogue scores computed with the batch's times
     want = []
     for batch in case_batches(seqs, cases, L, 3, trim=True):

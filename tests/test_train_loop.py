@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint, trust_checkpoint
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import full_cross_entropy
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, seed_everything
-from seqrec_cli.core.train import EarlyStopping, TrainHooks, train_loop
+from seqrec_cli.core.train import EarlyStopping, LoopConfig, LoopState, TrainHooks, TrainParts, train_loop
 from seqrec_cli.data.batching import TrainBatcher
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.errors import UserError
@@ -75,7 +75,7 @@ def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
 
     def validate(epoch: int) -> float:
         metrics, _ = evaluate_split(
-            model, seqs, "valid", MAX_LEN, 32, filter_seen=False, ks=[1, 5], runtime=CPU
+            model, seqs, "valid", RankOptions(MAX_LEN, 32, filter_seen=False), ks=[1, 5], runtime=CPU
         )
         validated.append(metrics)
         return metrics["HR@1"]
@@ -87,8 +87,10 @@ def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
         save_state=lambda state: saved.append(state.epoch - 1),
     )
     stopper = EarlyStopping(patience=10)
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, stopper, hooks, start_epoch=1,
-                        epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(
+        parts, LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed), stopper, hooks
+    )
     return model, reason, losses, step_losses, validated, saved, stopper
 
 
@@ -128,8 +130,8 @@ def test_train_loop_early_stop_and_eval_every():
     hooks = TrainHooks(validate=lambda epoch: calls.append(epoch) or 0.5,
                        on_epoch=lambda stats, val: epochs_seen.append((stats.epoch, val)))
     stopper = EarlyStopping(patience=2)
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, stopper, hooks, start_epoch=1,
-                        epochs=20, eval_every=2, grad_clip=None, seed=0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=20, eval_every=2, seed=0), stopper, hooks)
     assert reason == "early_stop"
     assert calls == [2, 4, 6]  # improves once (from -inf), then two validations without improvement
     assert stopper.best_epoch == 2
@@ -146,11 +148,13 @@ def test_train_loop_validates_on_last_epoch_and_honours_deadline():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     calls = []
     hooks = TrainHooks(validate=lambda epoch: calls.append(epoch) or float(epoch))
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, EarlyStopping(patience=5), hooks,
-                        start_epoch=2, epochs=3, eval_every=5, grad_clip=None, seed=0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
+    reason = train_loop(parts, LoopConfig(epochs=3, eval_every=5, seed=0), EarlyStopping(patience=5), hooks,
+                        LoopState(epoch=2))
     assert reason == "epochs" and calls == [3]  # not a multiple of eval_every, but the last epoch
-    reason = train_loop(model, batcher, optimizer, full_cross_entropy, CPU, EarlyStopping(patience=5), hooks,
-                        start_epoch=1, epochs=10, eval_every=1, grad_clip=None, seed=0, deadline=0.0)
+    reason = train_loop(
+        parts, LoopConfig(epochs=10, eval_every=1, seed=0, deadline=0.0), EarlyStopping(patience=5), hooks
+    )
     assert reason == "time_budget" and calls == [3, 1]
 
 
@@ -188,14 +192,16 @@ def test_truncated_checkpoint_is_user_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="truncated or corrupted"):  # the sidecar's sha256 catches it first
         load_checkpoint(path)
-    (
-        tmp_path / "last.pt.sha256"
-    ).unlink()  # a checkpoint without a sidecar (older seqrec): torch.load's checks
-    with pytest.raises(UserError, match="cannot be read"):
+    (tmp_path / "last.pt.sha256").unlink()  # without a sidecar nothing vouches for the bytes: refused
+    with pytest.raises(UserError, match="no digest file") as err:
         load_checkpoint(path)
+    assert "seqrec trust" in str(err.value)
+    with pytest.raises(UserError, match="cannot be read"):  # vouching checks that torch can read it first
+        trust_checkpoint(path)
+    assert not (tmp_path / "last.pt.sha256").exists()
     path.write_bytes(b"")
     with pytest.raises(UserError, match="cannot be read"):
-        load_checkpoint(path)
+        trust_checkpoint(path)
 
 
 def test_missing_or_foreign_checkpoint_is_user_error(tmp_path):
@@ -203,5 +209,7 @@ def test_missing_or_foreign_checkpoint_is_user_error(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
     path = tmp_path / "foreign.pt"
     torch.save({"stopper": EarlyStopping(patience=1)}, path)  # a pickled class: refused by weights_only
-    with pytest.raises(UserError, match="cannot be read"):
+    with pytest.raises(UserError, match="no digest file"):
         load_checkpoint(path)
+    with pytest.raises(UserError, match="cannot be read"):  # not even `seqrec trust` vouches for a pickle
+        trust_checkpoint(path)

@@ -39,7 +39,7 @@ def test_encoder_and_loss_train_evaluate_export(tmp_path, encoder, overrides):
     assert len(records) == 3
     assert records[-1]["loss"] < records[0]["loss"]  # it learns something on a trivially regular walk
     report = evaluate(spec, "test").report
-    assert 0.0 <= report["metrics"]["NDCG@10"] <= report["metrics"]["HR@10"] <= 1.0
+    assert 0.0 <= report.metrics["NDCG@10"] <= report.metrics["HR@10"] <= 1.0
     folder = export(spec)
     rec = Recommender.load(folder)
     top = rec.recommend([raw_item(3), raw_item(4)], k=5)

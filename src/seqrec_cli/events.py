@@ -65,9 +65,13 @@ class InitializedFrom:
     """train.init_from was loaded: all weights (same dataset) or a transfer across catalogues."""
 
     path: str
-    mode: str  # "same_dataset" | "transfer"
+    mode: str  # "same_dataset" | "transfer" | "warm_start" (by raw item id, core/warm_start.py)
     moved: int = 0  # transfer: tensors that moved
     fresh: tuple[str, ...] = ()  # transfer: tensors that start fresh (the new id table)
+    kept: int = 0  # warm_start: items whose raw id the source knows (their rows kept exactly)
+    new: int = 0  # warm_start: items the source never saw
+    dropped: int = 0  # warm_start: source items missing from this catalogue
+    new_init: str = ""  # warm_start: how new items start ("mean_known_row" or "zero_id_part")
 
 
 @dataclass(frozen=True)
@@ -135,10 +139,41 @@ class Note:
     text: str
 
 
+@dataclass(frozen=True)
+class BacktestStarted:
+    folder: str
+    periods: tuple[float, ...]  # start of each period
+    strategies: tuple[str, ...]
+    interactions: int
+
+
+@dataclass(frozen=True)
+class BacktestTraining:
+    """A backtest model is about to train (retrain from scratch, or update the previous period's)."""
+
+    period: int
+    strategy: str
+
+
+@dataclass(frozen=True)
+class BacktestEvaluated:
+    period: int
+    strategy: str
+    ndcg10: float
+    hr10: float
+    train_seconds: float
+
+
+@dataclass(frozen=True)
+class BacktestDone:
+    folder: str
+
+
 Event = (
     PrepareReading | PrepareWritten | PrepareReused
     | TextEncoding | TextBatch | TextEncoded | TextReady
     | InitializedFrom | Resumed | TrainStarted | StepDone | EpochDone | TrainDone | Note
+    | BacktestStarted | BacktestTraining | BacktestEvaluated | BacktestDone
 )
 Events = Callable[[Event], None]
 

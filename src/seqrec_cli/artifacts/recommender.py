@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from seqrec_cli.artifacts.format import verify_export
+from seqrec_cli.artifacts.format import REEXPORT_FIX, verify_export
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.data.batching import PAD
+from seqrec_cli.data.store import read_json_file
+from seqrec_cli.errors import UserError
 from seqrec_cli.spec.models import ModelSpec
 
 
@@ -36,15 +38,28 @@ class Recommender:
     def load(cls, folder: str | Path, device: str = "cpu") -> Recommender:
         folder = Path(folder)
         manifest = verify_export(folder)
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json_file(folder / "config.json", "the export's config", REEXPORT_FIX)
+        item_ids = read_json_file(folder / "item_ids.json", "the export's item id list", REEXPORT_FIX)
         text_path = folder / "item_text.safetensors"
-        vectors = load_file(str(text_path))["vectors"] if text_path.is_file() else None  # [N + 1, E]
-        model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"], vectors)
-        model.load_state_dict(load_file(str(folder / "model.safetensors")))
-        if config.get("unrankable_items"):  # an id table's held-out (cold) items: never recommended
-            model.hold_out_items(torch.tensor(config["unrankable_items"], dtype=torch.long))
-        item_ids = json.loads((folder / "item_ids.json").read_text())
-        return cls(model, item_ids, config["model"]["max_len"], manifest, device)
+        try:  # the files match the manifest, so a failure here means a manifest rewritten to match them
+            listed = "item_text.safetensors" in manifest["files"]
+            vectors = load_file(str(text_path))["vectors"] if listed else None  # [N + 1, E]
+            model = SeqRecModel(ModelSpec(**config["model"]), config["num_items"], vectors)
+            model.load_state_dict(load_file(str(folder / "model.safetensors")))
+            if config.get("unrankable_items"):  # an id table's held-out (cold) items: never recommended
+                model.hold_out_items(torch.tensor(config["unrankable_items"], dtype=torch.long))
+            max_len = int(config["model"]["max_len"])
+        except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
+            raise UserError(f"the export's files do not make a model ({type(exc).__name__}: {exc})",
+                            where=str(folder), fix=REEXPORT_FIX) from exc
+        if not isinstance(item_ids, list) or len(item_ids) != config["num_items"] + 1:
+            raise UserError("item_ids.json does not hold one id per item",
+                            where=str(folder / "item_ids.json"), fix=REEXPORT_FIX)
+        return cls(model, [str(i) for i in item_ids], max_len, manifest, device)
+
+    def unknown_ids(self, history: list[str]) -> list[str]:
+        """The ids of `history` this model's catalogue does not hold (they are left out when scoring)."""
+        return [h for h in map(str, history) if h not in self.index]
 
     def encode_histories(self, histories: list[list[str]],
                          times: list[list[float]] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

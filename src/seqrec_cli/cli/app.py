@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from seqrec_cli.cli import (
+    backtest,
     compare,
     evaluate,
     export,
@@ -15,6 +16,8 @@ from seqrec_cli.cli import (
     serve,
     sweep,
     synth,
+    trust,
+    update,
 )
 
 app = typer.Typer(
@@ -34,6 +37,9 @@ app.command("report")(report.report_command)
 app.command("serve")(serve.serve_command)
 app.command("synth")(synth.synth_command)
 app.command("sweep")(sweep.sweep_command)
+app.command("trust")(trust.trust_command)
+app.command("update")(update.update_command)
+app.command("backtest")(backtest.backtest_command)
 
 
 def main() -> None:

@@ -71,38 +71,38 @@ def evaluate_command(spec_path: SpecArg, split: SplitOpt = Split.test, set_: Set
             text.stop()
         rep = result.report
         title = (
-            f"{spec.name} · {split.value} · {rep['users']:,} users · {rep['num_items']:,} items · "
-            f"split {rep['protocol']['split']['kind']} · filter_seen={rep['filter_seen']} · ties pessimistic"
+            f"{spec.name} · {split.value} · {rep.users:,} users · {rep.num_items:,} items · "
+            f"split {rep.protocol.split['kind']} · filter_seen={rep.filter_seen} · ties pessimistic"
         )
-        keep = {k: v for k, v in rep["metrics"].items() if k.split("@")[0] in ("HR", "NDCG", "MRR")}
-        console.print(metrics_table(keep, title, rep.get("ci")))
-        if rep["targets"] > rep["cases"]:
+        keep = {k: v for k, v in rep.metrics.items() if k.split("@")[0] in ("HR", "NDCG", "MRR")}
+        console.print(metrics_table(keep, title, rep.ci))
+        if rep.targets > rep.cases:
             multi = {
-                k: v for k, v in rep["metrics"].items() if k.split("@")[0] in ("Recall", "Precision", "MAP")
+                k: v for k, v in rep.metrics.items() if k.split("@")[0] in ("Recall", "Precision", "MAP")
             }
-            console.print(metrics_table(multi, "multi-item targets", rep.get("ci")))
+            console.print(metrics_table(multi, "multi-item targets", rep.ci))
         console.print(
             metrics_table(
-                rep["list_metrics"], "recommended lists (coverage of the catalogue, novelty in bits)"
+                rep.list_metrics, "recommended lists (coverage of the catalogue, novelty in bits)"
             )
         )
-        if "sampled" in rep:
-            s = rep["sampled"]
+        if rep.sampled is not None:
+            s = rep.sampled
             console.print(
                 metrics_table(
-                    s["metrics"],
-                    f"SAMPLED: target vs {s['negatives']} {s['strategy']} negatives "
+                    s.metrics,
+                    f"SAMPLED: target vs {s.negatives} {s.strategy} negatives "
                     "(not comparable with full ranking)",
                     prefix="sampled_",
                 )
             )
         ci_note = (
-            f"; ± = half-width of the 95% CI from {rep['protocol']['bootstrap']['resamples']} bootstrap "
+            f"; ± = half-width of the 95% CI from {rep.protocol.bootstrap.resamples} bootstrap "
             "resamples of users"
-            if rep.get("ci")
+            if rep.ci
             else ""
         )
-        cold = rep.get("cold_start")
+        cold = rep.cold_start
         if cold:
             if cold["rankable"] and cold["cold_metrics"]:
                 console.print(
@@ -119,7 +119,7 @@ def evaluate_command(spec_path: SpecArg, split: SplitOpt = Split.test, set_: Set
                     f"cold targets: {cold['cold_targets']:,} users; not rankable by an id item table "
                     f"(reported as 0)"
                 )
-        ckpt = rep["checkpoint"]
+        ckpt = rep.checkpoint
         origin = f"checkpoint epoch {ckpt['epoch']}" if "epoch" in ckpt else \
             f"model {ckpt['source']} ({'zero-shot' if ckpt['zero_shot'] else 'same dataset'})"
-        console.print(f"{origin}{ci_note}; {rep['cases_per_second']:,.0f} users/s; written {result.path}")
+        console.print(f"{origin}{ci_note}; {rep.cases_per_second:,.0f} users/s; written {result.path}")

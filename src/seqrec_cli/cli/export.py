@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, say, user_errors
 
 FormatOpt = Annotated[
     str,
@@ -43,5 +43,5 @@ def export_command(
         from seqrec_cli.pipelines.export import ExportOptions, export
 
         folder = export(spec, options=ExportOptions(format=format_, ann=ann, ann_min_items=ann_min_items))
-        console.print(f"[green]exported[/] {folder}")
+        say(str(folder), lead="exported")
         console.print(f"  seqrec serve {folder}   # HTTP service; model card: {folder}/README.md")

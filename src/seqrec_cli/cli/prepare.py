@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
+from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, say, user_errors
 
 
 def prepare_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False) -> None:
@@ -13,5 +13,5 @@ def prepare_command(spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt 
             result = prepare(spec)
         fp = result.manifest["fingerprint"]
         verb = "already prepared" if result.reused else "prepared"
-        console.print(f"[green]{verb}[/] {result.folder}: {fp['users']:,} users, {fp['items']:,} items, "
-                      f"{fp['interactions']:,} interactions (fingerprint {fp['hash'][:12]})")
+        say(f"{result.folder}: {fp['users']:,} users, {fp['items']:,} items, "
+            f"{fp['interactions']:,} interactions (fingerprint {fp['hash'][:12]})", lead=verb)

@@ -40,9 +40,7 @@ class TextDisplay:
                 source = "cache" if event.cached else "encoder"
                 console.print(
                     f"item texts: {event.items:,} ({event.without_text:,} without text) from {source}; "
-                    f"e.g. {event.example!r}",
-                    highlight=False,
-                    markup=False,
+                    f"e.g. {event.example!r}"
                 )
             case _:
                 return False

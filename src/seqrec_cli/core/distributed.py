@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from seqrec_cli.core.evaluation import evaluate_split
+from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.metrics import metrics_at_k
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime
@@ -132,15 +132,19 @@ def shard_bounds(num_users: int, batch_size: int, world: World) -> tuple[int, in
     return min(first * batch_size, num_users), min(last * batch_size, num_users)
 
 
-def evaluate_split_sharded(model: SeqRecModel, seqs: Sequences, split: str, max_len: int, batch_size: int,
-                           filter_seen: bool, ks: list[int], runtime: Runtime,
-                           world: World) -> tuple[dict[str, float], np.ndarray]:
+def evaluate_split_sharded(
+    model: SeqRecModel,
+    seqs: Sequences,
+    split: str,
+    options: RankOptions,
+    ks: list[int],
+    runtime: Runtime,
+    world: World,
+) -> tuple[dict[str, float], np.ndarray]:
     """Full-ranking metrics of a split; each process ranks its shard of users, ranks are gathered."""
-    start, stop = shard_bounds(seqs.num_users, batch_size, world)
+    start, stop = shard_bounds(seqs.num_users, options.batch_size, world)
     part = np.zeros(0, dtype=np.int64)
     if stop > start:
-        _, part = evaluate_split(
-            model, user_slice(seqs, start, stop), split, max_len, batch_size, filter_seen, ks, runtime
-        )
+        _, part = evaluate_split(model, user_slice(seqs, start, stop), split, options, ks, runtime)
     ranks = world.gather(part)  # [U] in user order
     return metrics_at_k(ranks, ks), ranks

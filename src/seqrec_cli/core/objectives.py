@@ -16,9 +16,11 @@ from seqrec_cli.spec.models import ModelSpec, TrainSpec
 def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences,
                        train_lengths: np.ndarray | None = None) -> TrainBatcher | MaskedItemBatcher:
     """train_lengths: each user's training prefix (the split plan's; default leave-one-out)."""
+    windows = {"windows": train.windows, "stride": train.window_stride, "per_user": train.windows_per_user}
     if ENCODERS[model.encoder].objective == "masked_item":
         return MaskedItemBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length,
-                                 model.mask_prob, model.last_item_mask_prob, train_lengths=train_lengths)
+                                 model.mask_prob, model.last_item_mask_prob, train_lengths=train_lengths,
+                                 **windows)
     return TrainBatcher(
         seqs,
         model.max_len,
@@ -26,6 +28,7 @@ def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences,
         train.bucket_by_length,
         train_lengths=train_lengths,
         with_times=getattr(ENCODERS[model.encoder], "uses_times", False),
+        **windows,
     )
 
 

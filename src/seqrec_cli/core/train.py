@@ -18,7 +18,8 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ class LoopState:
     global_step: int = 0  # optimizer steps taken since the start of the run
     loss_sum: float = 0.0  # this epoch so far: sum of the loss over labelled positions
     positions: int = 0  # this epoch so far: labelled positions
+    seconds: float = 0.0  # this epoch so far: training seconds, over every session (a resume adds to it)
 
     def state(self) -> dict:
         return asdict(self)
@@ -92,6 +94,36 @@ class TrainHooks:
     save_state: Callable[[LoopState], None] = lambda state: None  # after each epoch and every N steps
 
 
+@dataclass(frozen=True)
+class LoopConfig:
+    """The loop's settings, fixed for a run (the spec's train section, plus the wall-clock deadline)."""
+
+    epochs: int
+    eval_every: int = 1
+    grad_clip: float | None = None
+    seed: int = 0
+    grad_accum: int = 1  # batches per process per optimizer step
+    max_steps: int | None = None  # stop after this many optimizer steps instead of `epochs`
+    checkpoint_every: int | None = None  # also call hooks.save_state every N optimizer steps
+    deadline: float | None = None  # time.time() after which the loop stops at the end of an epoch
+    compile: bool = False
+    loss_norm: str = "step"  # 'step': each step's mean over its positions; 'epoch': see the module doc
+
+
+@dataclass
+class TrainParts:
+    """The objects a run trains with; the loop calls them and never builds them."""
+
+    model: SeqRecModel
+    batcher: TrainBatcher
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable
+    runtime: Runtime
+    scheduler: Any = None
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cuda", enabled=False))
+    world: World = field(default_factory=World)
+
+
 class StepLoss(nn.Module):
     """Model and loss as one forward, so DDP and torch.compile see the whole training computation."""
 
@@ -100,7 +132,9 @@ class StepLoss(nn.Module):
         self.model = model
         self.loss_fn = loss_fn
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, inputs: torch.Tensor, labels: torch.Tensor, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         hidden = self.model.encode(inputs, times)  # [B, L, D]
         return self.loss_fn(hidden, labels, self.model.item_weights())  # []
 
@@ -113,7 +147,9 @@ def steps_per_epoch(num_batches: int, grad_accum: int, world_size: int) -> int:
     return -(-num_batches // (grad_accum * world_size))
 
 
-def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: World, compile: bool) -> nn.Module:
+def wrap_step(
+    model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: World, compile: bool
+) -> nn.Module:
     if compile:
         # The losses pick the labelled positions (a data-dependent count) and loop over chunks of them:
         # traced, every new count is a new graph and a recompilation (seconds each, every step). They are
@@ -128,12 +164,19 @@ def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: Wo
     return step
 
 
-def optimizer_step(forward: nn.Module, batcher: TrainBatcher, group: list[np.ndarray], first_index: int,
-                   optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler, runtime: Runtime,
-                   world: World, grad_accum: int, grad_clip: float | None, seed: int, epoch: int,
-                   step_positions: float | None = None) -> tuple[float, int]:
-    """One optimizer step over a group of batches; returns (mean loss over the group's positions, positions).
-    The loss summed over the group is divided by `step_positions` when given, else by the group's positions."""
+def optimizer_step(forward: nn.Module, parts: TrainParts, config: LoopConfig, group: list[np.ndarray],
+                   first_index: int, epoch: int, step_positions: float | None = None) -> tuple[float, int]:
+    """One optimizer step over a group of batches; returns (mean loss over the group's positions,
+    positions). The loss summed over the group is divided by `step_positions` when given, else by the
+    group's positions."""
+    batcher, optimizer, scaler, runtime, world = (
+        parts.batcher,
+        parts.optimizer,
+        parts.scaler,
+        parts.runtime,
+        parts.world,
+    )
+    grad_accum, grad_clip, seed = config.grad_accum, config.grad_clip, config.seed
     counts = [batcher.positions(rows) for rows in group]
     total = sum(counts)
     norm = step_positions or total
@@ -163,69 +206,75 @@ def optimizer_step(forward: nn.Module, batcher: TrainBatcher, group: list[np.nda
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
     scaler.step(optimizer)
     scaler.update()
-    if scheduler is not None:
-        scheduler.step()
+    if parts.scheduler is not None:
+        parts.scheduler.step()
     (loss_sum,) = world.sum([local])
     return loss_sum / max(total, 1), total
 
 
-def train_loop(model: SeqRecModel, batcher: TrainBatcher, optimizer: torch.optim.Optimizer, loss_fn: Callable,
-               runtime: Runtime, stopper: EarlyStopping, hooks: TrainHooks, *, epochs: int, eval_every: int,
-               grad_clip: float | None, seed: int, start_epoch: int = 1, deadline: float | None = None,
-               scheduler=None, grad_accum: int = 1, max_steps: int | None = None,
-               checkpoint_every: int | None = None, state: LoopState | None = None, world: World | None = None,
-               scaler: torch.amp.GradScaler | None = None, compile: bool = False, loss_norm: str = "step") -> str:
-    """Train from `state` (default: the start of `start_epoch`) until `epochs` are done or, when
-    `max_steps` is set, until that many optimizer steps are. Returns why it stopped: 'epochs',
-    'max_steps', 'early_stop' or 'time_budget'. loss_norm: 'step' (each step's mean over its own
-    positions) or 'epoch' (each step's sum over the epoch's mean positions per step)."""
-    state = state or LoopState(epoch=start_epoch)
-    if max_steps is not None and state.global_step >= max_steps:
+def train_loop(parts: TrainParts, config: LoopConfig, stopper: EarlyStopping, hooks: TrainHooks,
+               state: LoopState | None = None) -> str:
+    """Train from `state` (default: the start of epoch 1) until `config.epochs` are done or, when
+    `config.max_steps` is set, until that many optimizer steps are. Returns why it stopped: 'epochs',
+    'max_steps', 'early_stop' or 'time_budget'."""
+    state = state or LoopState()
+    if config.max_steps is not None and state.global_step >= config.max_steps:
         return "max_steps"
-    world = world or World()
-    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
-    forward = wrap_step(model, loss_fn, runtime, world, compile)
-    group_size = grad_accum * world.size
-    while max_steps is not None or state.epoch <= epochs:
-        plan = batcher.plan(np.random.default_rng([seed, state.epoch]))  # depends only on (seed, epoch)
-        steps = -(-len(plan) // group_size)
-        step_positions = batcher.num_positions / steps if loss_norm == "epoch" else None
-        started = time.perf_counter()
-        forward.train()
-        out_of_steps = False
-        while state.batches_done < len(plan):
-            first = state.batches_done
-            loss, positions = optimizer_step(forward, batcher, plan[first : first + group_size], first, optimizer,
-                                             scheduler, scaler, runtime, world, grad_accum, grad_clip, seed,
-                                             state.epoch, step_positions)
-            state.batches_done = min(first + group_size, len(plan))
-            state.global_step += 1
-            state.loss_sum += loss * positions
-            state.positions += positions
-            hooks.on_step(-(-state.batches_done // group_size), steps, loss)
-            out_of_steps = max_steps is not None and state.global_step >= max_steps
-            if out_of_steps:
-                break
-            if checkpoint_every and state.global_step % checkpoint_every == 0 and state.batches_done < len(plan):
-                hooks.save_state(state)
+    forward = wrap_step(parts.model, parts.loss_fn, parts.runtime, parts.world, config.compile)
+    while config.max_steps is not None or state.epoch <= config.epochs:
+        started = time.perf_counter() - state.seconds  # a resumed epoch counts its earlier sessions' time
+        out_of_steps, plan_len = _train_epoch(forward, parts, config, hooks, state, started)
         epoch = state.epoch
         stats = EpochStats(epoch, state.loss_sum / max(state.positions, 1), state.positions,
                            time.perf_counter() - started)
         validated = None
-        if epoch % eval_every == 0 or out_of_steps or (max_steps is None and epoch == epochs):
+        last = config.max_steps is None and epoch == config.epochs
+        if epoch % config.eval_every == 0 or out_of_steps or last:
             value = hooks.validate(epoch)
             improved = stopper.update(value, epoch)
             validated = {"value": value, "improved": improved}
             if improved:
                 hooks.on_improved(epoch)
-        if state.batches_done >= len(plan):  # the epoch is complete: the state points at the next one
+        if state.batches_done >= plan_len:  # the epoch is complete: the state points at the next one
             state.epoch, state.batches_done, state.loss_sum, state.positions = epoch + 1, 0, 0.0, 0
+            state.seconds = 0.0
+        else:
+            state.seconds = stats.seconds
         hooks.on_epoch(stats, validated)
         hooks.save_state(state)
         if out_of_steps:
             return "max_steps"
         if stopper.should_stop:
             return "early_stop"
-        if deadline is not None and world.any(time.time() > deadline):
+        if config.deadline is not None and parts.world.any(time.time() > config.deadline):
             return "time_budget"
     return "epochs"
+
+
+def _train_epoch(forward: nn.Module, parts: TrainParts, config: LoopConfig, hooks: TrainHooks,
+                 state: LoopState, started: float) -> tuple[bool, int]:
+    """The optimizer steps of `state.epoch` from where it stands; returns (whether max_steps ran out,
+    batches in the epoch's plan)."""
+    plan = parts.batcher.plan(
+        np.random.default_rng([config.seed, state.epoch])
+    )  # depends only on (seed, epoch)
+    group_size = config.grad_accum * parts.world.size
+    steps = -(-len(plan) // group_size)
+    step_positions = parts.batcher.num_positions / steps if config.loss_norm == "epoch" else None
+    forward.train()
+    while state.batches_done < len(plan):
+        first = state.batches_done
+        group = plan[first : first + group_size]
+        loss, positions = optimizer_step(forward, parts, config, group, first, state.epoch, step_positions)
+        state.batches_done = min(first + group_size, len(plan))
+        state.global_step += 1
+        state.loss_sum += loss * positions
+        state.positions += positions
+        hooks.on_step(-(-state.batches_done // group_size), steps, loss)
+        if config.max_steps is not None and state.global_step >= config.max_steps:
+            return True, len(plan)
+        every = config.checkpoint_every
+        if every and state.global_step % every == 0 and state.batches_done < len(plan):
+            state.seconds = time.perf_counter() - started
+            hooks.save_state(state)
+    return False, len(plan)

@@ -2,7 +2,8 @@
 
 - Items are 1..N, PAD = 0; labels that carry no signal are IGNORE = -100.
 - Sequences are LEFT-padded and keep the most recent `max_len` items, so the last column is
-  always the most recent item.
+  always the most recent item. Training reads windows of the training part (data/windows.py):
+  the most recent one per user (`last`), or all of them (`sliding`).
 - Leave-one-out: for a user with items s[0..n-1], training uses s[:-2] (inputs s[:-3], labels
   s[1:-2]), validation predicts s[-2] from s[:-2], test predicts s[-1] from s[:-1] (so test inputs
   include the valid item). Valid and test targets never appear as training labels.
@@ -22,6 +23,7 @@ import torch
 
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import leave_one_out
+from seqrec_cli.data.windows import WindowTable, gather_windows, training_windows
 
 PAD = 0
 IGNORE = -100
@@ -66,55 +68,66 @@ def batch_plan(lengths: np.ndarray, batch_size: int, bucket_by_length: bool,
     return batches
 
 
-class TrainBatcher:
-    """Next-item training pairs from each user's training part, batched by similar length.
+def sampled_plan(table: WindowTable, sizes: np.ndarray, batch_size: int, bucket_by_length: bool,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """batch_plan over this epoch's sample of the windows (all of them unless sampled per user)."""
+    rows = table.sample(rng)
+    if rows is None:
+        return batch_plan(sizes, batch_size, bucket_by_length, rng)
+    return [rows[b] for b in batch_plan(sizes[rows], batch_size, bucket_by_length, rng)]
 
-    The whole [U, max_len + 1] window matrix is built once; a batch is a row gather plus a column
-    slice to the batch's own longest sequence, so padding costs nothing beyond that.
+
+class TrainBatcher:
+    """Next-item training pairs from training windows (data/windows.py) of each user's training part,
+    batched by similar length.
+
+    A batch is a gather of its windows, only as wide as its longest window, so padding costs
+    nothing beyond that. Rows are windows; `users` [W] maps each to its user.
     """
 
     def __init__(self, seqs: Sequences, max_len: int, batch_size: int, bucket_by_length: bool,
-                 train_lengths: np.ndarray | None = None, with_times: bool = False):
+                 train_lengths: np.ndarray | None = None, with_times: bool = False, windows: str = "last",
+                 stride: int | None = None, per_user: int | None = None):
         # train_lengths: [U] leading items each user may train on (default: leave-one-out, n - 2)
         if train_lengths is None:
             train_lengths = seqs.lengths() - SPLIT_HOLDOUT["train"]
-        windows = left_pad_windows(seqs, 0, max_len + 1, lengths=train_lengths)  # [U, L+1]
-        pair_counts = np.clip(np.minimum(train_lengths, max_len + 1) - 1, 0, None)
-        self.users = np.flatnonzero(pair_counts > 0)  # users with at least one training pair
-        self.windows = windows[self.users]
-        self.times = None  # [U, L+1] when with_times and the dataset has timestamps
-        if with_times and seqs.timestamps is not None:
-            self.times = left_pad_windows(seqs, 0, max_len + 1, lengths=train_lengths,
-                                          values=seqs.timestamps)[self.users]
-        self.pair_counts = pair_counts[self.users]
+        self.table = training_windows(seqs.offsets, train_lengths, max_len + 1, 2, windows, stride, per_user)
+        self.users = self.table.users
+        self.pair_counts = self.table.counts - 1  # [W] labelled positions of each window
+        self.items = seqs.items
+        self.timestamps = seqs.timestamps if with_times else None  # gathered beside the inputs when asked for
         self.batch_size = batch_size
         self.bucket_by_length = bucket_by_length
 
     @property
-    def num_positions(self) -> int:
-        return int(self.pair_counts.sum())
+    def num_positions(self) -> int | float:
+        """Labelled positions per epoch (the expectation when windows are sampled per epoch)."""
+        if self.table.per_user is None:
+            return int(self.pair_counts.sum())
+        return float((self.pair_counts * self.table.keep_probability()).sum())
 
     def __len__(self) -> int:
-        return -(-len(self.users) // self.batch_size)
+        return -(-self.table.sampled_count() // self.batch_size)
 
     def plan(self, rng: np.random.Generator) -> list[np.ndarray]:
-        return batch_plan(self.pair_counts, self.batch_size, self.bucket_by_length, rng)
+        return sampled_plan(self.table, self.pair_counts, self.batch_size, self.bucket_by_length, rng)
 
     def positions(self, rows: np.ndarray) -> int:
-        """Labelled positions in the batch of these rows (each user contributes its pair count)."""
+        """Labelled positions in the batch of these rows (each window contributes its pair count)."""
         return int(self.pair_counts[rows].sum())
 
     def make_batch(self, rows: np.ndarray) -> TrainBatch:
         width = int(self.pair_counts[rows].max()) + 1
-        block = self.windows[rows, -width:]  # [B, width]
+        ends, counts = self.table.ends[rows], self.table.counts[rows]
+        block = gather_windows(self.items, ends, counts, width, PAD).astype(np.int64)  # [B, width]
         inputs = block[:, :-1].copy()
         labels = block[:, 1:].copy()
         labels[inputs == PAD] = IGNORE  # a label needs at least one real input before it
         labels[labels == PAD] = IGNORE
-        times = (
-            None if self.times is None else torch.from_numpy(self.times[rows, -width:-1].copy())
-        )  # [B, width-1]
-        return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels), times)
+        times = None
+        if self.timestamps is not None:
+            times = torch.from_numpy(gather_windows(self.timestamps, ends, counts, width, 0)[:, :-1].copy())
+        return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels), times)  # times [B, width-1]
 
     def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:
         for rows in self.plan(rng):

@@ -56,7 +56,18 @@ def id_values(column: pa.ChunkedArray, what: str, ctx: Context, fix: str) -> np.
 def float_values(
     column: pa.ChunkedArray, what: str, ctx: Context, fix: str, dates: bool = False
 ) -> np.ndarray:
-    """Float64 values; with dates=True, ISO date strings and date/time columns become Unix seconds."""
+    """Float64 values; with dates=True, ISO date strings and date/time columns become Unix seconds.
+    NaN and infinite values are refused: they would sort anywhere and cut temporal splits at random."""
+    values = _float_values(column, what, ctx, fix, dates)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(
+            f"{what} {float(values[bad[0]])} is not a finite number", where=ctx.where(int(bad[0])), fix=fix
+        )
+    return values
+
+
+def _float_values(column: pa.ChunkedArray, what: str, ctx: Context, fix: str, dates: bool) -> np.ndarray:
     row = first_true(pc.is_null(column))
     if row is not None:
         raise DataError(f"missing {what}", where=ctx.where(row), fix=fix)

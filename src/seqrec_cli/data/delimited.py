@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def read_delimited(source: Source, layout: Layout, columns: list[str]) -> pa.Tab
     try:
         with source.binary() as handle:
             return pacsv.read_csv(handle, read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as exc:
+    except pa.ArrowException as exc:
         raise _locate_parse_problem(source, layout, exc) from exc
 
 
@@ -81,9 +82,13 @@ def _locate_parse_problem(source: Source, layout: Layout, exc: Exception) -> Dat
 
 def header_names(source: Source, delimiter: str, quoting: bool = True) -> list[str]:
     line = first_line(source)
-    row = next(
-        csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
-    )
+    try:
+        row = next(
+            csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+        )
+    except (csv.Error, StopIteration) as exc:
+        raise DataError(f"cannot parse the header line ({exc})", where=f"{source.label}:1",
+                        fix="fix the header line, or check the format and delimiter in the spec") from exc
     return [name.strip() for name in row]
 
 
@@ -119,15 +124,27 @@ def is_parquet(source: Source) -> bool:
     return source.name.lower().endswith((".parquet", ".pq"))
 
 
+@contextmanager
+def _parquet_errors(source: Source):
+    """A file that is not (whole) Parquet: DataError naming it, not a pyarrow traceback."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"not a readable Parquet file ({exc})", where=source.label,
+                        fix="check the file (an interrupted copy?) and data.format") from exc
+
+
 def read_parquet(source: Source, columns: list[str] | None = None) -> pa.Table:
-    if source.member is None and source.path.suffix.lower() in (".parquet", ".pq"):
-        return pq.read_table(source.path, columns=columns)
-    # Compressed or zipped parquet: parquet needs random access, so read it into memory.
-    with source.binary() as handle:
-        return pq.read_table(pa.BufferReader(handle.read()), columns=columns)
+    with _parquet_errors(source):
+        if source.member is None and source.path.suffix.lower() in (".parquet", ".pq"):
+            return pq.read_table(source.path, columns=columns)
+        # Compressed or zipped parquet: parquet needs random access, so read it into memory.
+        with source.binary() as handle:
+            return pq.read_table(pa.BufferReader(handle.read()), columns=columns)
 
 
 def read_parquet_schema(source: Source) -> list[str]:
-    if source.member is None and source.path.suffix.lower() in (".parquet", ".pq"):
-        return list(pq.read_schema(source.path).names)
+    with _parquet_errors(source):
+        if source.member is None and source.path.suffix.lower() in (".parquet", ".pq"):
+            return list(pq.read_schema(source.path).names)
     return read_parquet(source).column_names

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from seqrec_cli.data.batching import IGNORE, PAD, SPLIT_HOLDOUT, TrainBatch, batch_plan, left_pad_windows
+from seqrec_cli.data.batching import IGNORE, PAD, SPLIT_HOLDOUT, TrainBatch, sampled_plan
 from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.windows import gather_windows, training_windows
 
 MASK = -1
 
@@ -39,33 +40,42 @@ def mask_block(block: np.ndarray, rng: np.random.Generator, mask_prob: float,
 
 
 class MaskedItemBatcher:
-    """Each training user's most recent max_len training items, masked afresh every epoch."""
+    """Training windows (data/windows.py) of max_len training items, masked afresh every epoch:
+    each user's most recent window (`last`), or windows tiling the whole training part (`sliding`)."""
 
     def __init__(self, seqs: Sequences, max_len: int, batch_size: int, bucket_by_length: bool,
-                 mask_prob: float, last_item_mask_prob: float, train_lengths: np.ndarray | None = None):
+                 mask_prob: float, last_item_mask_prob: float, train_lengths: np.ndarray | None = None,
+                 windows: str = "last", stride: int | None = None, per_user: int | None = None):
         # train_lengths: [U] leading items each user may train on (default: leave-one-out, n - 2)
         if train_lengths is None:
             train_lengths = seqs.lengths() - SPLIT_HOLDOUT["train"]
-        windows = left_pad_windows(seqs, 0, max_len, lengths=train_lengths)  # [U, L]
-        lengths = np.clip(np.minimum(train_lengths, max_len), 0, None)
-        self.users = np.flatnonzero(lengths > 0)
-        self.windows = windows[self.users]
-        self.lengths = lengths[self.users]
+        self.table = training_windows(
+            seqs.offsets, train_lengths, max_len, 1, windows, stride or max_len, per_user
+        )
+        self.users = self.table.users  # [W] user of each window (row)
+        self.lengths = self.table.counts  # [W] items in each window
+        self.items = seqs.items
         self.batch_size = batch_size
         self.bucket_by_length = bucket_by_length
         self.mask_prob = mask_prob
         self.last_item_mask_prob = last_item_mask_prob
 
     @property
-    def num_positions(self) -> int:
-        """Expected masked (labelled) positions per epoch."""
-        return self.positions(np.arange(len(self.users)))
+    def num_positions(self) -> int | float:
+        """Expected masked (labelled) positions per epoch (also over the window sample, when sampled)."""
+        if self.table.per_user is None:
+            return self.positions(np.arange(len(self.users)))
+        keep = self.table.keep_probability()  # [W]
+        random_part = (1 - self.last_item_mask_prob) * (
+            keep * np.maximum(self.lengths * self.mask_prob, 1)
+        ).sum()
+        return max(1.0, float(random_part + self.last_item_mask_prob * keep.sum()))
 
     def __len__(self) -> int:
-        return -(-len(self.users) // self.batch_size)
+        return -(-self.table.sampled_count() // self.batch_size)
 
     def plan(self, rng: np.random.Generator) -> list[np.ndarray]:
-        return batch_plan(self.lengths, self.batch_size, self.bucket_by_length, rng)
+        return sampled_plan(self.table, self.lengths, self.batch_size, self.bucket_by_length, rng)
 
     def positions(self, rows: np.ndarray) -> int:
         """Expected masked positions of these rows: the weight of their batch in an accumulated step
@@ -80,9 +90,10 @@ class MaskedItemBatcher:
         # per batch from (seed, epoch, batch index): a resumed run draws the same masks.
         rng = rng or np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         width = int(self.lengths[rows].max())
-        inputs, labels = mask_block(
-            self.windows[rows, -width:], rng, self.mask_prob, self.last_item_mask_prob
-        )
+        block = gather_windows(
+            self.items, self.table.ends[rows], self.lengths[rows], width, PAD
+        )  # [B, width]
+        inputs, labels = mask_block(block.astype(np.int64), rng, self.mask_prob, self.last_item_mask_prob)
         return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels))
 
     def epoch(self, rng: np.random.Generator) -> Iterator[TrainBatch]:

@@ -92,9 +92,7 @@ def recbole_header(source: Source) -> list[str]:
 
 
 def read_recbole(path: Path, spec: DataSpec) -> RawInteractions:
-    source = locate(
-        path, spec.interactions, lambda n: n.endswith(".inter"), "*.inter file", "data.interactions"
-    )
+    source = interaction_source(path, spec)
     names = recbole_header(source)
     chosen = pick_columns(spec.columns, names, source)
     layout = Layout(names, "\t", quoting=False)
@@ -128,13 +126,7 @@ def _movielens_layout(source: Source) -> tuple[Layout, dict[str, str]]:
 
 def read_movielens(path: Path, spec: DataSpec) -> RawInteractions:
     """GroupLens ratings; ratings and timestamps are always returned, `data.columns` is not used."""
-    source = locate(
-        path,
-        spec.interactions,
-        lambda n: n.lower() in MOVIELENS_RATINGS,
-        "MovieLens ratings file",
-        "data.interactions",
-    )
+    source = interaction_source(path, spec)
     first_line(source)
     layout, chosen = _movielens_layout(source)
     table = read_delimited(source, layout, list(chosen.values()))
@@ -146,7 +138,7 @@ def _movielens_fix(role: str) -> str:
 
 
 def _line_source(path: Path, spec: DataSpec) -> Source:
-    return locate(path, spec.interactions, lambda _: True, "interaction file", "data.interactions")
+    return interaction_source(path, spec)
 
 
 def _bad_line(source: Source, number: int, found: int, expected: str) -> DataError:
@@ -230,13 +222,7 @@ def read_table(path: Path, spec: DataSpec) -> RawInteractions:
         chosen = pick_columns(spec.columns, present, Source(parts[0]))
         table, ctx = read_parts(path, parts, list(dict.fromkeys(chosen.values())))
         return assemble(table, chosen, ctx)
-    source = locate(
-        path,
-        spec.interactions,
-        lambda n: n.lower().endswith(TABLE_SUFFIXES),
-        "table file",
-        "data.interactions",
-    )
+    source = interaction_source(path, spec)
     if is_parquet(source):
         present = read_parquet_schema(source)
         chosen = pick_columns(spec.columns, present, source)
@@ -257,6 +243,25 @@ INTERACTION_READERS: dict[str, Callable[[Path, DataSpec], RawInteractions]] = {
     "user_sequence_lines": read_user_sequence_lines,
     "table": read_table,
 }
+
+
+# format -> (which file names in a folder or zip hold the interactions, what to call such a file)
+INTERACTION_FILES: dict[str, tuple[Callable[[str], bool], str]] = {
+    "recbole": (lambda n: n.endswith(".inter"), "*.inter file"),
+    "movielens": (lambda n: n.lower() in MOVIELENS_RATINGS, "MovieLens ratings file"),
+    "user_item_lines": (lambda _: True, "interaction file"),
+    "user_sequence_lines": (lambda _: True, "interaction file"),
+    "table": (lambda n: n.lower().endswith(TABLE_SUFFIXES), "table file"),
+}
+
+
+def interaction_source(path: Path, spec: DataSpec) -> Source:
+    """The one file the reader of `spec.format` reads at `path` (a file, a folder or a zip)."""
+    if spec.format is None:
+        raise DataError("no data format given", where=str(path),
+                        fix=f"set data.format to one of: {', '.join(INTERACTION_READERS)}")
+    accept, what = INTERACTION_FILES[spec.format]
+    return locate(Path(path), spec.interactions, accept, what, "data.interactions")
 
 
 def read_interactions(path: Path, spec: DataSpec) -> RawInteractions:

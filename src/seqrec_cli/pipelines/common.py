@@ -6,17 +6,21 @@ import hashlib
 import json
 from pathlib import Path
 
-from seqrec_cli.core.checkpoint import load_checkpoint
+import numpy as np
+
+from seqrec_cli.core.evaluation import RankOptions
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.runtime import Runtime, resolve_runtime
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.splits import SplitPlan, make_plan
-from seqrec_cli.data.store import load_prepared
+from seqrec_cli.data.store import load_prepared, read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model, check_text_vectors
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
+from seqrec_cli.pipelines.run_format import load_run_checkpoint
+from seqrec_cli.spec.loader import monitor_problem
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
 BEST = "checkpoints/best.pt"
@@ -34,15 +38,29 @@ def load_dataset(spec: ExperimentSpec) -> tuple[Sequences, dict, Path]:
 
 
 def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
-    """The spec's split of this dataset; raises if anything held out could leak into training or inputs."""
-    return make_plan(seqs, spec.data.split, spec.data.temporal)
+    """The spec's split of this dataset; raises if anything held out could leak into training or inputs.
+    With train.active_since, only the users active since then (and a train.replay share of the others)
+    keep their training part: an update trains on what is new, not on the whole log again."""
+    plan = make_plan(seqs, spec.data.split, spec.data.temporal)
+    if spec.train.active_since is None:
+        return plan
+    if seqs.timestamps is None:
+        raise UserError(
+            "train.active_since needs timestamps, and this dataset has none",
+            where="train.active_since",
+            fix="map data.columns.time to the log's timestamp column, or unset train.active_since",
+        )
+    active = np.maximum.reduceat(seqs.timestamps, seqs.offsets[:-1]) >= spec.train.active_since  # [U]
+    replayed = np.random.default_rng(spec.train.seed).random(seqs.num_users) < spec.train.replay  # [U]
+    plan.train_len = np.where(active | replayed, plan.train_len, 0)  # 0: no training pair at all
+    return plan
 
 
 def check_monitor(spec: ExperimentSpec) -> None:
-    name, _, k = spec.train.monitor.partition("@")
-    if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
-        raise UserError(f"train.monitor {spec.train.monitor!r} is not a metric this spec computes",
-                        where="train.monitor",
+    """The loader's check, for specs built in code (the CLI's specs have passed it already)."""
+    problem = monitor_problem(spec)
+    if problem:
+        raise UserError(f"train.monitor {problem}", where="train.monitor",
                         fix=f"use HR@K, NDCG@K or MRR@K with K in eval.ks {spec.eval.ks}")
 
 
@@ -56,7 +74,7 @@ def load_trained(
 ) -> tuple[BuiltModel, dict, Path]:
     """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint
-    payload = load_checkpoint(path)
+    payload = load_run_checkpoint(path)
     if "kind" in payload and payload["kind"] != "neural":
         raise UserError(
             f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
@@ -88,23 +106,7 @@ def load_trained_model(spec: ExperimentSpec, seqs: Sequences, manifest: dict, ru
 
 def read_run_info(spec: ExperimentSpec) -> dict:
     path = run_dir(spec) / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-# Fields whose default changed -> the default they had first (loss_norm: "epoch" since 0.2). The resume
-# hash and the reading of saved run specs both go by these.
-FIRST_DEFAULTS = {("train", "loss_norm"): "step"}
-OLD_DEFAULT_OVERRIDES = " ".join(f"--set {section}.{key}={value}"
-                                 for (section, key), value in FIRST_DEFAULTS.items())
-
-
-def saved_spec_overrides(saved: dict) -> list[str]:
-    """--set overrides for a spec.yaml that a run folder saved: that file lists every field, so one
-    missing a field whose default has since changed was written before the change and trained under
-    the first default, which the current default must not replace."""
-    return [f"{section}.{key}={first_default}"
-            for (section, key), first_default in FIRST_DEFAULTS.items()
-            if key not in (saved.get(section) or {})]
+    return read_json_file(path, "the run's run.json", "restore run.json") if path.is_file() else {}
 
 
 def resumable_hash(spec: ExperimentSpec) -> str:
@@ -119,15 +121,14 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.runtime = RuntimeSpec()
     for field in ("engine", "engine_memory_gb", "engine_threads"):  # how data is prepared, not what
         setattr(loose.data, field, type(loose.data).model_fields[field].default)
-    # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
+    # Only non-default values count, so adding a spec field (with a default) keeps runs resumable; a
+    # changed default changes the run format version instead (pipelines/run_format.py).
     values = loose.model_dump(mode="json", exclude_defaults=True)
-    # A field whose default changed counts against its first default, so a run started under the old
-    # default refuses the new one (its steps would change) and an explicit old setting still matches.
-    for (section, key), first_default in FIRST_DEFAULTS.items():
-        value = getattr(getattr(loose, section), key)
-        if value == first_default:
-            values.get(section, {}).pop(key, None)
-        else:
-            values.setdefault(section, {})[key] = value
     canonical = json.dumps(values, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def rank_options(spec: ExperimentSpec, **extra) -> RankOptions:
+    """How `evaluate` (and a baseline's fit) rank a split, from the spec's eval section."""
+    return RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen,
+                       chunk_items=spec.eval.chunk_items, **extra)

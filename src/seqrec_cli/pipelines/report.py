@@ -13,6 +13,7 @@ from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.core.breakdowns import HISTORY_EDGES, POPULARITY_EDGES
 from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines import report_plots
+from seqrec_cli.pipelines.eval_report import EvalReport
 from seqrec_cli.pipelines.results import RunEval, check_comparable, compare, load_run_eval
 
 MARKER = "report.json"  # a folder holding this was written by `seqrec report` and may be rewritten by it
@@ -23,8 +24,8 @@ def headline_k(ks: list[int]) -> int:
 
 
 def _ci(run: RunEval, metric: str) -> str:
-    value = run.report["metrics"][metric]
-    ci = run.report.get("ci", {}).get(metric)
+    value = run.report.metrics[metric]
+    ci = run.report.ci.get(metric)
     return f"{value:.4f} [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else f"{value:.4f}"
 
 
@@ -40,7 +41,7 @@ def format_p(p: float) -> str:
 
 
 def _kind(run: RunEval) -> str:
-    model = run.report.get("model", {})
+    model = run.report.model
     return (
         model.get("encoder", model.get("kind", "?"))
         if model.get("kind") == "neural"
@@ -64,121 +65,149 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
     check_comparable(runs)
     out = Path(out)
     claim_out_dir(out)
-    ks = runs[0].report["protocol"]["ks"]
+    ks = runs[0].report.protocol.ks
     k = headline_k(ks)
-    ndcg, hr, mrr = f"NDCG@{k}", f"HR@{k}", f"MRR@{k}"
-    runs.sort(key=lambda r: -r.report["metrics"][ndcg])
+    ndcg, hr = f"NDCG@{k}", f"HR@{k}"
+    runs.sort(key=lambda r: -r.report.metrics[ndcg])
     best = runs[0]
     comparisons = [compare(best, other, resamples, seed) for other in runs[1:]]
-    first = best.report
-    proto = first["protocol"]
-    split_desc = proto["split"]["kind"] + (
-        f" (targets: {proto['split']['targets']}, cuts {proto['split']['cuts']})"
-        if proto["split"].get("cuts")
-        else ""
+    md = _header(best.report, split, title, command, resamples, seed)
+    md += ["## Leaderboard", "", _leaderboard(runs, k), "", "![leaderboard](leaderboard.png)", ""]
+    md += [
+        f"## Is {best.name} really better? (paired, user by user)",
+        "",
+        _paired(best.name, comparisons, ndcg, hr),
+    ]
+    md += ["", "## Metric@K", "", _metric_at_k(runs, ks), "", "![metric at K](metric_at_k.png)", ""]
+    report_plots.leaderboard(runs, k, out / "leaderboard.png")
+    report_plots.metric_at_k(runs, out / "metric_at_k.png")
+    md += _curves(runs, ndcg, out)
+    md += _breakdowns(runs, ndcg, out)
+    md += _sampled(runs, hr, ndcg)
+    md += ["## Runs", "", _table(["run", "folder", "spec hash", "seed", "checkpoint epoch"],
+                                 [[r.name, f"`{r.folder}`", r.report.spec_hash[:12], str(r.report.seed),
+                                   str(r.report.checkpoint["epoch"])] for r in runs]), ""]
+    leaderboard = {
+        r.name: {"metrics": r.report.metrics, "ci": r.report.ci, "list_metrics": r.report.list_metrics}
+        for r in runs
+    }
+    atomic_write_json(out / MARKER, {"split": split, "runs": [str(r.folder) for r in runs], "headline_k": k,
+                                     "leaderboard": leaderboard, "comparisons": comparisons})
+    path = out / "README.md"
+    atomic_write_text(path, "\n".join(md))
+    return path
+
+
+def _header(first: EvalReport, split: str, title: str | None, command: str | None, resamples: int,
+            seed: int) -> list[str]:
+    proto = first.protocol
+    split_desc = proto.split["kind"] + (
+        f" (targets: {proto.split['targets']}, cuts {proto.split['cuts']})" if proto.split.get("cuts") else ""
     )
-    fp = first["dataset_fingerprint"]
-    bootstrap = proto.get("bootstrap", {})
+    fp = first.dataset_fingerprint
     md = [f"# {title or 'Evaluation report'}", ""]
     if command:
         md += ["Regenerate with:", "", "```bash", command, "```", ""]
-    md += [
-        f"- **Split evaluated:** {split} · {first['cases']:,} cases ({first['users']:,} users), "
-        f"{first['num_items']:,} items · split protocol: {split_desc}",
-        f"- **Ranking:** {proto['ranking']}; ties {proto['ties']}; filter_seen={proto['filter_seen']}",
+    return md + [
+        f"- **Split evaluated:** {split} · {first.cases:,} cases ({first.users:,} users), "
+        f"{first.num_items:,} items · split protocol: {split_desc}",
+        f"- **Ranking:** {proto.ranking}; ties {proto.ties}; filter_seen={proto.filter_seen}",
         f"- **Dataset fingerprint:** {fp['hash'][:16]} ({fp['users']:,} users, {fp['items']:,} items, "
         f"{fp['interactions']:,} interactions)",
-        f"- **Confidence intervals:** 95% percentile bootstrap over users, {bootstrap.get('resamples', '?')} "
-        f"resamples (seed {bootstrap.get('seed', '?')}); "
+        f"- **Confidence intervals:** 95% percentile bootstrap over users, {proto.bootstrap.resamples} "
+        f"resamples (seed {proto.bootstrap.seed}); "
         f"paired comparisons: {resamples} resamples (seed {seed}), "
         "paired t-test and Wilcoxon signed-rank test (two-sided)",
         "",
-        "## Leaderboard",
-        "",
-        _table(
+    ]
+
+
+def _leaderboard(runs: list[RunEval], k: int) -> str:
+    ndcg, hr, mrr = f"NDCG@{k}", f"HR@{k}", f"MRR@{k}"
+    return _table(
+        [
+            "run",
+            "model",
+            f"{ndcg} [95% CI]",
+            f"{hr} [95% CI]",
+            f"{mrr} [95% CI]",
+            f"Coverage@{k}",
+            f"Novelty@{k} (bits)",
+            f"AvgPop@{k}",
+        ],
+        [
             [
-                "run",
-                "model",
-                f"{ndcg} [95% CI]",
-                f"{hr} [95% CI]",
-                f"{mrr} [95% CI]",
-                f"Coverage@{k}",
-                f"Novelty@{k} (bits)",
-                f"AvgPop@{k}",
-            ],
+                r.name,
+                _kind(r),
+                _ci(r, ndcg),
+                _ci(r, hr),
+                _ci(r, mrr),
+                f"{r.report.list_metrics[f'Coverage@{k}']:.3f}",
+                f"{r.report.list_metrics[f'Novelty@{k}']:.2f}",
+                f"{r.report.list_metrics[f'AvgPop@{k}']:.0f}",
+            ]
+            for r in runs
+        ],
+    )
+
+
+def _paired(best: str, comparisons: list[dict], ndcg: str, hr: str) -> str:
+    return _table(
+        [
+            "vs",
+            "metric",
+            f"{best} - other",
+            "95% CI",
+            "t-test p",
+            "Wilcoxon p",
+            "users better / worse",
+        ],
+        [
             [
-                [
-                    r.name,
-                    _kind(r),
-                    _ci(r, ndcg),
-                    _ci(r, hr),
-                    _ci(r, mrr),
-                    f"{r.report['list_metrics'][f'Coverage@{k}']:.3f}",
-                    f"{r.report['list_metrics'][f'Novelty@{k}']:.2f}",
-                    f"{r.report['list_metrics'][f'AvgPop@{k}']:.0f}",
-                ]
-                for r in runs
-            ],
-        ),
+                c["b"],
+                m,
+                f"{c['metrics'][m]['diff']:+.4f}",
+                f"[{c['metrics'][m]['low']:+.4f}, {c['metrics'][m]['high']:+.4f}]",
+                format_p(c["metrics"][m]["t_test"]["p"]),
+                format_p(c["metrics"][m]["wilcoxon"]["p"]),
+                f"{c['metrics'][m]['a_better']:,} / {c['metrics'][m]['b_better']:,}",
+            ]
+            for c in comparisons
+            for m in (ndcg, hr)
+        ],
+    )
+
+
+def _metric_at_k(runs: list[RunEval], ks: list[int]) -> str:
+    return _table(
+        ["run"] + [f"NDCG@{x}" for x in ks] + [f"HR@{x}" for x in ks],
+        [
+            [r.name]
+            + [f"{r.report.metrics[f'NDCG@{x}']:.4f}" for x in ks]
+            + [f"{r.report.metrics[f'HR@{x}']:.4f}" for x in ks]
+            for r in runs
+        ],
+    )
+
+
+def _curves(runs: list[RunEval], ndcg: str, out: Path) -> list[str]:
+    monitor = runs[0].info.get("monitor") or ndcg
+    if not report_plots.training_curves(runs, monitor, out / "training_curves.png"):
+        return []
+    return [
+        "## Training curves",
         "",
-        "![leaderboard](leaderboard.png)",
+        f"Training loss and validation {monitor} per epoch (runs that train; "
+        "baselines are fitted in one pass).",
         "",
-        f"## Is {best.name} really better? (paired, user by user)",
-        "",
-        _table(
-            [
-                "vs",
-                "metric",
-                f"{best.name} - other",
-                "95% CI",
-                "t-test p",
-                "Wilcoxon p",
-                "users better / worse",
-            ],
-            [
-                [
-                    c["b"],
-                    m,
-                    f"{c['metrics'][m]['diff']:+.4f}",
-                    f"[{c['metrics'][m]['low']:+.4f}, {c['metrics'][m]['high']:+.4f}]",
-                    format_p(c["metrics"][m]["t_test"]["p"]),
-                    format_p(c["metrics"][m]["wilcoxon"]["p"]),
-                    f"{c['metrics'][m]['a_better']:,} / {c['metrics'][m]['b_better']:,}",
-                ]
-                for c in comparisons
-                for m in (ndcg, hr)
-            ],
-        ),
-        "",
-        "## Metric@K",
-        "",
-        _table(
-            ["run"] + [f"NDCG@{x}" for x in ks] + [f"HR@{x}" for x in ks],
-            [
-                [r.name]
-                + [f"{r.report['metrics'][f'NDCG@{x}']:.4f}" for x in ks]
-                + [f"{r.report['metrics'][f'HR@{x}']:.4f}" for x in ks]
-                for r in runs
-            ],
-        ),
-        "",
-        "![metric at K](metric_at_k.png)",
+        "![training curves](training_curves.png)",
         "",
     ]
-    report_plots.leaderboard(runs, k, out / "leaderboard.png")
-    report_plots.metric_at_k(runs, out / "metric_at_k.png")
-    monitor = runs[0].info.get("monitor") or ndcg
-    if report_plots.training_curves(runs, monitor, out / "training_curves.png"):
-        md += [
-            "## Training curves",
-            "",
-            f"Training loss and validation {monitor} per epoch (runs that train; "
-            "baselines are fitted in one pass).",
-            "",
-            "![training curves](training_curves.png)",
-            "",
-        ]
-    md += [
+
+
+def _breakdowns(runs: list[RunEval], ndcg: str, out: Path) -> list[str]:
+    best = runs[0]
+    md = [
         "## Breakdowns",
         "",
         f"History length = items before the target (buckets [lo, hi), edges {list(HISTORY_EDGES)}); target "
@@ -188,12 +217,12 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
     for kind, label, png in (("history_length", "history length", "breakdown_history.png"),
                              ("target_popularity", "target popularity", "breakdown_popularity.png")):
         report_plots.breakdown(runs, kind, ndcg, f"{ndcg} by {label}", out / png)
-        buckets = [b["bucket"] for b in best.report["breakdowns"][kind]["buckets"]]
+        buckets = [b["bucket"] for b in best.report.breakdowns[kind].buckets]
         rows = []
         for r in runs:
-            by = {b["bucket"]: b for b in r.report["breakdowns"][kind]["buckets"]}
+            by = {b["bucket"]: b for b in r.report.breakdowns[kind].buckets}
             rows.append([r.name] + [f"{by[b][ndcg]:.4f}" if b in by else "-" for b in buckets])
-        counts = {b["bucket"]: b["cases"] for b in best.report["breakdowns"][kind]["buckets"]}
+        counts = {b["bucket"]: b["cases"] for b in best.report.breakdowns[kind].buckets}
         md += [
             f"### {ndcg} by {label}",
             "",
@@ -202,7 +231,12 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
             f"![{label}]({png})",
             "",
         ]
-    sampled = [r for r in runs if "sampled" in r.report]
+    return md
+
+
+def _sampled(runs: list[RunEval], hr: str, ndcg: str) -> list[str]:
+    md: list[str] = []
+    sampled = [r for r in runs if r.report.sampled is not None]
     if sampled:
         md += [
             "## SAMPLED metrics (not full ranking)",
@@ -215,40 +249,18 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
                 [
                     [
                         r.name,
-                        f"{r.report['sampled']['negatives']} {r.report['sampled']['strategy']}",
-                        f"{r.report['sampled']['metrics'][f'sampled_{hr}']:.4f}",
-                        f"{r.report['sampled']['metrics'][f'sampled_{ndcg}']:.4f}",
-                        f"{r.report['metrics'][hr]:.4f}",
-                        f"{r.report['metrics'][ndcg]:.4f}",
+                        f"{r.report.sampled.negatives} {r.report.sampled.strategy}",
+                        f"{r.report.sampled.metrics[f'sampled_{hr}']:.4f}",
+                        f"{r.report.sampled.metrics[f'sampled_{ndcg}']:.4f}",
+                        f"{r.report.metrics[hr]:.4f}",
+                        f"{r.report.metrics[ndcg]:.4f}",
                     ]
                     for r in sampled
                 ],
             ),
             "",
         ]
-    md += ["## Runs", "", _table(["run", "folder", "spec hash", "seed", "checkpoint epoch"],
-                                 [[r.name, f"`{r.folder}`", r.report["spec_hash"][:12], str(r.report["seed"]),
-                                   str(r.report["checkpoint"]["epoch"])] for r in runs]), ""]
-    atomic_write_json(
-        out / MARKER,
-        {
-            "split": split,
-            "runs": [str(r.folder) for r in runs],
-            "headline_k": k,
-            "leaderboard": {
-                r.name: {
-                    "metrics": r.report["metrics"],
-                    "ci": r.report.get("ci", {}),
-                    "list_metrics": r.report["list_metrics"],
-                }
-                for r in runs
-            },
-            "comparisons": comparisons,
-        },
-    )
-    path = out / "README.md"
-    atomic_write_text(path, "\n".join(md))
-    return path
+    return md
 
 
 def command_line(run_args: list[str], out: Path, split: str) -> str:

@@ -30,8 +30,8 @@ def leaderboard(runs: list[RunEval], k: int, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     names = [r.name for r in runs]
     for ax, metric in zip(axes, (f"NDCG@{k}", f"HR@{k}"), strict=True):
-        values = [r.report["metrics"][metric] for r in runs]
-        ci = [r.report.get("ci", {}).get(metric) for r in runs]
+        values = [r.report.metrics[metric] for r in runs]
+        ci = [r.report.ci.get(metric) for r in runs]
         err = np.array(
             [[v - c["low"], c["high"] - v] if c else [0, 0] for v, c in zip(values, ci, strict=True)]
         ).T
@@ -49,8 +49,8 @@ def metric_at_k(runs: list[RunEval], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, name in zip(axes, ("NDCG", "HR"), strict=True):
         for run in runs:
-            ks = run.report["protocol"]["ks"]
-            ax.plot(ks, [run.report["metrics"][f"{name}@{k}"] for k in ks], marker="o", label=run.name)
+            ks = run.report.protocol.ks
+            ax.plot(ks, [run.report.metrics[f"{name}@{k}"] for k in ks], marker="o", label=run.name)
         ax.set_xscale("log")
         ax.set_xlabel("K")
         ax.set_ylabel(f"{name}@K")
@@ -84,22 +84,22 @@ def training_curves(runs: list[RunEval], monitor: str, path: Path) -> bool:
 
 def breakdown(runs: list[RunEval], kind: str, metric: str, title: str, path: Path) -> None:
     plt = _pyplot()
-    present = {b["bucket"] for run in runs for b in run.report["breakdowns"][kind]["buckets"]}
+    present = {b["bucket"] for run in runs for b in run.report.breakdowns[kind].buckets}
     labels = [
-        lab for lab in bucket_labels(tuple(runs[0].report["breakdowns"][kind]["edges"])) if lab in present
+        lab for lab in bucket_labels(tuple(runs[0].report.breakdowns[kind].edges)) if lab in present
     ]
     fig, ax = plt.subplots(figsize=(10, 3.6))
     width = 0.8 / len(runs)
     x = np.arange(len(labels))
     for i, run in enumerate(runs):
-        by = {b["bucket"]: b for b in run.report["breakdowns"][kind]["buckets"]}
+        by = {b["bucket"]: b for b in run.report.breakdowns[kind].buckets}
         ax.bar(
             x + i * width - 0.4 + width / 2,
             [by[lab][metric] if lab in by else 0.0 for lab in labels],
             width,
             label=run.name,
         )
-    counts = {b["bucket"]: b["cases"] for b in runs[0].report["breakdowns"][kind]["buckets"]}
+    counts = {b["bucket"]: b["cases"] for b in runs[0].report.breakdowns[kind].buckets}
     ax.set_xticks(x, [f"{lab}\n(n={counts.get(lab, 0)})" for lab in labels], fontsize=8)
     ax.set_ylabel(metric)
     ax.set_title(title)

@@ -12,14 +12,16 @@ import numpy as np
 
 from seqrec_cli.core.metrics import per_case_metrics
 from seqrec_cli.core.uncertainty import paired_comparisons
+from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
+from seqrec_cli.pipelines.eval_report import EvalReport, read_eval_report
 
 
 @dataclass
 class RunEval:
     name: str
     folder: Path
-    report: dict
+    report: EvalReport
     case_of: np.ndarray  # [T]
     users: list[str]  # [T] raw user id of each pair
     targets: list[str]  # [T] raw target item id
@@ -33,7 +35,7 @@ class RunEval:
         return int(self.case_of.max()) + 1 if len(self.case_of) else 0
 
     def per_case(self, ks: list[int] | None = None) -> dict[str, np.ndarray]:
-        return per_case_metrics(self.case_of, self.ranks, self.num_cases, ks or self.report["protocol"]["ks"])
+        return per_case_metrics(self.case_of, self.ranks, self.num_cases, ks or self.report.protocol.ks)
 
 
 def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
@@ -50,9 +52,17 @@ def resolve_run(arg: str | Path, runs_root: Path = Path("runs")) -> Path:
 def read_epochs(folder: Path) -> list[dict]:
     """A run folder's metrics.jsonl, one dict per epoch ([] when the run has none yet)."""
     path = Path(folder) / "metrics.jsonl"
-    return (
-        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    )
+    if not path.is_file():
+        return []
+    epochs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                epochs.append(json.loads(line))
+            except ValueError as exc:
+                raise UserError(f"not a JSON line ({exc})", where=f"{path}:{number}",
+                                fix="restore the run's metrics.jsonl, or remove that line") from exc
+    return epochs
 
 
 def first_best_epoch(epochs: list[dict], metric: str) -> tuple[int, float] | None:
@@ -73,28 +83,33 @@ def load_run_eval(arg: str | Path, split: str) -> RunEval:
         if not path.is_file():
             raise UserError(f"run has no {split} evaluation with per-user results", where=str(path),
                             fix=f"run `seqrec evaluate SPEC --split {split}` for this run first")
-    report = json.loads(report_path.read_text())
-    with open(cases_path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    fix = f"run `seqrec evaluate SPEC --split {split}` for this run again"
+    report = read_eval_report(report_path)
     info_path = folder / "run.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info = read_json_file(info_path, "the run's run.json", "restore run.json") if info_path.is_file() else {}
     epochs = read_epochs(folder)
-    return RunEval(
-        name=info.get("name", folder.name), folder=folder, report=report,
-        case_of=np.array([int(r["case"]) for r in rows], dtype=np.int64),
-        users=[r["user"] for r in rows], targets=[r["target"] for r in rows],
-        ranks=np.array([int(r["rank"]) for r in rows], dtype=np.int64),
-        history_len=np.array([int(r["history_len"]) for r in rows], dtype=np.int64),
-        info=info, epochs=epochs,
-    )
+    try:
+        with open(cases_path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        return RunEval(
+            name=info.get("name", folder.name), folder=folder, report=report,
+            case_of=np.array([int(r["case"]) for r in rows], dtype=np.int64),
+            users=[r["user"] for r in rows], targets=[r["target"] for r in rows],
+            ranks=np.array([int(r["rank"]) for r in rows], dtype=np.int64),
+            history_len=np.array([int(r["history_len"]) for r in rows], dtype=np.int64),
+            info=info, epochs=epochs,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, csv.Error) as exc:
+        raise UserError(f"the evaluation files are not what `seqrec evaluate` writes "
+                        f"({type(exc).__name__}: {exc})", where=str(cases_path), fix=fix) from exc
 
 
 def protocol_key(run: RunEval) -> dict:
     """What must match for two evaluations to be comparable."""
-    proto = run.report["protocol"]
-    return {"dataset fingerprint": run.report["dataset_fingerprint"]["hash"], "split": proto["split"],
-            "evaluated split": run.report["split"], "filter_seen": proto["filter_seen"], "ks": proto["ks"],
-            "ranking": proto["ranking"], "ties": proto["ties"]}
+    proto = run.report.protocol
+    return {"dataset fingerprint": run.report.dataset_fingerprint["hash"], "split": proto.split,
+            "evaluated split": run.report.split, "filter_seen": proto.filter_seen, "ks": proto.ks,
+            "ranking": proto.ranking, "ties": proto.ties}
 
 
 def check_comparable(runs: list[RunEval]) -> None:
@@ -118,6 +133,6 @@ def check_comparable(runs: list[RunEval]) -> None:
 def compare(a: RunEval, b: RunEval, resamples: int = 1000, seed: int = 0) -> dict:
     check_comparable([a, b])
     pa, pb = a.per_case(), b.per_case()
-    return {"a": a.name, "b": b.name, "split": a.report["split"], "cases": a.num_cases,
+    return {"a": a.name, "b": b.name, "split": a.report.split, "cases": a.num_cases,
             "protocol": protocol_key(a), "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},
             "metrics": paired_comparisons(pa, pb, resamples, seed)}

@@ -29,6 +29,38 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key with line, message) for every key given twice in one mapping: YAML would keep the
+    last silently, so a spec that sets a value twice is refused."""
+    problems: list[tuple[str, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{prefix}.{key}" if prefix else key
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                problems.append((f"{dotted} (line {line})", f"duplicate key: already set at line "
+                                 f"{seen[key]}; YAML would silently keep the last one"))
+            else:
+                seen[key] = line
+            problems.extend(_duplicate_keys(value_node, dotted))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems.extend(_duplicate_keys(item, f"{prefix}[{i}]"))
+    return problems
+
+
+def monitor_problem(spec: ExperimentSpec) -> str | None:
+    """Why train.monitor is not a metric the spec computes (None when it is). --dry-run, the loader and
+    finetune all use this one check."""
+    name, _, k = spec.train.monitor.partition("@")
+    if name not in ("HR", "NDCG", "MRR") or not k.isdigit() or int(k) not in spec.eval.ks:
+        return (f"{spec.train.monitor!r} is not a metric this spec computes: use HR@K, NDCG@K or MRR@K "
+                f"with K in eval.ks {spec.eval.ks}")
+    return None
+
+
 def parse_override(text: str) -> tuple[list[str], object]:
     """'train.lr=0.001' -> (['train', 'lr'], 0.001). Values are parsed as YAML scalars/lists."""
     if "=" not in text:
@@ -39,7 +71,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
         raise SpecError("--set", [(key, "empty key segment; expected section.key=value")])
     try:
         value = yaml.safe_load(raw_value) if raw_value.strip() else None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         raise SpecError("--set", [(key, f"value {raw_value!r} is not valid YAML: {exc}")]) from exc
     return parts, value
 
@@ -63,7 +95,7 @@ def _format_errors(
     problems = []
     for err in exc.errors():
         dotted = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (typo?); remove it or check docs/spec.md (the spec reference)"
         elif err["type"] == "literal_error":
@@ -81,7 +113,10 @@ def _format_errors(
     return problems
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> ExperimentSpec:
+def load_spec(path: str | Path, overrides: list[str] | None = None,
+              for_training: bool = False) -> ExperimentSpec:
+    """`for_training`: also check what only training needs (train.monitor among the metrics computed),
+    so `finetune --dry-run` refuses exactly what `finetune` refuses."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(
@@ -93,7 +128,12 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Experimen
                 )
             ],
         )
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(str(path), [("(file)", f"not UTF-8 text (byte {exc.start}: {exc.reason})")]) from exc
+    except OSError as exc:
+        raise SpecError(str(path), [("(file)", f"cannot read the spec: {exc.strerror or exc}")]) from exc
     try:
         node = yaml.compose(text)
         raw = yaml.safe_load(text)
@@ -101,6 +141,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Experimen
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
         raise SpecError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a date like 2024-13-01, or deep nesting
+        raise SpecError(str(path), [("(file)", f"not a usable YAML value: {exc}")]) from exc
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise SpecError(str(path), duplicates)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -114,9 +159,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Experimen
         apply_override(raw, parts, value)
         overridden.add(".".join(parts))
     try:
-        return ExperimentSpec.model_validate(raw)
+        spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(str(path), _format_errors(exc, lines, overridden)) from exc
+    problem = monitor_problem(spec) if for_training else None
+    if problem:
+        where = "train.monitor" + (" [from --set]" if "train.monitor" in overridden else
+                                   f" (line {lines['train.monitor']})" if "train.monitor" in lines else "")
+        raise SpecError(str(path), [(where, problem)])
+    return spec
 
 
 def spec_hash(spec: ExperimentSpec) -> str:
