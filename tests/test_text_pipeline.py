@@ -25,8 +25,10 @@ def st_folder(tmp_path: Path, pooling: dict, normalize: bool = True, extra: list
     modules += [{"idx": 9, "name": "9", "path": "x", "type": t} for t in extra]
     (tmp_path / "1_Pooling").mkdir(parents=True, exist_ok=True)
     (tmp_path / "modules.json").write_text(json.dumps(modules))
-    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 4, **pooling}))
-    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32, "do_lower_case": True}))
+    pool_config = {"word_embedding_dimension": 4, **pooling}
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pool_config))
+    bert_config = {"max_seq_length": 32, "do_lower_case": True}
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps(bert_config))
     return tmp_path
 
 
@@ -58,7 +60,8 @@ def test_cache_key_covers_the_pipeline():
     keys = {texts_hash(texts, text, SentencePipeline(("mean",), False)),
             texts_hash(texts, text, SentencePipeline(("mean",), True)),
             texts_hash(texts, text, SentencePipeline(("mean",), True, 256)),
-            texts_hash(texts, TextSpec(template="{title}", max_length=16), SentencePipeline(("mean",), True, 256))}
+            texts_hash(texts, TextSpec(template="{title}", max_length=16),
+                       SentencePipeline(("mean",), True, 256))}
     assert len(keys) == 4
 
 
@@ -75,4 +78,5 @@ def test_attribute_names_are_renumbered_and_count_checked(tmp_path):
         read_item_info(tmp_path, ItemInfoSpec(**spec))
     (tmp_path / "flat.json").write_text(json.dumps({"1": "Red"}))
     with pytest.raises(DataError, match="attributeid2num"):
-        read_item_info(tmp_path, ItemInfoSpec(**{**spec, "attribute_names": "flat.json"}, attribute_min_count=2))
+        flat = {**spec, "attribute_names": "flat.json"}
+        read_item_info(tmp_path, ItemInfoSpec(**flat, attribute_min_count=2))

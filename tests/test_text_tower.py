@@ -308,7 +308,8 @@ runtime:
 
 def test_a_checkpoint_on_other_text_vectors_is_refused(tmp_path, tiny_encoder):
     """The run's encoder folder gains a Normalize step (as seqrec < 0.3 ignored it): the same spec now gives
-    other vectors, and neither evaluate nor --resume may pair them with the adaptor trained on the old ones."""
+    other vectors, and neither evaluate nor --resume may pair them with the adaptor trained on the old
+    ones."""
     import json
     import shutil
 
@@ -335,6 +336,7 @@ runtime: {{device: cpu, precision: fp32, threads: 1, output_root: {tmp_path / "o
     (encoder / "modules.json").write_text(json.dumps([{"path": "", "type": st + "Transformer"},
                                                       {"path": "1_Pooling", "type": st + "Pooling"},
                                                       {"path": "2_Normalize", "type": st + "Normalize"}]))
-    for command in (["evaluate", str(spec_path)], ["finetune", str(spec_path), "--resume", "--set", "train.epochs=2"]):
+    resume = ["finetune", str(spec_path), "--resume", "--set", "train.epochs=2"]
+    for command in (["evaluate", str(spec_path)], resume):
         result = runner.invoke(app, command)
         assert result.exit_code == 2 and "other item text vectors" in " ".join(result.output.split()), command
