@@ -137,7 +137,9 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         loss_fn = make_loss(TrainSpec(loss=loss, **extra), popularity)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         batch, length, steps = 64, 50, (6 if items <= 100_000 else 3)
-        if loss == "full_ce" and items > 100_000:  # a 1M-item full-CE step over 3,200 positions is ~15 min here
+        if (
+            loss == "full_ce" and items > 100_000
+        ):  # a 1M-item full-CE step over 3,200 positions is ~15 min here
             batch, steps = 8, 1
         seconds = 0.0
         for step in range(steps + 1):
@@ -273,15 +275,21 @@ def plot(report: dict, path: Path) -> None:
         if done:
             axes[0].plot([x for x, _ in done], [c["seconds"] for _, c in done], "o-", label=engine)
             axes[1].plot([x for x, _ in done], [c["peak_rss_gib"] for _, c in done], "o-", label=engine)
-    axes[0].set(title="prepare: wall time", xlabel="interactions", ylabel="seconds", xscale="log", yscale="log")
+    axes[0].set(
+        title="prepare: wall time", xlabel="interactions", ylabel="seconds", xscale="log", yscale="log"
+    )
     axes[1].set(title="prepare: peak RSS (process tree)", xlabel="interactions", ylabel="GiB", xscale="log")
     twin = axes[2].twinx()
     for loss, cases in report.get("train", {}).items():
         ok = [c for c in cases if "error" not in c]
-        axes[2].plot([c["items"] for c in ok], [c["positions_per_s"] for c in ok], "o-", label=f"{loss} pos/s")
+        axes[2].plot(
+            [c["items"] for c in ok], [c["positions_per_s"] for c in ok], "o-", label=f"{loss} pos/s"
+        )
         twin.plot([c["items"] for c in ok], [c["peak_rss_gib"] for c in ok], "x--", label=f"{loss} GiB")
         twin.set_ylabel("peak RSS GiB (dashed)")
-    axes[2].set(title="train step (D=64, 64x50 positions)", xlabel="items", ylabel="positions/s", xscale="log")
+    axes[2].set(
+        title="train step (D=64, 64x50 positions)", xlabel="items", ylabel="positions/s", xscale="log"
+    )
     ok = [c for c in report.get("eval", []) if "error" not in c]
     axes[3].plot([c["items"] for c in ok], [c["users_per_s"] for c in ok], "o-")
     axes[3].set(title="full-ranking eval", xlabel="items", ylabel="users/s", xscale="log", yscale="log")
@@ -293,10 +301,14 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1m,10m", help="comma list of 1m,10m,100m")
     parser.add_argument("--engines", default="local,duckdb,spark")
-    parser.add_argument("--spark-sizes", default="1m", help="sizes Spark local mode is run on (slow start-up)")
+    parser.add_argument(
+        "--spark-sizes", default="1m", help="sizes Spark local mode is run on (slow start-up)"
+    )
     parser.add_argument("--local-sizes", default="1m,10m", help="sizes the in-memory local engine is run on")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-gb", type=float, default=4.0)
@@ -342,7 +354,10 @@ def main() -> None:
                 keep = size == "10m" and engine == "duckdb" and args.quality
                 prep.setdefault(engine, {})[size] = got = prepare_case(size, engine, work, args.threads,
                                                                        args.memory_gb, keep)
-                print(f"prepare {size} {engine}: {got.get('seconds')} s, {got.get('peak_rss_gib')} GiB", flush=True)
+                print(
+                    f"prepare {size} {engine}: {got.get('seconds')} s, {got.get('peak_rss_gib')} GiB",
+                    flush=True,
+                )
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(report, indent=2) + "\n")
     if report.get("prepare"):

@@ -56,7 +56,9 @@ def remap_item_rows(state: dict[str, torch.Tensor], source_ids: list[str], targe
             continue
         old = state[key]  # [N_src + 1, D]
         if old.shape[0] != len(source_ids):
-            raise ValueError(f"{key} has {old.shape[0]} rows, the source catalogue {len(source_ids)} (with PAD)")
+            raise ValueError(
+                f"{key} has {old.shape[0]} rows, the source catalogue {len(source_ids)} (with PAD)"
+            )
         if has_text:
             fill = torch.zeros(old.shape[1], dtype=old.dtype)  # [D]
         else:
