@@ -190,7 +190,8 @@ def measure_child(kind: str, items: int, loss: str, threads: int) -> dict:
     return {"items": items, "error": proc.stderr[-800:]}
 
 
-def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int = 10, lr: float = 0.01) -> dict:
+def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int = 10,
+            lr: float = 0.01) -> dict:
     """SASRec trained for `steps` steps on the prepared (memory-mapped) 10M log vs most-popular, both
     ranked over the whole catalogue on the same random sample of test users (leave-one-out)."""
     import numpy as np
@@ -257,7 +258,8 @@ def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int 
                      "loss": "sampled_softmax, 256 uniform negatives, logQ", "steps": len(batches),
                      "batch_size": 256, "positions_trained": positions,
                      "epochs": round(positions / batcher.num_positions, 4),
-                     "train_seconds": round(train_s, 1), "train_positions_per_s": round(positions / train_s, 1),
+                     "train_seconds": round(train_s, 1),
+                     "train_positions_per_s": round(positions / train_s, 1),
                      "eval_seconds": round(time.perf_counter() - start, 1)}
     print("sasrec", out["sasrec"], flush=True)
     return out
