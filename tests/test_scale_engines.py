@@ -209,6 +209,9 @@ def test_synth_cli_writes_parts_and_never_overwrites(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     first = subprocess.run(args, capture_output=True, text=True, env=env)
     assert first.returncode == 0, first.stderr
-    assert pq.read_table(out / "interactions").num_rows == 2000 and len(list((out / "interactions").iterdir())) > 1
+    assert (
+        pq.read_table(out / "interactions").num_rows == 2000
+        and len(list((out / "interactions").iterdir())) > 1
+    )
     again = subprocess.run(args, capture_output=True, text=True, env=env)
     assert again.returncode == 2 and "already exists" in again.stderr and "fix:" in again.stderr

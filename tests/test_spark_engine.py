@@ -45,10 +45,21 @@ def test_spark_matches_local_on_a_partitioned_synthetic_log(spark, tmp_path: Pat
                          cluster_size=20), log)
 
     def make_spec(engine, folder):
-        return ExperimentSpec(name="s", data={
-            "path": str(log / "interactions"), "format": "table", "engine": engine, "prepared_dir": str(folder),
-            "columns": {"rating": "rating"}, "min_rating": 2, "dedup": "first", "user_core": 5, "item_core": 3},
-            runtime={"output_root": str(tmp_path)})
+        return ExperimentSpec(
+            name="s",
+            data={
+                "path": str(log / "interactions"),
+                "format": "table",
+                "engine": engine,
+                "prepared_dir": str(folder),
+                "columns": {"rating": "rating"},
+                "min_rating": 2,
+                "dedup": "first",
+                "user_core": 5,
+                "item_core": 3,
+            },
+            runtime={"output_root": str(tmp_path)},
+        )
 
     found = _fingerprints(make_spec, tmp_path)
     assert found["spark"] == found["local"] and found["local"]["interactions"] < 6_000

@@ -17,7 +17,15 @@ from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.objectives import make_train_batcher
 from seqrec_cli.core.optim import make_optimizer
 from seqrec_cli.core.runtime import Runtime, rng_state, set_rng_state
-from seqrec_cli.core.train import EarlyStopping, LoopState, TrainHooks, steps_per_epoch, train_loop
+from seqrec_cli.core.train import (
+    EarlyStopping,
+    LoopConfig,
+    LoopState,
+    TrainHooks,
+    TrainParts,
+    steps_per_epoch,
+    train_loop,
+)
 from seqrec_cli.data.batching import IGNORE, PAD, TrainBatcher, left_pad_windows
 from seqrec_cli.data.masked_batching import MASK, MaskedItemBatcher
 from seqrec_cli.data.process import Sequences
@@ -227,23 +235,10 @@ def run(encoder: str, epochs: int, *, state=None, snapshots=None, model=None, op
                                             "opt": opt.state_dict(), "rng": rng_state()}))
 
     hooks = TrainHooks(validate=lambda epoch: 0.0, save_state=save_state)
-    train_loop(
-        model,
-        batcher,
-        opt,
-        full_cross_entropy,
-        CPU,
-        EarlyStopping(patience=50),
-        hooks,
-        epochs=epochs,
-        eval_every=1,
-        grad_clip=1.0,
-        seed=7,
-        grad_accum=2,
-        checkpoint_every=1,
-        state=state,
-        loss_norm="epoch",
-    )
+    config = LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=7, grad_accum=2, checkpoint_every=1,
+                        loss_norm="epoch")
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, CPU)
+    train_loop(parts, config, EarlyStopping(patience=50), hooks, state)
     return model
 
 
@@ -273,9 +268,9 @@ def test_epoch_loss_norm_uses_the_sampled_epochs_expected_positions(monkeypatch)
     )
     batcher = make_batcher("sasrec")
     model = tiny_model("sasrec")
-    train_loop(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU,
-               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0), epochs=1, eval_every=1,
-               grad_clip=None, seed=0, grad_accum=2, loss_norm="epoch")
+    parts = TrainParts(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU)
+    train_loop(parts, LoopConfig(epochs=1, eval_every=1, seed=0, grad_accum=2, loss_norm="epoch"),
+               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0))
     steps = steps_per_epoch(len(batcher), 2, 1)
     assert len(seen) == steps and seen == [pytest.approx(batcher.num_positions / steps)] * steps
 

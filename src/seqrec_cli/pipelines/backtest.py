@@ -189,6 +189,45 @@ def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = no
         BacktestStarted(str(folder), tuple(float(s) for s in periods.starts), strategies, int(len(log.times)))
     )
 
+    models = _train_models(spec, folder, log, periods, strategies, events)
+    report = _evaluate(spec, log, periods, models, ks, runtime, events)
+    report.update(_report_header(spec, options, manifest, strategies))
+    atomic_write_json(folder / "backtest.json", report)
+    png = folder / "backtest.png"
+    plot_backtest(report, png)
+    events(BacktestDone(str(folder)))
+    return BacktestResult(folder, report, png)
+
+
+def _report_header(spec: ExperimentSpec, options: BacktestOptions, manifest: dict, strategies) -> dict:
+    """What the backtest report says about how it was made."""
+    ks = spec.eval.ks
+    return {
+        "spec": spec.name,
+        "dataset_fingerprint": manifest["fingerprint"],
+        "seed": spec.train.seed,
+        "period_seconds": options.period_seconds,
+        "strategies": list(strategies),
+        "protocol": {
+            "ranking": "full",
+            "ties": "pessimistic",
+            "filter_seen": spec.eval.filter_seen,
+            "ks": ks,
+            "average": "mean over users of each user's mean over their cases",
+            "bootstrap": {
+                "resamples": spec.eval.bootstrap,
+                "seed": spec.eval.bootstrap_seed,
+                "level": 0.95,
+                "over": "users",
+            },
+        },
+        "update": spec.update.model_dump(mode="json"),
+    }
+
+
+def _train_models(spec: ExperimentSpec, folder: Path, log: Log, periods, strategies,
+                  events: Events) -> dict[str, list[Trained]]:
+    """Each strategy's model for each period, trained only on events before the period starts."""
     models: dict[str, list[Trained]] = {s: [] for s in strategies}
 
     def train(k: int, start: float, path: Path, strategy: str) -> Trained:
@@ -215,35 +254,7 @@ def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = no
         if "frozen" in strategies:
             first = models["frozen"][0]
             models["frozen"].append(Trained(first.name, first.run_dir, 0.0, first.max_train_time, first.spec))
-    report = _evaluate(spec, log, periods, models, ks, runtime, events)
-    report.update(
-        {
-            "spec": spec.name,
-            "dataset_fingerprint": manifest["fingerprint"],
-            "seed": spec.train.seed,
-            "period_seconds": options.period_seconds,
-            "strategies": list(strategies),
-            "protocol": {
-                "ranking": "full",
-                "ties": "pessimistic",
-                "filter_seen": spec.eval.filter_seen,
-                "ks": ks,
-                "average": "mean over users of each user's mean over their cases",
-                "bootstrap": {
-                    "resamples": spec.eval.bootstrap,
-                    "seed": spec.eval.bootstrap_seed,
-                    "level": 0.95,
-                    "over": "users",
-                },
-            },
-            "update": spec.update.model_dump(mode="json"),
-        }
-    )
-    atomic_write_json(folder / "backtest.json", report)
-    png = folder / "backtest.png"
-    plot_backtest(report, png)
-    events(BacktestDone(str(folder)))
-    return BacktestResult(folder, report, png)
+    return models
 
 
 def _load(trained: Trained, runtime):
@@ -271,41 +282,8 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
                   "new_item_cases": int(fresh_items.sum()), "new_items": len(fresh), "strategies": {}}
         per_user = {}
         for strategy, chain in models.items():
-            trained = chain[k]
-            model, item_ids = _load(trained, runtime)
-            ranked = rank_period(
-                model,
-                item_ids,
-                log,
-                cases,
-                spec.model.max_len,
-                ev.batch_size,
-                ev.filter_seen,
-                runtime,
-                ev.chunk_items,
-            )
-            ranks = ranked.ranks
-            values = user_metrics(ranks, cases, ks)
-            per_user[strategy] = values
-            cis = bootstrap_ci(values, ev.bootstrap, ev.bootstrap_seed) if ev.bootstrap else {}
-            entry = {
-                "run": trained.name,
-                "train_seconds": round(trained.seconds, 2),
-                "max_train_time": trained.max_train_time,
-                "metrics": {n: float(v.mean()) for n, v in values.items()},
-                "ci": cis,
-                "new_users": {
-                    n: float(v.mean()) for n, v in user_metrics(ranks, cases, [10], cases.new_user).items()
-                }
-                if cases.new_user.any()
-                else None,
-                "new_items_HR@10": float((ranks[fresh_items] <= 10).mean()) if fresh_items.any() else None,
-                "new_items_recommended": _recommended(ranked.top, fresh),
-            }
-            if strategy == "update" and k > 0:
-                entry["forgetting"] = _forgetting(
-                    spec, log, first_cases, chain[k - 1], trained, model, item_ids, runtime, cache
-                )
+            entry, per_user[strategy] = _strategy_entry(spec, log, cases, (fresh_items, fresh), k, chain,
+                                                        strategy, first_cases, runtime, cache)
             period["strategies"][strategy] = entry
             rows.append({"period": k, "strategy": strategy, "NDCG@10": entry["metrics"].get("NDCG@10"),
                          "HR@10": entry["metrics"].get("HR@10"), "seconds": entry["train_seconds"]})
@@ -319,6 +297,49 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
         per_period.append(period)
     return {"periods": per_period, "comparisons": comparisons, "rows": rows,
             "summary": summarize(per_period, list(models))}
+
+
+def _strategy_entry(spec: ExperimentSpec, log: Log, cases, new, k: int, chain: list[Trained], strategy: str,
+                    first_cases, runtime, cache: dict) -> tuple[dict, dict]:
+    """One strategy's model on period k: (its report entry, per-user metric values). new: (cases whose
+    target is an item new last period, those items)."""
+    ev, ks = spec.eval, spec.eval.ks
+    fresh_items, fresh = new
+    trained = chain[k]
+    model, item_ids = _load(trained, runtime)
+    ranked = rank_period(
+        model,
+        item_ids,
+        log,
+        cases,
+        spec.model.max_len,
+        ev.batch_size,
+        ev.filter_seen,
+        runtime,
+        ev.chunk_items,
+    )
+    ranks = ranked.ranks
+    values = user_metrics(ranks, cases, ks)
+    cis = bootstrap_ci(values, ev.bootstrap, ev.bootstrap_seed) if ev.bootstrap else {}
+    entry = {
+        "run": trained.name,
+        "train_seconds": round(trained.seconds, 2),
+        "max_train_time": trained.max_train_time,
+        "metrics": {n: float(v.mean()) for n, v in values.items()},
+        "ci": cis,
+        "new_users": {
+            n: float(v.mean()) for n, v in user_metrics(ranks, cases, [10], cases.new_user).items()
+        }
+        if cases.new_user.any()
+        else None,
+        "new_items_HR@10": float((ranks[fresh_items] <= 10).mean()) if fresh_items.any() else None,
+        "new_items_recommended": _recommended(ranked.top, fresh),
+    }
+    if strategy == "update" and k > 0:
+        entry["forgetting"] = _forgetting(
+            spec, log, first_cases, chain[k - 1], trained, model, item_ids, runtime, cache
+        )
+    return entry, values
 
 
 def _forgetting(
