@@ -17,7 +17,7 @@ def _progress(event) -> None:
             console.print(f"backtest of {len(event.periods)} periods over {event.interactions:,} events -> "
                           f"{event.folder}")
         case BacktestTraining():
-            console.print(f"period {event.period}: training [bold]{event.strategy}[/]")
+            console.print(f"period {event.period}: training {event.strategy}")
         case TrainDone(run=run):
             console.print(f"  {run.get('name')}: {run.get('epochs_run')} epochs, {run.get('seconds_this_session')}s, "
                           f"stop {event.stop_reason}")

@@ -37,6 +37,6 @@ def update_command(parent: ParentArg, spec_path: SpecArg, set_: SetOpt = None, d
             display.text.stop()
         if result.finetune.is_main:
             users = "every user" if result.since is None else f"users active since {result.since:g}"
-            console.print(f"[green]updated[/] {parent} -> {result.run_dir} in {result.seconds:.1f}s on {users}; best "
+            console.print(f"updated {parent} -> {result.run_dir} in {result.seconds:.1f}s on {users}; best "
                           f"valid {spec.train.monitor} {result.finetune.best_value:.4f} at epoch "
                           f"{result.finetune.best_epoch}")
