@@ -116,10 +116,16 @@ def main() -> None:
         test = json.loads((root / "runs" / f"peer-{n}" / "eval/test.json").read_text())
         runs[n]["test"] = {k: test["metrics"][k] for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20")}
         runs[n]["test_ci95"] = {k: test["ci"].get(k) for k in ("NDCG@10", "HR@10")}
+    out = Path(args.out)
+    before = json.loads(out.read_text()) if args.resume and out.is_file() else {}
+    for n, run in before.get("runs", {}).items():  # candidates this invocation did not continue
+        if n not in runs:
+            runs[n] = {**run, "continued": False}
     command = f"python benchmarks/peer_recbole.py --minutes {args.minutes:g} --candidates {args.candidates}"
     command += (" --resume" if args.resume else "") + (" --skip-test" if args.skip_test else "")
-    out = Path(args.out)
-    earlier = json.loads(out.read_text()).get("invocations", []) if args.resume and out.is_file() else []
+    earlier = before.get("invocations") or ([{k: before[k] for k in ("command", "budget_minutes_per_candidate",
+                                                                   "candidates_wall_seconds")}]
+                                            if "command" in before else [])  # a file from before --resume existed
     result = {
         "protocol": "RecBole default sequential: ml-100k atomic files, no filtering, max_len 50, leave-one-out by "
                     "time (ties in file order), full ranking over 1,682 items, history NOT masked (filter_seen false)",
@@ -127,7 +133,9 @@ def main() -> None:
         "invocations": [*earlier, {"command": command, "budget_minutes_per_candidate": args.minutes,
                                    "candidates_wall_seconds": round(wall, 1)}],
         "machine": f"2-core shared CPU ({platform.machine()}) shared with other jobs; candidates started together",
-        "selection": "best validation NDCG@10 among non-reference candidates; test evaluated once for it",
+        "selection": "best validation NDCG@10 among the non-reference candidates of the last invocation (with "
+                     "--resume, only the candidates continued, chosen on validation at equal budget); test "
+                     "evaluated once for it",
         "selected": chosen, "runs": runs, "recbole": RECBOLE,
     }
     atomic_write_json(out, result)

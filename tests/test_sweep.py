@@ -245,3 +245,39 @@ def test_kill_during_a_sweep_then_rerun_counts_each_trial_once(tmp_path):
     assert len(counted) == 2 and len(trials) == 3  # the retry and one more; the killed one never counts
     retry = next(t for t in trials if t.user_attrs.get("retry_of") == 0)
     assert retry.params == trials[0].params
+
+
+# ---- owners and reaping, without training ------------------------------------------------------------
+
+def test_only_trials_of_dead_owners_are_reaped_and_each_is_retried_once(tmp_path):
+    from seqrec_cli.pipelines.sweep import SweepConfig, open_study
+    from seqrec_cli.pipelines.sweep_study import owner_record, reap_dead_trials
+
+    spec = load_spec(SPEC, [f"runtime.output_root={tmp_path}", *TINY])
+    space = load_space(write_space(tmp_path / "space.yaml", "params:\n"
+                                   "  train.lr: {type: log_float, low: 1.0e-4, high: 1.0e-2}\n"))
+    study = open_study(SweepConfig(spec=spec, space=space, trials=5, study="owners"))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs
+    trials = [study.ask() for _ in range(3)]
+    for trial in trials:
+        trial.suggest_float("train.lr", 1e-4, 1e-2, log=True)
+    trials[0].set_user_attr("owner", {**owner_record(), "pid": gone.pid})  # dead, this host
+    trials[1].set_user_attr("owner", owner_record())  # alive: this very process
+    trials[2].set_user_attr("owner", {**owner_record(), "host": "elsewhere"})  # left to the heartbeat
+    assert reap_dead_trials(study) == [trials[0].number]
+    assert reap_dead_trials(study) == []  # already FAIL: not reaped, not retried, twice
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {0: "FAIL", 1: "RUNNING", 2: "RUNNING", 3: "WAITING"}
+    retry = study.get_trials()[3]
+    assert retry.user_attrs["retry_of"] == 0  # enqueued with the dead trial's values:
+    assert retry.system_attrs["fixed_params"] == study.get_trials()[0].params
+
+
+def test_a_bad_storage_url_exits_2_before_any_work(tmp_path):
+    space = write_space(tmp_path / "space.yaml", "params:\n  train.lr: {type: log_float, low: 1.0e-4, high: 0.01}\n")
+    result = runner.invoke(app, ["sweep", str(SPEC), "--space", str(space), "--storage", "nosuchdb://x/y",
+                                 *sets(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "--storage nosuchdb://x/y" in " ".join(result.output.split())
+    assert not (tmp_path / "prepared").exists()

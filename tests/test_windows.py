@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,20 @@ def test_epoch_loss_norm_uses_the_sampled_epochs_expected_positions(monkeypatch)
                grad_clip=None, seed=0, grad_accum=2, loss_norm="epoch")
     steps = steps_per_epoch(len(batcher), 2, 1)
     assert len(seen) == steps and seen == [pytest.approx(batcher.num_positions / steps)] * steps
+
+
+def test_bad_window_settings_exit_2_naming_the_keys():
+    from typer.testing import CliRunner
+
+    from seqrec_cli.cli.app import app
+
+    spec = str(Path(__file__).resolve().parents[1] / "experiments/ml100k/sasrec.yaml")
+    cases = [(["train.windows=sliding", "train.window_stride=500"], "train.window_stride 500 is larger than"),
+             (["train.windows_per_user=2"], "train.windows_per_user applies to train.windows sliding"),
+             (["train.windows=slide"], "train.windows")]
+    for sets, message in cases:
+        args = ["finetune", spec, "--dry-run"] + [a for s in sets for a in ("--set", s)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    ok = CliRunner().invoke(app, ["finetune", spec, "--dry-run", "--set", "train.windows=sliding"])
+    assert ok.exit_code == 0, ok.output

@@ -4,45 +4,46 @@
   Optuna accepts), so a sweep is resumable and several processes or machines can share it.
 - Every trial is an ordinary run folder, runs/<study>-t<number>, made by `finetune` itself; the
   pruner is fed from finetune's per-epoch events (no second training loop).
-- --trials N counts COMPLETE + PRUNED trials of the study. A trial whose owner process died (kill -9)
-  stays RUNNING in the database; it is marked FAIL when the owner is seen dead (same host: at once, by
-  pid; another host: when its heartbeat is older than the grace period) and its parameters are tried
-  again once, as a new trial. A FAIL never counts, so an interrupted trial is never counted twice.
+- --trials N counts COMPLETE + PRUNED trials of the study; an interrupted trial is marked FAIL and
+  retried, never counted twice (sweep_study.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import hashlib
 import json
 import math
 import multiprocessing
 import os
 import queue as queue_mod
 import signal
-import socket
 import sys
-import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import EpochDone, Event
-from seqrec_cli.pipelines.paths import output_root, run_dir
+from seqrec_cli.pipelines.paths import run_dir
+from seqrec_cli.pipelines.sweep_study import (
+    Heartbeat,
+    SweepConfig,
+    ask_lock,
+    count_trials,
+    load_optuna,
+    open_study,
+    owner_record,
+    reap_dead_trials,
+    storage_url,
+    study_folder,
+)
 from seqrec_cli.spec.loader import dump_spec
 from seqrec_cli.spec.models import ExperimentSpec
-from seqrec_cli.spec.space import CategoricalDist, FloatDist, IntDist, LogFloatDist, SearchSpace, apply_params
+from seqrec_cli.spec.space import CategoricalDist, FloatDist, IntDist, LogFloatDist, apply_params
 
-HEARTBEAT_SECONDS = 60
-GRACE_SECONDS = 600  # a trial of another host is presumed dead after this long without a heartbeat
-SQLITE_TIMEOUT = 120  # seconds a worker waits for the database lock (several workers share one file)
+__all__ = ["SweepConfig", "open_study", "run_worker", "sweep"]
 
 
 # ---- events (typed; the CLI renders them) -------------------------------------------------------
@@ -88,20 +89,6 @@ SweepEvent = SweepStarted | TrialStarted | TrialEpoch | TrialFinished
 SweepEvents = Callable[[SweepEvent], None]
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    spec: ExperimentSpec  # the base spec, validated (with --set applied)
-    space: SearchSpace
-    trials: int
-    study: str
-    storage: str | None = None  # None: SQLite under the study folder
-    timeout_minutes: float | None = None
-    jobs: int = 1
-    spec_path: str = ""
-    space_path: str = ""
-    command: str = ""
-
-
 @dataclass
 class SweepResult:
     folder: Path
@@ -110,180 +97,6 @@ class SweepResult:
     best_spec_path: Path | None
     test: dict | None = None  # metrics + ci of the best trial on test, when asked for
     tested_trials: list[int] = field(default_factory=list)
-
-
-# ---- the study ------------------------------------------------------------------------------------
-
-def _optuna():
-    try:
-        import optuna
-    except ImportError as exc:
-        raise UserError("seqrec sweep needs Optuna, which is not installed", where="optuna",
-                        fix="pip install 'seqrec[sweep]'") from exc
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # we beat the heartbeat ourselves (ask/tell, not Study.optimize): Optuna's reminder does not apply
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-    return optuna
-
-
-def study_folder(spec: ExperimentSpec, study: str) -> Path:
-    return output_root(spec) / "sweeps" / study
-
-
-def storage_url(spec: ExperimentSpec, study: str, storage: str | None) -> str:
-    if storage:
-        return storage
-    folder = study_folder(spec, study).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'study.db'}"
-
-
-def base_fingerprint(spec: ExperimentSpec) -> str:
-    """What a study is tied to: the base spec without its name and runtime (those may change on a rerun)."""
-    payload = spec.model_dump(mode="json", exclude={"name", "runtime"})
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _storage(url: str):
-    optuna = _optuna()
-    kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                          grace_period=GRACE_SECONDS,
-                                          heartbeat_stale_trial_callback=_retry_once)
-    except Exception as exc:  # sqlalchemy's errors for a bad URL or an unreachable server
-        raise UserError(f"cannot open the study database: {exc}", where=f"--storage {url}",
-                        fix="pass a database URL Optuna accepts (sqlite:///path.db, postgresql://...)") from exc
-
-
-def _pruner(config: SweepConfig):
-    optuna = _optuna()
-    pruner = config.space.pruner
-    if pruner.kind == "median":
-        # steps are 1-based epochs and Optuna prunes from step n_warmup_steps on: hence the + 1
-        return optuna.pruners.MedianPruner(n_startup_trials=pruner.startup_trials,
-                                           n_warmup_steps=pruner.warmup_epochs + 1)
-    if pruner.kind == "hyperband":
-        train = config.spec.train
-        top = pruner.max_epochs or (train.epochs if train.max_steps is None else "auto")
-        return optuna.pruners.HyperbandPruner(min_resource=pruner.min_epochs, max_resource=top,
-                                              reduction_factor=pruner.reduction_factor)
-    return optuna.pruners.NopPruner()
-
-
-def open_study(config: SweepConfig, worker: int = 0):
-    """Create or load the study; refuse one made from another spec or space."""
-    optuna = _optuna()
-    url = storage_url(config.spec, config.study, config.storage)
-    study = optuna.create_study(storage=_storage(url), pruner=_pruner(config), study_name=config.study,
-                                direction="maximize", load_if_exists=True)
-    # Seeded by (seed, worker, trials so far): a fresh sweep is repeatable, and a resumed one does not
-    # replay the draws of its first session.
-    seed = int(np.random.SeedSequence([config.space.sampler.seed, worker, len(study.get_trials(deepcopy=False))])
-               .generate_state(1)[0])
-    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.space.sampler.startup_trials)
-    mine = {"base_spec": base_fingerprint(config.spec), "space": config.space.fingerprint(),
-            "monitor": config.spec.train.monitor}
-    attrs = study.user_attrs
-    if not attrs.get("base_spec"):
-        for key, value in mine.items():
-            study.set_user_attr(key, value)
-    else:
-        differs = [key for key in mine if attrs.get(key) != mine[key]]
-        if differs:
-            raise UserError(f"study {config.study!r} was started with a different {' and '.join(differs)}",
-                            where=url, fix="rerun with the original spec and space, or name a new study (--study)")
-    return study
-
-
-# ---- owners: who runs a trial, and whether it still lives -----------------------------------------
-
-def _process_start(pid: int) -> str | None:
-    """Start time of a process (Linux /proc), so a recycled pid is not mistaken for the owner."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has died already
-
-
-def _owner() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
-
-
-def _owner_alive(owner: dict | None) -> bool | None:
-    """True/False for an owner on this host; None when we cannot tell (another host, no owner yet)."""
-    if not owner or owner.get("host") != socket.gethostname():
-        return None
-    pid = int(owner["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = _process_start(pid)
-    if sys.platform.startswith("linux"):
-        return start is not None and (owner.get("start") is None or start == owner["start"])
-    return True
-
-
-def _retry_once(study, trial) -> None:
-    """Run an interrupted trial's parameters again as a new trial (once: a retry is not retried)."""
-    if "retry_of" in trial.user_attrs or not trial.params:
-        return
-    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-
-
-def reap_dead_trials(study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose owner is dead; returns their numbers. Each is retried once."""
-    optuna = _optuna()
-    reaped = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if _owner_alive(trial.user_attrs.get("owner")) is not False:
-            continue
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "failed_because", "its process died (killed?)")
-            flipped = study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:  # another worker reaped it first
-            continue
-        if flipped:
-            reaped.append(trial.number)
-            _retry_once(study, trial)
-    optuna.storages.fail_stale_trials(study)  # other hosts: by heartbeat age
-    return reaped
-
-
-def _count(study, *names: str) -> int:
-    optuna = _optuna()
-    states = tuple(getattr(optuna.trial.TrialState, n) for n in names)
-    return len(study.get_trials(deepcopy=False, states=states))
-
-
-class _Heartbeat:
-    """Records the trial's heartbeat in the database while it runs (other hosts judge liveness by it)."""
-
-    def __init__(self, storage, trial_id: int):
-        self.storage, self.trial_id, self.stop = storage, trial_id, threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while True:
-            try:
-                self.storage.record_heartbeat(self.trial_id)
-            except Exception:  # a transient lock; the next beat retries
-                pass
-            if self.stop.wait(HEARTBEAT_SECONDS):
-                return
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
 
 
 # ---- one trial --------------------------------------------------------------------------------------
@@ -331,7 +144,7 @@ class PruningFeed:
         self.events(TrialEpoch(self.trial.number, event.epoch, event.monitored, event.monitor))
         self.trial.report(event.monitored, event.epoch)
         if self.trial.should_prune():
-            raise _optuna().TrialPruned(f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})")
+            raise load_optuna().TrialPruned(f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})")
 
 
 def _mark_run(folder: Path, **fields) -> None:
@@ -343,13 +156,13 @@ def _mark_run(folder: Path, **fields) -> None:
 
 def run_trial(study, trial, config: SweepConfig, deadline: float | None, events: SweepEvents) -> str:
     """Train an asked trial with finetune and tell its result. Returns its state."""
-    optuna = _optuna()
+    optuna = load_optuna()
     from pydantic import ValidationError
 
     from seqrec_cli.pipelines.finetune import finetune
 
     started = time.time()
-    with _Heartbeat(study._storage, trial._trial_id):
+    with Heartbeat(study._storage, trial._trial_id):
         try:
             params = {key: suggest(trial, key, dist) for key, dist in config.space.params.items()}
             spec = trial_spec(config, trial.number, params, deadline)
@@ -371,7 +184,7 @@ def run_trial(study, trial, config: SweepConfig, deadline: float | None, events:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             events(TrialFinished(trial.number, "pruned", feed.last, feed.epochs, time.time() - started, str(exc)))
             return "pruned"
-        except (UserError, KeyboardInterrupt, Exception) as exc:
+        except (KeyboardInterrupt, Exception) as exc:  # UserError included
             reason = exc.render() if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("failed_because", reason[:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -394,24 +207,6 @@ def run_trial(study, trial, config: SweepConfig, deadline: float | None, events:
     return "complete"
 
 
-@contextlib.contextmanager
-def _ask_lock(folder: Path):
-    """An exclusive lock over counting and asking, shared by the workers of this machine (a study on a
-    shared server, reached from several machines, can end up to one trial per extra machine over)."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock, the small overshoot remains possible
-        yield
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".ask.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 # ---- workers --------------------------------------------------------------------------------------
 
 def run_worker(config: SweepConfig, worker: int, deadline: float | None, events: SweepEvents) -> None:
@@ -419,12 +214,12 @@ def run_worker(config: SweepConfig, worker: int, deadline: float | None, events:
     study = open_study(config, worker)
     failures = 0
     while deadline is None or time.time() < deadline:
-        with _ask_lock(study_folder(config.spec, config.study)):  # count + ask as one step: no overshoot
+        with ask_lock(study_folder(config.spec, config.study)):  # count + ask as one step: no overshoot
             reap_dead_trials(study)
-            if _count(study, "COMPLETE", "PRUNED", "RUNNING") >= config.trials:
+            if count_trials(study, "COMPLETE", "PRUNED", "RUNNING") >= config.trials:
                 return  # done, or the last slots are taken by live workers
             trial = study.ask()
-            trial.set_user_attr("owner", _owner())
+            trial.set_user_attr("owner", owner_record())
         state = run_trial(study, trial, config, deadline, events)
         failures = failures + 1 if state == "failed" else 0
         if failures >= 3:
@@ -490,13 +285,13 @@ def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluat
     folder = study_folder(config.spec, config.study)
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + 60 * config.timeout_minutes if config.timeout_minutes else None
+    study = open_study(config)  # first: a bad --storage or a mismatched study fails before any work
     prepare(config.spec)  # once, here: workers must not race to write the same prepared folder
-    study = open_study(config)
     reaped = reap_dead_trials(study)
     url = storage_url(config.spec, config.study, config.storage)
     # written now and rewritten at the end: `seqrec report --sweep` reads the study while it runs
     atomic_write_json(folder / "sweep.json", summary(config, study, SweepResult(folder, {}, None, None)))
-    events(SweepStarted(config.study, url, str(folder), _count(study, "COMPLETE", "PRUNED"), config.trials,
+    events(SweepStarted(config.study, url, str(folder), count_trials(study, "COMPLETE", "PRUNED"), config.trials,
                         config.jobs, tuple(reaped)))
     if config.jobs == 1:
         run_worker(config, 0, deadline, events)
@@ -507,7 +302,7 @@ def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluat
 
 def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
     """Summarise the study (sweep.json, best_spec.yaml) and, on request, test the best trial once."""
-    optuna = _optuna()
+    optuna = load_optuna()
     folder = study_folder(config.spec, config.study)
     trials = study.get_trials(deepcopy=False)
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}

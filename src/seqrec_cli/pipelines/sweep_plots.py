@@ -47,7 +47,10 @@ def history(rows: list, monitor: str, path: Path, reference: tuple[str, float] |
 def curves(rows: list, monitor: str, path: Path) -> None:
     """Per-epoch validation of every trial: where the pruner cut the weak ones."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for r in rows:
         if r.intermediate:
             epochs = sorted(r.intermediate)

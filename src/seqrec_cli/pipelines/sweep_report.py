@@ -30,14 +30,14 @@ class TrialRow:
 
 def load_sweep(folder: Path):
     """(sweep.json, Optuna study) of a study folder <output_root>/sweeps/<study>."""
-    from seqrec_cli.pipelines.sweep import _optuna
+    from seqrec_cli.pipelines.sweep import load_optuna
 
     path = Path(folder) / "sweep.json"
     if not path.is_file():
         raise UserError("not a sweep folder (no sweep.json)", where=str(folder),
                         fix="pass the study folder <output_root>/sweeps/<study> that `seqrec sweep` printed")
     info = json.loads(path.read_text())
-    optuna = _optuna()
+    optuna = load_optuna()
     try:
         study = optuna.load_study(study_name=info["study"], storage=info["storage"])
     except KeyError as exc:
@@ -61,9 +61,9 @@ def trial_rows(study) -> list[TrialRow]:
 
 
 def _importances(study) -> tuple[dict[str, float] | None, str]:
-    from seqrec_cli.pipelines.sweep import _optuna
+    from seqrec_cli.pipelines.sweep import load_optuna
 
-    optuna = _optuna()
+    optuna = load_optuna()
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 3:
         return None, f"needs at least 3 complete trials (has {len(complete)})"
@@ -115,23 +115,10 @@ def _baseline_valid(baseline: str | None, monitor: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, split: str = "test",
-                       resamples: int = 1000, seed: int = 0, command: str | None = None) -> Path:
-    info, study = load_sweep(folder)
-    out = Path(out)
-    claim_out_dir(out)
-    monitor = info["monitor"]
-    rows = trial_rows(study)
-    complete = [r for r in rows if r.state == "complete" and r.value is not None]
-    best = max(complete, key=lambda r: (r.value, -r.number)) if complete else None
-    if baseline is None:  # the shipped default: the base spec's own run beside the trials
-        guess = Path(folder).resolve().parent.parent / "runs" / info["base_spec_name"]
-        baseline = str(guess) if guess.is_dir() else None
-    else:
-        baseline = str(resolve_run(baseline))
+def _summary_lines(info: dict, rows: list[TrialRow], best: TrialRow | None, command: str | None) -> list[str]:
+    """Title, how to regenerate, what was run, the best trial and the table of every trial."""
+    monitor, params = info["monitor"], list(info["space_file"]["params"])
     counts = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")}
-    params = list(info["space_file"]["params"])
-    log_params = {k for k, d in info["space_file"]["params"].items() if d["type"] == "log_float" or d.get("log")}
     md = [f"# Sweep {info['study']}", ""]
     if command:
         md += ["Regenerate with:", "", "```bash", command, "```", ""]
@@ -150,11 +137,16 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
                                    [[str(r.number), r.state, "-" if r.value is None else f"{r.value:.4f}",
                                      str(r.epochs or len(r.intermediate) or "-"),
                                      *[_fmt(r.params.get(p, "-")) for p in params], r.note] for r in rows]), ""]
-    reference = _baseline_valid(baseline, monitor)
+    return md
+
+
+def _plot_lines(info: dict, study, rows: list[TrialRow], reference: float | None, out: Path) -> tuple[list[str], dict]:
+    """The four figures (importances and parallel coordinates when there is enough to show)."""
+    monitor, space = info["monitor"], info["space_file"]["params"]
     sweep_plots.history(rows, monitor, out / "history.png",
                         None if reference is None else ("default's best validation", reference))
     sweep_plots.curves(rows, monitor, out / "curves.png")
-    md += ["## Optimisation history", "", "![history](history.png)", "", "![validation curves](curves.png)", ""]
+    md = ["## Optimisation history", "", "![history](history.png)", "", "![validation curves](curves.png)", ""]
     values, how = _importances(study)
     md += ["## Parameter importances", ""]
     if values:
@@ -163,9 +155,31 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
                "", "![importances](importances.png)", ""]
     else:
         md += [f"Not computed: {how}.", ""]
-    if complete:
-        sweep_plots.parallel_coordinates(rows, params, log_params, monitor, out / "parallel_coordinates.png")
+    if any(r.state == "complete" for r in rows):
+        log_params = {k for k, d in space.items() if d["type"] == "log_float" or d.get("log")}
+        sweep_plots.parallel_coordinates(rows, list(space), log_params, monitor, out / "parallel_coordinates.png")
         md += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
+    return md, values
+
+
+def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, split: str = "test",
+                       resamples: int = 1000, seed: int = 0, command: str | None = None) -> Path:
+    info, study = load_sweep(folder)
+    out = Path(out)
+    claim_out_dir(out)
+    monitor = info["monitor"]
+    rows = trial_rows(study)
+    complete = [r for r in rows if r.state == "complete" and r.value is not None]
+    best = max(complete, key=lambda r: (r.value, -r.number)) if complete else None
+    if baseline is None:  # the shipped default: the base spec's own run beside the trials
+        guess = Path(folder).resolve().parent.parent / "runs" / info["base_spec_name"]
+        baseline = str(guess) if guess.is_dir() else None
+    else:
+        baseline = str(resolve_run(baseline))
+    reference = _baseline_valid(baseline, monitor)
+    md = _summary_lines(info, rows, best, command)
+    plots, importances = _plot_lines(info, study, rows, reference, out)
+    md += plots
     lines, comparison = _comparison(best, baseline, split, resamples, seed)
     md += [f"## Best trial vs the shipped default ({split})", ""]
     if reference is not None and best is not None:
@@ -173,11 +187,12 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
         md += [f"On validation (the selection split), the best trial's {monitor} {best.value:.4f} {verdict} the "
                f"default's {reference:.4f} (`{baseline}`).", ""]
     md += [*lines, ""]
-    atomic_write_json(out / MARKER, {"sweep": str(folder), "study": info["study"], "split": split, "counts": counts,
-                                     "best": None if best is None else {"number": best.number, "value": best.value,
-                                                                        "params": best.params, "run_dir": best.run_dir},
-                                     "importances": values, "baseline": baseline, "baseline_valid": reference,
-                                     "comparison": comparison})
+    atomic_write_json(out / MARKER, {
+        "sweep": str(folder), "study": info["study"], "split": split,
+        "counts": {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")},
+        "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
+                                           "run_dir": best.run_dir},
+        "importances": importances, "baseline": baseline, "baseline_valid": reference, "comparison": comparison})
     path = out / "README.md"
     atomic_write_text(path, "\n".join(md))
     return path
