@@ -29,11 +29,11 @@ demo: install clean-demo
 clean-demo:
 	rm -rf $(DEMO_OUT)/runs/ml100k-sasrec $(DEMO_OUT)/exports/ml100k-sasrec
 
+# Every test (one tier: a test too slow for this belongs in a benchmark script with a make target).
 test: install
-	$(PYTHON) -m pytest -m "not slow"
-
-test-all: install
 	$(PYTHON) -m pytest
+
+test-all: test
 
 # ruff (line length 110 included) and the import-linter contracts of pyproject.toml (layers point down).
 lint: install
@@ -150,7 +150,7 @@ sweep-beauty: install
 
 # Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
 # candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
-PEER_MINUTES ?= 25
+PEER_MINUTES ?= 75
 PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
 bench-peer: install
 	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)

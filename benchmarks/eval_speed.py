@@ -56,8 +56,13 @@ def measure(model, seqs, cases, max_len, naive_users, chunk_items, batch_size=25
     runtime = resolve_runtime("cpu", "fp32")
     model.eval()
     start, cpu = time.perf_counter(), time.process_time()
-    ranked = rank_cases(ModelScorer(model, runtime), seqs, cases,
-                        RankOptions(max_len, batch_size, True, top_k=50, chunk_items=chunk_items), runtime.device)
+    ranked = rank_cases(
+        ModelScorer(model, runtime),
+        seqs,
+        cases,
+        RankOptions(max_len, batch_size, True, top_k=50, chunk_items=chunk_items),
+        runtime.device,
+    )
     batched_s, batched_cpu = time.perf_counter() - start, time.process_time() - cpu
     few = subset(cases, naive_users)
     start, cpu = time.perf_counter(), time.process_time()

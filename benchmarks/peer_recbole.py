@@ -33,9 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = "benchmarks/peer/recbole_ml100k_sasrec.yaml"
 RECBOLE = {
     "source": "RecBole 1.2.1 on its bundled ml-100k, default sequential protocol, measured on this machine "
-              "(DESIGN.md; issue 23)",
-    "SASRec": {"test": {"NDCG@10": 0.0670, "HR@10": 0.1442}, "best_valid_NDCG@10": 0.0751, "best_valid_epoch": 27,
-               "seconds_per_epoch": "about 120 on 2 threads"},
+    "(DESIGN.md; issue 23)",
+    "SASRec": {
+        "test": {"NDCG@10": 0.0670, "HR@10": 0.1442},
+        "best_valid_NDCG@10": 0.0751,
+        "best_valid_epoch": 27,
+        "seconds_per_epoch": "about 120 on 2 threads",
+    },
     "GRU4Rec": {"test": {"NDCG@10": 0.0702, "HR@10": 0.1410}},
 }
 TARGET_VALID = 0.0751  # RecBole SASRec's best validation NDCG@10
@@ -44,7 +48,10 @@ CANDIDATES: dict[str, tuple[list[str], bool]] = {
     "sliding-b64": (["train.batch_size=64", "train.lr=0.002"], False),
     "sliding-b32-d03": (["train.batch_size=32", "train.lr=0.002", "model.dropout=0.3"], False),
     "sliding-b256": ([], False),  # the spec as written: RecBole's batch 256 and lr 0.001
-    "last-b64": (["train.batch_size=64", "train.lr=0.002", "train.windows=last", "train.window_stride=null"], True),
+    "last-b64": (
+        ["train.batch_size=64", "train.lr=0.002", "train.windows=last", "train.window_stride=null"],
+        True,
+    ),
 }
 
 
@@ -94,25 +101,46 @@ def main() -> None:
 
     root = Path(args.output_root)
     root.mkdir(parents=True, exist_ok=True)
-    common = [f"runtime.output_root={root}", f"runtime.threads={args.threads}", f"train.max_minutes={args.minutes}"]
+    common = [
+        f"runtime.output_root={root}",
+        f"runtime.threads={args.threads}",
+        f"train.max_minutes={args.minutes}",
+    ]
     finish(seqrec(["prepare", SPEC, *sets(common)], root / "prepare.log"), "prepare")
     names = args.candidates.split(",")
     started = time.time()
     procs = {}
     for n in names:
-        again = ["--resume"] if args.resume and (root / "runs" / f"peer-{n}" / "checkpoints/last.pt").is_file() else []
+        again = (
+            ["--resume"]
+            if args.resume and (root / "runs" / f"peer-{n}" / "checkpoints/last.pt").is_file()
+            else []
+        )
         log = root / (f"{n}-resumed.log" if again else f"{n}.log")
-        procs[n] = seqrec(["finetune", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]]), *again], log)
+        procs[n] = seqrec(
+            ["finetune", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]]), *again], log
+        )
     for n, proc in procs.items():
         finish(proc, f"finetune {n}")
     wall = time.time() - started
-    runs = {n: {"overrides": CANDIDATES[n][0], "reference": CANDIDATES[n][1], **summary(root / "runs" / f"peer-{n}")}
-            for n in names}
+    runs = {
+        n: {
+            "overrides": CANDIDATES[n][0],
+            "reference": CANDIDATES[n][1],
+            **summary(root / "runs" / f"peer-{n}"),
+        }
+        for n in names
+    }
     selectable = [n for n in names if not CANDIDATES[n][1]]
     chosen = max(selectable, key=lambda n: runs[n]["best_valid"]["NDCG@10"])
     for n in [] if args.skip_test else [chosen] + [n for n in names if CANDIDATES[n][1]]:
-        finish(seqrec(["evaluate", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]]), "--split", "test"],
-                      root / f"{n}-test.log"), f"evaluate {n}")
+        finish(
+            seqrec(
+                ["evaluate", SPEC, *sets([*common, f"name=peer-{n}", *CANDIDATES[n][0]]), "--split", "test"],
+                root / f"{n}-test.log",
+            ),
+            f"evaluate {n}",
+        )
         test = json.loads((root / "runs" / f"peer-{n}" / "eval/test.json").read_text())
         runs[n]["test"] = {k: test["metrics"][k] for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20")}
         runs[n]["test_ci95"] = {k: test["ci"].get(k) for k in ("NDCG@10", "HR@10")}
@@ -123,20 +151,35 @@ def main() -> None:
             runs[n] = {**run, "continued": False}
     command = f"python benchmarks/peer_recbole.py --minutes {args.minutes:g} --candidates {args.candidates}"
     command += (" --resume" if args.resume else "") + (" --skip-test" if args.skip_test else "")
-    earlier = before.get("invocations") or ([{k: before[k] for k in ("command", "budget_minutes_per_candidate",
-                                                                   "candidates_wall_seconds")}]
-                                            if "command" in before else [])  # a file from before --resume existed
+    earlier = before.get("invocations") or (
+        [{k: before[k] for k in ("command", "budget_minutes_per_candidate", "candidates_wall_seconds")}]
+        if "command" in before
+        else []
+    )  # a file from before --resume existed
     result = {
-        "protocol": "RecBole default sequential: ml-100k atomic files, no filtering, max_len 50, leave-one-out by "
-                    "time (ties in file order), full ranking over 1,682 items, history NOT masked (filter_seen false)",
-        "spec": SPEC, "seed": 42, "threads": args.threads,
-        "invocations": [*earlier, {"command": command, "budget_minutes_per_candidate": args.minutes,
-                                   "candidates_wall_seconds": round(wall, 1)}],
-        "machine": f"2-core shared CPU ({platform.machine()}) shared with other jobs; candidates started together",
-        "selection": "best validation NDCG@10 among the non-reference candidates of the last invocation (with "
-                     "--resume, only the candidates continued, chosen on validation at equal budget); test "
-                     "evaluated once for it",
-        "selected": chosen, "runs": runs, "recbole": RECBOLE,
+        "protocol": "RecBole default sequential: ml-100k atomic files, no filtering, max_len 50, "
+        "leave-one-out by time (ties in file order), full ranking over 1,682 items, "
+        "history NOT masked (filter_seen false)",
+        "spec": SPEC,
+        "seed": 42,
+        "threads": args.threads,
+        "invocations": [
+            *earlier,
+            {
+                "command": command,
+                "budget_minutes_per_candidate": args.minutes,
+                "candidates_wall_seconds": round(wall, 1),
+            },
+        ],
+        "machine": f"2-core shared CPU ({platform.machine()}) shared with other jobs; "
+        "candidates started together",
+        "selection": "best validation NDCG@10 among the non-reference candidates of the last invocation "
+        "(with "
+        "--resume, only the candidates continued, chosen on validation at equal budget); test "
+        "evaluated once for it",
+        "selected": chosen,
+        "runs": runs,
+        "recbole": RECBOLE,
     }
     atomic_write_json(out, result)
     print(json.dumps({k: result[k] for k in ("selected", "runs")}, indent=1))

@@ -28,7 +28,6 @@ from pathlib import Path
 import yaml
 
 from seqrec_cli.atomic import atomic_write_json, atomic_write_text
-from seqrec_cli.pipelines.common import saved_spec_overrides
 from seqrec_cli.pipelines.evaluate import evaluate
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.paths import run_dir
@@ -131,11 +130,7 @@ def record_run(key: str, folder: Path) -> dict:
     """An entry for a run trained outside this script (e.g. `seqrec finetune` with --set overrides):
     its own spec.yaml, run.json and metrics.jsonl, evaluated on the test split here."""
     label, config = key.split("/", 1)
-    saved = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8")) or {}
-    settings = saved_spec_overrides(saved) + [
-        f"runtime.output_root={folder.parent.parent}"
-    ]  # .../runs/<name>
-    spec = load_spec(folder / "spec.yaml", settings)
+    spec = load_spec(folder / "spec.yaml", [f"runtime.output_root={folder.parent.parent}"])  # .../runs/<name>
     epochs = read_epochs(folder)
     wall = sum(e.get("seconds", 0.0) for e in epochs)
     run_info = settled_run_info(json.loads((folder / "run.json").read_text()), epochs, spec.train.monitor)

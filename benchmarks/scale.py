@@ -7,8 +7,9 @@
             sampled softmax + logQ (256 popularity negatives): positions/s and peak RSS (fresh process).
   eval:     full-ranking evaluation (core.evaluation.rank_cases, blocks of eval.chunk_items) users/s
             against catalogue size, 512 users with 50-item histories, random weights.
-  quality:  SASRec trained on the prepared 10M log under a time budget vs most-popular, both evaluated
-            on the same test users (optional, --quality).
+  quality:  SASRec (sampled softmax + logQ) trained for --quality-steps steps on the prepared 10M log
+            (memory-mapped) vs most-popular, both ranked over the whole catalogue for the same
+            --quality-users random test users (optional, --quality).
 
   python benchmarks/scale.py                                   # 1M and 10M, local + duckdb + spark (1M)
   python benchmarks/scale.py --sizes 1m --engines duckdb --skip-train --skip-eval --out /tmp/s.json
@@ -135,7 +136,11 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         extra = {"num_negatives": 256, "negatives": "popularity"} if loss == "sampled_softmax" else {}
         loss_fn = make_loss(TrainSpec(loss=loss, **extra), popularity)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        batch, length, steps = 64, 50, (6 if items <= 100_000 else 3)  # a 1M-item full-CE step is ~minutes
+        batch, length, steps = 64, 50, (6 if items <= 100_000 else 3)
+        if (
+            loss == "full_ce" and items > 100_000
+        ):  # a 1M-item full-CE step over 3,200 positions is ~15 min here
+            batch, steps = 8, 1
         seconds = 0.0
         for step in range(steps + 1):
             x = torch.from_numpy(rng.choice(items, size=(batch, length + 1), p=probs) + 1)  # [B, L + 1]
@@ -151,7 +156,7 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         result = {"positions_per_s": round(batch * length * steps / seconds, 1), "steps": steps,
                   "batch": batch, "length": length}
     else:
-        from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+        from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
         from seqrec_cli.core.runtime import resolve_runtime
         from seqrec_cli.data.process import Sequences
         from seqrec_cli.data.splits import leave_one_out
@@ -165,8 +170,8 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         model.eval()
         start = time.perf_counter()
         with torch.no_grad():
-            rank_cases(ModelScorer(model, runtime), seqs, cases, 50, 256, True, runtime.device, top_k=10,
-                       chunk_items=1 << 18)
+            rank_cases(ModelScorer(model, runtime), seqs, cases,
+                       RankOptions(50, 256, True, top_k=10, chunk_items=1 << 18), runtime.device)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result = {"users_per_s": round(users / seconds, 1), "users": users, "chunk_items": 1 << 18}
@@ -185,24 +190,78 @@ def measure_child(kind: str, items: int, loss: str, threads: int) -> dict:
     return {"items": items, "error": proc.stderr[-800:]}
 
 
-def quality(work: Path, threads: int, minutes: float, eval_users: int) -> dict:
-    """SASRec on the prepared 10M log under a wall-clock budget vs most-popular, same test users."""
+def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int = 10,
+            lr: float = 0.01) -> dict:
+    """SASRec trained for `steps` steps on the prepared (memory-mapped) 10M log vs most-popular, both
+    ranked over the whole catalogue on the same random sample of test users (leave-one-out)."""
+    import numpy as np
+    import torch
+
+    from seqrec_cli.core.baselines import Popularity, training_popularity
+    from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
+    from seqrec_cli.core.losses import make_loss
+    from seqrec_cli.core.metrics import metrics_at_k
+    from seqrec_cli.core.model import SeqRecModel
+    from seqrec_cli.core.runtime import resolve_runtime
+    from seqrec_cli.data.batching import TrainBatcher
+    from seqrec_cli.data.splits import EvalCases, leave_one_out
+    from seqrec_cli.data.store import load_prepared
+    from seqrec_cli.spec.models import ModelSpec, TrainSpec
+
     folder = work / "prepared" / "10m-duckdb"
     if not (folder / "manifest.json").is_file():
         return {"error": "no prepared 10M dataset (run the 10m duckdb prepare case first)"}
-    common = ["--set", f"data.path={work / 'synth-10m' / 'interactions'}", "--set", f"data.prepared_dir={folder}",
-              "--set", f"runtime.output_root={work / 'runs'}", "--set", f"runtime.threads={threads}",
-              "--set", "eval.bootstrap=0"]
-    out = {}
-    for name, extra in (("sasrec", ["--set", f"train.max_minutes={minutes}", "--set", "train.epochs=1"]),
-                        ("popularity", ["--set", "model.kind=popularity", "--set", "name=synth-pop"])):
-        log = work / f"quality-{name}.log"
-        fit = run_measured([sys.executable, "-m", "seqrec_cli", "finetune", str(SPEC), *common, *extra],
-                           env_for(threads), log, 3 * 3600)
-        res = run_measured([sys.executable, "-m", "seqrec_cli", "evaluate", str(SPEC), "--split", "test",
-                            *common, *extra], env_for(threads), work / f"quality-{name}-eval.log", 3 * 3600)
-        out[name] = {"finetune": fit, "evaluate": res, "log_tail": log.read_text()[-300:],
-                     "eval_tail": (work / f"quality-{name}-eval.log").read_text()[-600:]}
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    seqs, manifest = load_prepared(folder)
+    plan = leave_one_out(seqs)
+    full = plan.cases["test"]
+    pick = np.sort(np.random.default_rng(0).choice(len(full), min(eval_users, len(full)), replace=False))
+    test = EvalCases(full.users[pick], full.input_end[pick], full.target_start[pick], full.target_end[pick])
+    runtime = resolve_runtime("cpu", "fp32")
+    ks = [10]  # max_len: a short window keeps a step cheap on a shared CPU (the walk is first-order)
+    out = {"dataset": manifest["fingerprint"], "eval_users": len(test), "filter_seen": False,
+           "protocol": "leave-one-out test targets, full ranking over all items, pessimistic ties"}
+    start = time.perf_counter()
+    pop = Popularity(Popularity.fit(seqs, plan.train_len, 0))
+    options = RankOptions(max_len, 256, False, chunk_items=1 << 18)
+    ranked = rank_cases(pop, seqs, test, options, runtime.device)
+    out["most_popular"] = {**metrics_at_k(ranked.ranks, ks), "seconds": round(time.perf_counter() - start, 1)}
+    print("most popular", out["most_popular"], flush=True)
+
+    spec_m = ModelSpec(max_len=max_len, hidden=64, layers=2, heads=1, dropout=0.2)
+    spec_t = TrainSpec(loss="sampled_softmax", num_negatives=256, lr=lr)
+    model = SeqRecModel(spec_m, seqs.num_items)
+    batcher = TrainBatcher(seqs, max_len, 256, True, train_lengths=plan.train_len)
+    loss_fn = make_loss(spec_t, training_popularity(seqs))
+    opt = torch.optim.Adam(model.parameters(), lr=spec_t.lr)
+    batches, epoch = [], 0
+    while len(batches) < steps:  # whole epochs' plans until `steps` batches (on 10M: part of one epoch)
+        batches += batcher.plan(np.random.default_rng([0, epoch]))
+        epoch += 1
+    batches = batches[:steps]
+    start, positions = time.perf_counter(), 0
+    model.train()
+    for rows in batches:
+        batch = batcher.make_batch(rows)
+        loss = loss_fn(model.encode(batch.inputs), batch.labels, model.item_weights())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        positions += int((batch.labels >= 0).sum())
+    train_s = time.perf_counter() - start
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        ranked = rank_cases(ModelScorer(model, runtime), seqs, test, options, runtime.device)
+    out["sasrec"] = {**metrics_at_k(ranked.ranks, ks), "model": spec_m.model_dump(mode="json"),
+                     "loss": "sampled_softmax, 256 uniform negatives, logQ", "steps": len(batches),
+                     "batch_size": 256, "positions_trained": positions,
+                     "epochs": round(positions / batcher.num_positions, 4),
+                     "train_seconds": round(train_s, 1),
+                     "train_positions_per_s": round(positions / train_s, 1),
+                     "eval_seconds": round(time.perf_counter() - start, 1)}
+    print("sasrec", out["sasrec"], flush=True)
     return out
 
 
@@ -218,15 +277,21 @@ def plot(report: dict, path: Path) -> None:
         if done:
             axes[0].plot([x for x, _ in done], [c["seconds"] for _, c in done], "o-", label=engine)
             axes[1].plot([x for x, _ in done], [c["peak_rss_gib"] for _, c in done], "o-", label=engine)
-    axes[0].set(title="prepare: wall time", xlabel="interactions", ylabel="seconds", xscale="log", yscale="log")
+    axes[0].set(
+        title="prepare: wall time", xlabel="interactions", ylabel="seconds", xscale="log", yscale="log"
+    )
     axes[1].set(title="prepare: peak RSS (process tree)", xlabel="interactions", ylabel="GiB", xscale="log")
     twin = axes[2].twinx()
     for loss, cases in report.get("train", {}).items():
         ok = [c for c in cases if "error" not in c]
-        axes[2].plot([c["items"] for c in ok], [c["positions_per_s"] for c in ok], "o-", label=f"{loss} pos/s")
+        axes[2].plot(
+            [c["items"] for c in ok], [c["positions_per_s"] for c in ok], "o-", label=f"{loss} pos/s"
+        )
         twin.plot([c["items"] for c in ok], [c["peak_rss_gib"] for c in ok], "x--", label=f"{loss} GiB")
         twin.set_ylabel("peak RSS GiB (dashed)")
-    axes[2].set(title="train step (D=64, 64x50 positions)", xlabel="items", ylabel="positions/s", xscale="log")
+    axes[2].set(
+        title="train step (D=64, 64x50 positions)", xlabel="items", ylabel="positions/s", xscale="log"
+    )
     ok = [c for c in report.get("eval", []) if "error" not in c]
     axes[3].plot([c["items"] for c in ok], [c["users_per_s"] for c in ok], "o-")
     axes[3].set(title="full-ranking eval", xlabel="items", ylabel="users/s", xscale="log", yscale="log")
@@ -238,10 +303,14 @@ def plot(report: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1m,10m", help="comma list of 1m,10m,100m")
     parser.add_argument("--engines", default="local,duckdb,spark")
-    parser.add_argument("--spark-sizes", default="1m", help="sizes Spark local mode is run on (slow start-up)")
+    parser.add_argument(
+        "--spark-sizes", default="1m", help="sizes Spark local mode is run on (slow start-up)"
+    )
     parser.add_argument("--local-sizes", default="1m,10m", help="sizes the in-memory local engine is run on")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-gb", type=float, default=4.0)
@@ -252,7 +321,9 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--quality", action="store_true", help="train on the 10M log vs most-popular")
-    parser.add_argument("--quality-minutes", type=float, default=10)
+    parser.add_argument("--quality-steps", type=int, default=60)
+    parser.add_argument("--quality-max-len", type=int, default=10)
+    parser.add_argument("--quality-users", type=int, default=2000)
     parser.add_argument("--work", default=str(REPO / ".scale"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
     parser.add_argument("--merge", action="store_true", help="keep sections of an existing --out not rerun")
@@ -285,10 +356,14 @@ def main() -> None:
                 keep = size == "10m" and engine == "duckdb" and args.quality
                 prep.setdefault(engine, {})[size] = got = prepare_case(size, engine, work, args.threads,
                                                                        args.memory_gb, keep)
-                print(f"prepare {size} {engine}: {got.get('seconds')} s, {got.get('peak_rss_gib')} GiB", flush=True)
+                print(
+                    f"prepare {size} {engine}: {got.get('seconds')} s, {got.get('peak_rss_gib')} GiB",
+                    flush=True,
+                )
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(report, indent=2) + "\n")
-        fps = {}
+    if report.get("prepare"):
+        prep, fps = report["prepare"], {}
         for engine, cases in prep.items():
             for size, case in cases.items():
                 if "fingerprint" in case:
@@ -305,7 +380,8 @@ def main() -> None:
         report["eval"] = [measure_child("eval", int(n), "", args.threads) for n in args.eval_items.split(",")]
         print("eval", json.dumps(report["eval"]), flush=True)
     if args.quality:
-        report["quality"] = quality(work, args.threads, args.quality_minutes, 0)
+        report["quality"] = quality(work, args.threads, args.quality_steps, args.quality_users,
+                                    args.quality_max_len)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     plot(report, out.with_suffix(".png"))

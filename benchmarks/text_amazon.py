@@ -41,14 +41,24 @@ def training(root: Path, folder: str) -> dict | None:
     run = read(root / folder / "run.json")
     if run is None:
         return None
-    lines = (root / folder / "metrics.jsonl").read_text().splitlines() if (root / folder / "metrics.jsonl").is_file() else []
+    lines = (
+        (root / folder / "metrics.jsonl").read_text().splitlines()
+        if (root / folder / "metrics.jsonl").is_file()
+        else []
+    )
     epochs = [json.loads(line) for line in lines if line.strip()]
     spec = (root / folder / "spec.yaml").read_text() if (root / folder / "spec.yaml").is_file() else ""
     keep = ("method", "parameters", "trainable_parameters", "status", "seed")
-    return {"epochs_run": len(epochs), "seconds": round(sum(e.get("seconds", 0) for e in epochs), 1),
-            "best_valid_epoch": max(epochs, key=lambda e: e.get("valid", {}).get("NDCG@10", -1))["epoch"] if epochs else None,
-            **{k: run[k] for k in keep if k in run}, "spec_max_minutes": _field(spec, "max_minutes"),
-            "spec_epochs": _field(spec, "epochs")}
+    return {
+        "epochs_run": len(epochs),
+        "seconds": round(sum(e.get("seconds", 0) for e in epochs), 1),
+        "best_valid_epoch": max(epochs, key=lambda e: e.get("valid", {}).get("NDCG@10", -1))["epoch"]
+        if epochs
+        else None,
+        **{k: run[k] for k in keep if k in run},
+        "spec_max_minutes": _field(spec, "max_minutes"),
+        "spec_epochs": _field(spec, "epochs"),
+    }
 
 
 def _field(spec_yaml: str, key: str) -> str | None:
@@ -101,9 +111,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--machine", default="2-core shared CPU (8 engineers), torch threads 1")
     args = parser.parse_args()
-    out = {"machine": args.machine, "python": platform.python_version(),
-           "protocol": "leave-one-out, full ranking over the catalogue, seen items removed, pessimistic ties",
-           "beauty": beauty(args.root), "cold_start": cold(args.root), "transfer_beauty_to_toys": transfer(args.root)}
+    out = {
+        "machine": args.machine,
+        "python": platform.python_version(),
+        "protocol": "leave-one-out, full ranking over the catalogue, seen items removed, pessimistic ties",
+        "beauty": beauty(args.root),
+        "cold_start": cold(args.root),
+        "transfer_beauty_to_toys": transfer(args.root),
+    }
     from seqrec_cli.atomic import atomic_write_json
 
     atomic_write_json(args.out, out)

@@ -48,7 +48,9 @@ def run_dataset(dataset: str, minutes: float, threads: int, root: Path) -> dict:
     common = ["--set", f"runtime.output_root={root}", "--set", f"runtime.threads={threads}",
               "--set", f"train.max_minutes={minutes}"]
     names = {mode: f"{dataset}-windows-{mode}" for mode in MODES}
-    sets = {mode: [*common, "--set", f"name={names[mode]}", "--set", f"train.windows={mode}"] for mode in MODES}
+    sets = {
+        mode: [*common, "--set", f"name={names[mode]}", "--set", f"train.windows={mode}"] for mode in MODES
+    }
     root.mkdir(parents=True, exist_ok=True)
     finish(seqrec("prepare", spec, *common, log=root / f"{dataset}-prepare.log"), "prepare")
     started = time.time()
@@ -56,20 +58,36 @@ def run_dataset(dataset: str, minutes: float, threads: int, root: Path) -> dict:
     for mode, proc in procs.items():
         finish(proc, f"finetune {names[mode]}")
     wall = time.time() - started
-    out: dict = {"dataset": DATASETS[dataset], "spec": f"experiments/{dataset}/sasrec.yaml",
-                 "budget_minutes": minutes, "threads": threads, "both_runs_wall_seconds": round(wall, 1), "runs": {}}
+    out: dict = {
+        "dataset": DATASETS[dataset],
+        "spec": f"experiments/{dataset}/sasrec.yaml",
+        "budget_minutes": minutes,
+        "threads": threads,
+        "both_runs_wall_seconds": round(wall, 1),
+        "runs": {},
+    }
     for mode in MODES:
-        finish(seqrec("evaluate", spec, *sets[mode], "--split", "test", log=root / f"{names[mode]}-eval.log"), "evaluate")
+        finish(
+            seqrec("evaluate", spec, *sets[mode], "--split", "test", log=root / f"{names[mode]}-eval.log"),
+            "evaluate",
+        )
         run = root / "runs" / names[mode]
         epochs = epochs_of(run)
         valid = [e for e in epochs if e.get("valid")]
         best = max(valid, key=lambda e: e["valid"]["NDCG@10"])
         test = json.loads((run / "eval/test.json").read_text())
         out["runs"][mode] = {
-            "run": names[mode], "epochs_trained": len(epochs), "positions_per_epoch": epochs[0]["positions"],
+            "run": names[mode],
+            "epochs_trained": len(epochs),
+            "positions_per_epoch": epochs[0]["positions"],
             "train_seconds": round(sum(e["seconds"] for e in epochs), 1),
-            "best_valid_epoch": best["epoch"], "best_valid_NDCG@10": best["valid"]["NDCG@10"],
-            "test": {k: test["metrics"][k] for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20") if k in test["metrics"]},
+            "best_valid_epoch": best["epoch"],
+            "best_valid_NDCG@10": best["valid"]["NDCG@10"],
+            "test": {
+                k: test["metrics"][k]
+                for k in ("NDCG@10", "HR@10", "NDCG@20", "HR@20")
+                if k in test["metrics"]
+            },
         }
     cmp_path = root / f"{dataset}-compare.json"
     finish(seqrec("compare", str(root / "runs" / names["sliding"]), str(root / "runs" / names["last"]),
@@ -94,9 +112,13 @@ def main() -> None:
     path = Path(args.out)
     for dataset in args.datasets.split(","):
         entry = run_dataset(dataset, args.minutes, args.threads, Path(args.output_root))
-        entry["machine"] = f"2-core shared CPU ({platform.machine()}), runs started together, seed from the spec"
-        entry["command"] = (f"python benchmarks/windows_default.py --datasets {dataset} --minutes {args.minutes:g} "
-                            f"--threads {args.threads}")
+        entry["machine"] = (
+            f"2-core shared CPU ({platform.machine()}), runs started together, seed from the spec"
+        )
+        entry["command"] = (
+            f"python benchmarks/windows_default.py --datasets {dataset} --minutes {args.minutes:g} "
+            f"--threads {args.threads}"
+        )
         # read just before writing: another invocation (another dataset) may have written meanwhile
         results = json.loads(path.read_text()) if path.is_file() else {"entries": {}}
         results["entries"][dataset] = entry

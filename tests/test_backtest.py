@@ -25,7 +25,9 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def drifting_log(path: Path, users: int = 24, days: int = 40, seed: int = 0, gap: tuple[int, int] | None = None) -> Path:
+def drifting_log(
+    path: Path, users: int = 24, days: int = 40, seed: int = 0, gap: tuple[int, int] | None = None
+) -> Path:
     """Item i enters the catalogue on day i; a user who starts on day s (some start late: new users)
     rates 6-10 items over the next 10 days, mostly the newest ones (tastes drift with the catalogue)."""
     rng = np.random.default_rng(seed)
@@ -129,7 +131,10 @@ def test_cases_new_users_and_unknown_targets(ran) -> None:
     assert sum(p["cold_target_cases"] for p in report["periods"]) > 0
     for period in report["periods"][1:]:
         frozen = period["strategies"]["frozen"]
-        assert frozen["new_items_HR@10"] in (None, 0.0)  # items first seen after the first cut are unknown to it
+        assert frozen["new_items_HR@10"] in (
+            None,
+            0.0,
+        )  # items first seen after the first cut are unknown to it
         assert frozen["new_items_recommended"]["items"] == 0
         for entry in period["strategies"].values():
             assert 0 <= entry["new_items_recommended"]["items"] <= period["new_items"]

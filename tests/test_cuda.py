@@ -111,7 +111,9 @@ def test_fp16_step_uses_loss_scaling():
     opt = make_optimizer(net, lr=1e-3, weight_decay=0.0)
     scaler = torch.amp.GradScaler("cuda")
     parts = TrainParts(net, plan, opt, full_cross_entropy, runtime, scaler=scaler)
-    loss, _ = optimizer_step(StepLoss(net, full_cross_entropy), parts, LoopConfig(epochs=1, grad_clip=1.0), rows, 0, 1)
+    loss, _ = optimizer_step(
+        StepLoss(net, full_cross_entropy), parts, LoopConfig(epochs=1, grad_clip=1.0), rows, 0, 1
+    )
     assert np.isfinite(loss) and scaler.get_scale() > 0
 
 

@@ -76,8 +76,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 def test_two_gloo_processes_match_one_process_with_sampled_sliding_windows(tmp_path):
     # Windows are rows of the plan like users were: the per-epoch window sample and the batch plan come
     # from (seed, epoch) on every process, so the split of each step's group is the only difference.
-    windows = ["model.max_len=10", "train.windows=sliding", "train.window_stride=7", "train.windows_per_user=4",
-               "train.epochs=2", "train.batch_size=64", "eval.batch_size=100"]
+    windows = [
+        "model.max_len=10",
+        "train.windows=sliding",
+        "train.window_stride=7",
+        "train.windows_per_user=4",
+        "train.epochs=2",
+        "train.batch_size=64",
+        "eval.batch_size=100",
+    ]
     finetune(load_spec(REPO / "experiments/ml100k/sasrec.yaml",
                        overrides(tmp_path, *windows, "train.grad_accum=2", "name=single")))
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -92,6 +99,9 @@ def test_two_gloo_processes_match_one_process_with_sampled_sliding_windows(tmp_p
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         for metric, value in a["valid"].items():
             assert b["valid"][metric] == pytest.approx(value, abs=1e-9), metric
-    wa, wb = weights(tmp_path / "runs/single/checkpoints/last.pt"), weights(tmp_path / "runs/ddp/checkpoints/last.pt")
+    wa, wb = (
+        weights(tmp_path / "runs/single/checkpoints/last.pt"),
+        weights(tmp_path / "runs/ddp/checkpoints/last.pt"),
+    )
     for key in wa:
         torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)

@@ -351,21 +351,3 @@ def test_bf16_autocast_step_keeps_the_loss_in_fp32():
         assert all(torch.isfinite(p).all() for p in model.parameters())
         losses.append(loss)
     assert losses[1] == pytest.approx(losses[0], rel=2e-2)
-
-
-def test_single_group_optimizer_state_from_older_runs_is_regrouped_by_name():
-    from seqrec_cli.core.optim import regroup_single_group_state
-
-    model = tiny_model()
-    old = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))  # how seqrec built it before
-    model.score_all(torch.tensor([[1, 2, 3]]))[:, 1:].logsumexp(-1).sum().backward()
-    old.step()
-    saved = copy.deepcopy(old.state_dict())
-    new = make_optimizer(model, lr=1e-3, weight_decay=0.1)
-    new.load_state_dict(regroup_single_group_state(saved, model, new))
-    params = dict(model.named_parameters())
-    for group in new.param_groups:
-        for name, p in zip(group["names"], group["params"], strict=True):
-            assert p is params[name]
-            assert torch.equal(new.state[p]["exp_avg"], old.state[params[name]]["exp_avg"]), name
-    assert [g["weight_decay"] for g in new.param_groups] == [0.1, 0.0]

@@ -21,15 +21,32 @@ from seqrec_cli.pipelines.eval_report import (
 
 def a_report(**changes) -> EvalReport:
     values = dict(
-        split="test", metrics={"HR@10": 0.5, "NDCG@10": 0.3}, ci={"HR@10": {"low": 0.4, "high": 0.6}},
-        list_metrics={"Coverage@10": 0.2}, breakdowns={"history_length": Breakdown([1, 5], [{"bucket": "[1, 5)",
-                                                                                              "cases": 3}])},
-        filter_seen=True, users=3, cases=3, targets=3, num_items=10,
-        protocol=Protocol(split={"kind": "leave_one_out"}, ranking="full catalogue", ties="pessimistic",
-                          filter_seen=True, ks=[10], bootstrap=Bootstrap(resamples=100, seed=0, level=0.95)),
-        model={"kind": "neural", "encoder": "sasrec"}, dataset_fingerprint={"hash": "abc"}, spec_hash="h",
-        seed=42, checkpoint={"path": "best.pt", "epoch": 3}, runtime={"device": "cpu", "precision": "fp32"},
-        seconds=0.5, cases_per_second=6.0,
+        split="test",
+        metrics={"HR@10": 0.5, "NDCG@10": 0.3},
+        ci={"HR@10": {"low": 0.4, "high": 0.6}},
+        list_metrics={"Coverage@10": 0.2},
+        breakdowns={"history_length": Breakdown([1, 5], [{"bucket": "[1, 5)", "cases": 3}])},
+        filter_seen=True,
+        users=3,
+        cases=3,
+        targets=3,
+        num_items=10,
+        protocol=Protocol(
+            split={"kind": "leave_one_out"},
+            ranking="full catalogue",
+            ties="pessimistic",
+            filter_seen=True,
+            ks=[10],
+            bootstrap=Bootstrap(resamples=100, seed=0, level=0.95),
+        ),
+        model={"kind": "neural", "encoder": "sasrec"},
+        dataset_fingerprint={"hash": "abc"},
+        spec_hash="h",
+        seed=42,
+        checkpoint={"path": "best.pt", "epoch": 3},
+        runtime={"device": "cpu", "precision": "fp32"},
+        seconds=0.5,
+        cases_per_second=6.0,
     )
     values.update(changes)
     return EvalReport(**values)

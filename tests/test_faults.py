@@ -57,8 +57,15 @@ def run(cwd: Path, *args: str, preexec: Callable[[], None] | None = None, timeou
         if preexec:
             preexec()
 
-    return subprocess.run([*seqrec_command(), *args], cwd=cwd, env=child_env(), capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=before_exec)
+    return subprocess.run(
+        [*seqrec_command(), *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=before_exec,
+    )
 
 
 def tree(folder: Path) -> dict[str, str]:
@@ -217,62 +224,145 @@ EXPORT_ARGS = ["recommend", "out/exports/t", "--history", "i1,i2"]
 CASES = [
     # 1: a folder with results is never restarted silently; --resume of nothing is refused
     Case("1-resume-without-last-pt", _resume_without_last, 2, ["last.pt", "--restart", "metrics.jsonl"]),
-    Case("1-resume-of-no-run", lambda p: ["finetune", "spec.yaml", "--resume", "--set", "name=never"], 2,
-         ["runs/never", "drop --resume"]),
-    Case("1-no-flag-on-existing-run", lambda p: ["finetune", "spec.yaml"], 2, ["already exists", "--restart"]),
+    Case(
+        "1-resume-of-no-run",
+        lambda p: ["finetune", "spec.yaml", "--resume", "--set", "name=never"],
+        2,
+        ["runs/never", "drop --resume"],
+    ),
+    Case(
+        "1-no-flag-on-existing-run", lambda p: ["finetune", "spec.yaml"], 2, ["already exists", "--restart"]
+    ),
     # 3: a checkpoint without its digest is refused, wherever it is loaded
-    Case("3-unsigned-best-evaluate", _unsigned("best.pt", ["evaluate", "spec.yaml"]), 2,
-         ["best.pt", "no digest file", "seqrec trust"]),
-    Case("3-unsigned-best-export", _unsigned("best.pt", ["export", "spec.yaml", "--set", "export.dir=out/e2"]), 2,
-         ["best.pt", "no digest file"]),
-    Case("3-unsigned-last-resume", _unsigned("last.pt", ["finetune", "spec.yaml", "--resume",
-                                                         "--set", "train.epochs=3"]), 2, ["last.pt", "no digest"]),
+    Case(
+        "3-unsigned-best-evaluate",
+        _unsigned("best.pt", ["evaluate", "spec.yaml"]),
+        2,
+        ["best.pt", "no digest file", "seqrec trust"],
+    ),
+    Case(
+        "3-unsigned-best-export",
+        _unsigned("best.pt", ["export", "spec.yaml", "--set", "export.dir=out/e2"]),
+        2,
+        ["best.pt", "no digest file"],
+    ),
+    Case(
+        "3-unsigned-last-resume",
+        _unsigned("last.pt", ["finetune", "spec.yaml", "--resume", "--set", "train.epochs=3"]),
+        2,
+        ["last.pt", "no digest"],
+    ),
     # 4: damaged compressed input: one error path, naming the file
-    Case("4-truncated-gz", data_file("log.csv.gz", gzip.compress(_plain())[:300]), 2, ["log.csv.gz", "gzip -t"]),
-    Case("4-bad-crc-gz", data_file("log.csv.gz", (lambda d: d[:-8] + bytes([d[-8] ^ 0xFF]) + d[-7:])(
-        gzip.compress(_plain()))), 2, ["log.csv.gz", "CRC"]),
+    Case(
+        "4-truncated-gz", data_file("log.csv.gz", gzip.compress(_plain())[:300]), 2, ["log.csv.gz", "gzip -t"]
+    ),
+    Case(
+        "4-bad-crc-gz",
+        data_file("log.csv.gz", (lambda d: d[:-8] + bytes([d[-8] ^ 0xFF]) + d[-7:])(gzip.compress(_plain()))),
+        2,
+        ["log.csv.gz", "CRC"],
+    ),
     Case("4-not-gzip", data_file("log.csv.gz", _plain()), 2, ["log.csv.gz", "Not a gzipped file"]),
-    Case("4-truncated-xz", data_file("log.csv.xz", lzma.compress(_plain())[:200]), 2, ["log.csv.xz", "xz -t"]),
+    Case(
+        "4-truncated-xz", data_file("log.csv.xz", lzma.compress(_plain())[:200]), 2, ["log.csv.xz", "xz -t"]
+    ),
     Case("4-bad-crc-zip", data_file("log.zip", _zip(crc_damage=True)), 2, ["log.zip[log.csv]", "unzip -t"]),
     Case("4-not-zip", data_file("log.zip", _plain()), 2, ["log.zip", "not a zip file"]),
     # 5: locations print literally (no emoji for :100:, no markup for [..])
     Case("5-file-line-literal", _malformed_line_100, 2, ["malformed.csv:100:", "not-a-time"], absent=["💯"]),
     # 7: fixable problems are exit 2 naming the file, never a traceback
-    Case("7-export-manifest-corrupt", _edit(lambda p: export_dir(p) / "manifest.json", _write("{not json"),
-                                             EXPORT_ARGS), 2, ["manifest.json", "not valid JSON"]),
-    Case("7-export-manifest-incomplete", _edit(lambda p: export_dir(p) / "manifest.json",
-                                                _write('{"format": "seqrec-export", "version": 1}'), EXPORT_ARGS),
-         2, ["manifest.json", "sha256"]),
-    Case("7-export-unlisted-file", _edit(lambda p: export_dir(p) / "item_text.safetensors", _write("x"),
-                                          EXPORT_ARGS), 2, ["item_text.safetensors", "not listed"]),
-    Case("7-prepared-manifest-corrupt", _edit(lambda p: prepared(p) / "manifest.json", _write("[1, 2"),
-                                               ["evaluate", "spec.yaml"]), 2, ["manifest.json", "seqrec prepare"]),
-    Case("7-prepared-item-ids-missing", _edit(lambda p: prepared(p) / "item_ids.json", Path.unlink,
-                                               ["evaluate", "spec.yaml"]), 2, ["item_ids.json", "missing"]),
+    Case(
+        "7-export-manifest-corrupt",
+        _edit(lambda p: export_dir(p) / "manifest.json", _write("{not json"), EXPORT_ARGS),
+        2,
+        ["manifest.json", "not valid JSON"],
+    ),
+    Case(
+        "7-export-manifest-incomplete",
+        _edit(
+            lambda p: export_dir(p) / "manifest.json",
+            _write('{"format": "seqrec-export", "version": 1}'),
+            EXPORT_ARGS,
+        ),
+        2,
+        ["manifest.json", "sha256"],
+    ),
+    Case(
+        "7-export-unlisted-file",
+        _edit(lambda p: export_dir(p) / "item_text.safetensors", _write("x"), EXPORT_ARGS),
+        2,
+        ["item_text.safetensors", "not listed"],
+    ),
+    Case(
+        "7-prepared-manifest-corrupt",
+        _edit(lambda p: prepared(p) / "manifest.json", _write("[1, 2"), ["evaluate", "spec.yaml"]),
+        2,
+        ["manifest.json", "seqrec prepare"],
+    ),
+    Case(
+        "7-prepared-item-ids-missing",
+        _edit(lambda p: prepared(p) / "item_ids.json", Path.unlink, ["evaluate", "spec.yaml"]),
+        2,
+        ["item_ids.json", "missing"],
+    ),
     Case("7-output-root-is-a-file", _output_root_is_a_file, 2, ["occupied", "a file stands where a folder"]),
     Case("7-checkpoints-is-a-file", _checkpoints_is_a_file, 2, ["checkpoints"]),
     Case("7-disk-full-on-write", _disk_full, 2, ["runs/full", "file-size limit"], creates=True),
     # 8: no silent acceptance
     Case("8-nan-timestamp", _nan_time, 2, ["nan.csv:5", "finite"]),
-    Case("8-duplicate-yaml-key", _spec_text(SPEC + "train: {epochs: 9}\n"), 2, ["bad.yaml", "train (line 10)",
-                                                                                "duplicate key"]),
-    Case("8-bool-as-number", _spec_text(SPEC.replace("epochs: 2", "epochs: true")), 2,
-         ["train.epochs", "expected a number"]),
-    Case("8-dry-run-monitor", _spec_text(SPEC.replace("monitor: NDCG@5", "monitor: NDCG@10")), 2,
-         ["train.monitor", "NDCG@10"]),
+    Case(
+        "8-duplicate-yaml-key",
+        _spec_text(SPEC + "train: {epochs: 9}\n"),
+        2,
+        ["bad.yaml", "train (line 10)", "duplicate key"],
+    ),
+    Case(
+        "8-bool-as-number",
+        _spec_text(SPEC.replace("epochs: 2", "epochs: true")),
+        2,
+        ["train.epochs", "expected a number"],
+    ),
+    Case(
+        "8-dry-run-monitor",
+        _spec_text(SPEC.replace("monitor: NDCG@5", "monitor: NDCG@10")),
+        2,
+        ["train.monitor", "NDCG@10"],
+    ),
     Case("8-empty-history", lambda p: ["recommend", "out/exports/t", "--history", ""], 2, ["--history"]),
-    Case("8-unknown-history-ids", lambda p: ["recommend", "out/exports/t", "--history", "i1,zzz-unknown"], 0,
-         ["zzz-unknown", "not in this model's catalogue"]),
+    Case(
+        "8-unknown-history-ids",
+        lambda p: ["recommend", "out/exports/t", "--history", "i1,zzz-unknown"],
+        0,
+        ["zzz-unknown", "not in this model's catalogue"],
+    ),
     # 9: every prepared file is in the fingerprint
-    Case("9-timestamps-altered", _edit(lambda p: prepared(p) / "timestamps.npy", flip_byte,
-                                        ["evaluate", "spec.yaml"]), 2, ["timestamps.npy", "modified"]),
-    Case("9-items-jsonl-altered", _edit(lambda p: prepared(p) / "items.jsonl", _write('{"item_id": "i9"}\n'),
-                                         ["evaluate", "spec.yaml"]), 2, ["items.jsonl", "modified"]),
-    Case("9-format-1-dataset", _edit(lambda p: prepared(p) / "manifest.json", _drop_files_record,
-                                      ["evaluate", "spec.yaml"]), 2, ["manifest.json", "format 1", "seqrec prepare"]),
+    Case(
+        "9-timestamps-altered",
+        _edit(lambda p: prepared(p) / "timestamps.npy", flip_byte, ["evaluate", "spec.yaml"]),
+        2,
+        ["timestamps.npy", "modified"],
+    ),
+    Case(
+        "9-items-jsonl-altered",
+        _edit(
+            lambda p: prepared(p) / "items.jsonl", _write('{"item_id": "i9"}\n'), ["evaluate", "spec.yaml"]
+        ),
+        2,
+        ["items.jsonl", "modified"],
+    ),
+    Case(
+        "9-format-1-dataset",
+        _edit(lambda p: prepared(p) / "manifest.json", _drop_files_record, ["evaluate", "spec.yaml"]),
+        2,
+        ["manifest.json", "format 1", "seqrec prepare"],
+    ),
     # export tampering (the README's promise: altered files are refused)
-    Case("export-weights-altered", _edit(lambda p: export_dir(p) / "model.safetensors", flip_byte, EXPORT_ARGS),
-         2, ["model.safetensors", "sha256"]),
+    Case(
+        "export-weights-altered",
+        _edit(lambda p: export_dir(p) / "model.safetensors", flip_byte, EXPORT_ARGS),
+        2,
+        ["model.safetensors", "sha256"],
+    ),
 ]
 
 
@@ -306,7 +396,9 @@ def test_read_only_output_folder_is_exit_2(place: Path) -> None:
         try:
             probe.write_text("x")
             probe.unlink()
-            pytest.skip("running as root (or on a filesystem that ignores modes): a read-only folder is writable")
+            pytest.skip(
+                "running as root (or on a filesystem that ignores modes): a read-only folder is writable"
+            )
         except PermissionError:
             pass
         before = tree(place)
@@ -369,7 +461,9 @@ def test_run_lock_refuses_a_second_process_and_reports_a_dead_holder(place: Path
         first.wait(timeout=60)
         lock = place / "out/runs/.busy.lock"
         assert json.loads(lock.read_text())["pid"] == first.pid
-        third = run(place, "finetune", "spec.yaml", "--set", "name=busy", "--resume", "--set", "train.epochs=2")
+        third = run(
+            place, "finetune", "spec.yaml", "--set", "name=busy", "--resume", "--set", "train.epochs=2"
+        )
         assert third.returncode == 0, third.stdout + third.stderr
         assert f"pid {first.pid} on {socket.gethostname()}" in flat(third.stdout)
         assert "ended without releasing" in flat(third.stdout)
@@ -394,7 +488,9 @@ def test_ctrl_c_marks_the_run_interrupted_and_says_how_to_resume(place: Path) ->
     assert "--resume" in output and "Traceback" not in output
     info = json.loads((place / "out/runs/stopped/run.json").read_text())
     assert info["status"] == "interrupted"
-    resumed = run(place, "finetune", "spec.yaml", "--set", "name=stopped", "--resume", "--set", "train.epochs=2")
+    resumed = run(
+        place, "finetune", "spec.yaml", "--set", "name=stopped", "--resume", "--set", "train.epochs=2"
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
 
@@ -424,7 +520,9 @@ def test_stale_temp_files_of_killed_writers_are_swept(place: Path) -> None:  # d
     done = run(place, "prepare", "spec.yaml", "--set", "data.user_core=2")  # prepare sweeps prepared/
     assert done.returncode == 0, done.stdout + done.stderr
     assert not half.exists()
-    done = run(place, "finetune", "spec.yaml", "--resume", "--set", "train.epochs=3")  # the lock holder sweeps
+    done = run(
+        place, "finetune", "spec.yaml", "--resume", "--set", "train.epochs=3"
+    )  # the lock holder sweeps
     assert done.returncode == 0, done.stdout + done.stderr
     assert not list(checkpoints.glob(".*"))
 
@@ -444,7 +542,9 @@ class FakeClock:
         return time.time()
 
 
-def test_extending_max_steps_after_a_mid_epoch_end_writes_each_epoch_once(tmp_path: Path, monkeypatch) -> None:
+def test_extending_max_steps_after_a_mid_epoch_end_writes_each_epoch_once(
+    tmp_path: Path, monkeypatch
+) -> None:
     """Defect 10: the part-epoch record is replaced by the whole epoch, whose seconds and positions
     count both sessions."""
     from seqrec_cli.core import train as train_module
@@ -458,7 +558,10 @@ def test_extending_max_steps_after_a_mid_epoch_end_writes_each_epoch_once(tmp_pa
     monkeypatch.setattr(train_module, "time", FakeClock())
 
     def records(name: str) -> list[dict]:
-        return [json.loads(line) for line in (tmp_path / "out/runs" / name / "metrics.jsonl").read_text().splitlines()]
+        return [
+            json.loads(line)
+            for line in (tmp_path / "out/runs" / name / "metrics.jsonl").read_text().splitlines()
+        ]
 
     whole = finetune(load_spec("spec.yaml", ["name=whole", "train.max_steps=9"]))
     per_epoch = 3  # 40 users in batches of 16

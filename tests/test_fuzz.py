@@ -29,10 +29,51 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
                                                                        HealthCheck.function_scoped_fixture])
 
 # Lines built from the characters that matter to these formats: separators, quotes, digits, dates.
-ATOMS = st.sampled_from(["u1", "i2", "7", "-3", "1.5", "nan", "inf", "1e400", "", " ", "\t", ",", ";", "|", "::",
-                         '"', "'", "\\", "2024-01-02", "2024-13-45T99:00", "user_id", "item_id", "timestamp",
-                         "rating", "item_id:token", "user_id:token", "timestamp:float", "\x00", "é", "\ufeff",
-                         "\r", "#", "null", "[", "]", "{", "}", "movieId", "userId", "title", "Toy (1995)"])
+ATOMS = st.sampled_from(
+    [
+        "u1",
+        "i2",
+        "7",
+        "-3",
+        "1.5",
+        "nan",
+        "inf",
+        "1e400",
+        "",
+        " ",
+        "\t",
+        ",",
+        ";",
+        "|",
+        "::",
+        '"',
+        "'",
+        "\\",
+        "2024-01-02",
+        "2024-13-45T99:00",
+        "user_id",
+        "item_id",
+        "timestamp",
+        "rating",
+        "item_id:token",
+        "user_id:token",
+        "timestamp:float",
+        "\x00",
+        "é",
+        "\ufeff",
+        "\r",
+        "#",
+        "null",
+        "[",
+        "]",
+        "{",
+        "}",
+        "movieId",
+        "userId",
+        "title",
+        "Toy (1995)",
+    ]
+)
 LINE = st.lists(ATOMS, max_size=8).map("".join)
 TEXT = st.lists(LINE, max_size=12).map("\n".join)
 BYTES = st.binary(max_size=400)
@@ -98,13 +139,45 @@ def test_item_readers_only_succeed_or_raise_user_errors(fmt, content, name):
 
 
 # Random YAML: mappings of spec-like keys to random scalars, lists and nested mappings.
-KEYS = st.sampled_from(["name", "data", "model", "train", "eval", "runtime", "export", "path", "format", "epochs",
-                        "lr", "ks", "monitor", "columns", "user", "split", "dataset", "hidden", "max_len", "x"])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),
-                    st.text(max_size=12), st.sampled_from(["2024-13-45", "1e-3", "NDCG@10", "table", "ml-100k",
-                                                          "~", "!!binary x", "&a", "*a", "<<"]))
-YAML_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                             st.dictionaries(KEYS, inner, max_size=5)), max_leaves=20)
+KEYS = st.sampled_from(
+    [
+        "name",
+        "data",
+        "model",
+        "train",
+        "eval",
+        "runtime",
+        "export",
+        "path",
+        "format",
+        "epochs",
+        "lr",
+        "ks",
+        "monitor",
+        "columns",
+        "user",
+        "split",
+        "dataset",
+        "hidden",
+        "max_len",
+        "x",
+    ]
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        ["2024-13-45", "1e-3", "NDCG@10", "table", "ml-100k", "~", "!!binary x", "&a", "*a", "<<"]
+    ),
+)
+YAML_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=5)),
+    max_leaves=20,
+)
 
 
 @FUZZ
@@ -117,12 +190,34 @@ def test_spec_loader_on_random_yaml(value, overrides):
 
 
 @FUZZ
-@given(content=st.one_of(TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")), BYTES,
-                         st.lists(st.sampled_from(["name: a\n", "data:\n", "  path: x\n", "  format: table\n",
-                                                   "train: {epochs: 1}\n", "- a\n", ": :\n", "  - [\n", "a: &x 1\n",
-                                                   "b: *x\n", "c: *y\n", "d: !!python/object:os.system x\n",
-                                                   "name: b\n", "\t\n", "e: 2024-13-45\n"]),
-                                  max_size=10).map(lambda lines: "".join(lines).encode())))
+@given(
+    content=st.one_of(
+        TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
+        BYTES,
+        st.lists(
+            st.sampled_from(
+                [
+                    "name: a\n",
+                    "data:\n",
+                    "  path: x\n",
+                    "  format: table\n",
+                    "train: {epochs: 1}\n",
+                    "- a\n",
+                    ": :\n",
+                    "  - [\n",
+                    "a: &x 1\n",
+                    "b: *x\n",
+                    "c: *y\n",
+                    "d: !!python/object:os.system x\n",
+                    "name: b\n",
+                    "\t\n",
+                    "e: 2024-13-45\n",
+                ]
+            ),
+            max_size=10,
+        ).map(lambda lines: "".join(lines).encode()),
+    )
+)
 def test_spec_loader_on_random_bytes_and_lines(content):
     path = fresh_dir() / "spec.yaml"
     path.write_bytes(content)

@@ -33,9 +33,15 @@ def real_texts() -> list[str]:
                   (line.split("::") for line in lines)]
     beauty = DATA / "amazon-beauty"
     if (beauty / "Beauty_datamaps.json.xz").is_file():
-        table = read_item_info(beauty, ItemInfoSpec(path="Beauty_item2attributes.json", format="attributes_json",
-                                                    attribute_names="Beauty_datamaps.json.xz",
-                                                    attribute_min_count=5))
+        table = read_item_info(
+            beauty,
+            ItemInfoSpec(
+                path="Beauty_item2attributes.json",
+                format="attributes_json",
+                attribute_names="Beauty_datamaps.json.xz",
+                attribute_min_count=5,
+            ),
+        )
         texts += table.fields["attributes"][::500]
     texts.append("a much longer text " * 60)  # past the folder's 256-token limit: truncation must agree
     return texts

@@ -60,8 +60,12 @@ def test_generator_is_seeded_exact_and_shaped(synth_log: Path, tmp_path: Path):
 
 def test_walks_follow_the_item_ring_most_of_the_time(synth_log: Path):
     """The learnable structure: most next items are 1-3 steps along the ring inside the cluster."""
-    table = pq.read_table(synth_log / "interactions").sort_by([("user_id", "ascending"), ("timestamp", "ascending")])
-    catalogue = pq.read_table(synth_log / "items.parquet").column("item_id").to_numpy()  # row = internal index
+    table = pq.read_table(synth_log / "interactions").sort_by(
+        [("user_id", "ascending"), ("timestamp", "ascending")]
+    )
+    catalogue = (
+        pq.read_table(synth_log / "items.parquet").column("item_id").to_numpy()
+    )  # row = internal index
     order = np.argsort(catalogue)
     internal = order[np.searchsorted(catalogue[order], table.column("item_id").to_numpy())]
     same_user = np.diff(table.column("user_id").to_numpy()) == 0
@@ -103,18 +107,33 @@ def test_engines_agree_on_string_ids_iso_dates_and_time_ties(tmp_path: Path):
 @pytest.mark.skipif(not (DATA_ROOT / "ml-100k" / "ml-100k.inter").is_file(), reason="MovieLens-100K not here")
 def test_duckdb_engine_gives_the_local_fingerprint_on_movielens(tmp_path: Path):
     def spec(engine):
-        return ExperimentSpec(name="ml", data={"dataset": "ml-100k", "user_core": 5, "item_core": 5, "engine": engine,
-                                               "columns": {"rating": "rating"}, "min_rating": 3,
-                                               "prepared_dir": str(tmp_path / engine)},
-                              runtime={"data_root": str(DATA_ROOT), "output_root": str(tmp_path)})
+        return ExperimentSpec(
+            name="ml",
+            data={
+                "dataset": "ml-100k",
+                "user_core": 5,
+                "item_core": 5,
+                "engine": engine,
+                "columns": {"rating": "rating"},
+                "min_rating": 3,
+                "prepared_dir": str(tmp_path / engine),
+            },
+            runtime={"data_root": str(DATA_ROOT), "output_root": str(tmp_path)},
+        )
     assert prepare(spec("local")).manifest["fingerprint"] == prepare(spec("duckdb")).manifest["fingerprint"]
 
 
 def _parts_with(tmp_path: Path, third: pa.Table) -> Path:
     folder = tmp_path / "bad"
     folder.mkdir()
-    good = pa.table({"user_id": pa.array(np.arange(500) % 50, pa.int64()), "item_id": pa.array(np.arange(500) % 20, pa.int64()),
-                     "timestamp": pa.array(np.arange(500), pa.int64()), "rating": pa.array(np.full(500, 4.0))})
+    good = pa.table(
+        {
+            "user_id": pa.array(np.arange(500) % 50, pa.int64()),
+            "item_id": pa.array(np.arange(500) % 20, pa.int64()),
+            "timestamp": pa.array(np.arange(500), pa.int64()),
+            "rating": pa.array(np.full(500, 4.0)),
+        }
+    )
     pq.write_table(good, folder / "part-0.parquet")
     pq.write_table(good, folder / "part-1.parquet")
     pq.write_table(third, folder / "part-2.parquet")
@@ -124,8 +143,14 @@ def _parts_with(tmp_path: Path, third: pa.Table) -> Path:
 @pytest.mark.parametrize("engine", ["local", "duckdb"])
 def test_a_bad_row_deep_in_a_part_is_reported_at_its_file_and_row(tmp_path: Path, engine: str):
     users = pa.array([None if r == 377 else r % 50 for r in range(500)], pa.int64())
-    third = pa.table({"user_id": users, "item_id": pa.array(np.arange(500) % 20, pa.int64()),
-                      "timestamp": pa.array(np.arange(500), pa.int64()), "rating": pa.array(np.full(500, 4.0))})
+    third = pa.table(
+        {
+            "user_id": users,
+            "item_id": pa.array(np.arange(500) % 20, pa.int64()),
+            "timestamp": pa.array(np.arange(500), pa.int64()),
+            "rating": pa.array(np.full(500, 4.0)),
+        }
+    )
     folder = _parts_with(tmp_path, third)
     with pytest.raises(DataError) as err:
         prepare(spec_for(folder, tmp_path, engine))
@@ -135,24 +160,58 @@ def test_a_bad_row_deep_in_a_part_is_reported_at_its_file_and_row(tmp_path: Path
 
 @pytest.mark.parametrize("engine", ["local", "duckdb"])
 def test_a_schema_mismatch_between_parts_names_the_part(tmp_path: Path, engine: str):
-    third = pa.table({"user_id": pa.array([str(r % 50) for r in range(500)]),
-                      "item_id": pa.array(np.arange(500) % 20, pa.int64()),
-                      "timestamp": pa.array(np.arange(500), pa.int64()), "rating": pa.array(np.full(500, 4.0))})
+    third = pa.table(
+        {
+            "user_id": pa.array([str(r % 50) for r in range(500)]),
+            "item_id": pa.array(np.arange(500) % 20, pa.int64()),
+            "timestamp": pa.array(np.arange(500), pa.int64()),
+            "rating": pa.array(np.full(500, 4.0)),
+        }
+    )
     folder = _parts_with(tmp_path, third)
     with pytest.raises(DataError) as err:
         prepare(spec_for(folder, tmp_path, engine))
     assert err.value.where == str(folder / "part-2.parquet")
-    assert "user_id" in err.value.message and "int64" in err.value.message and "part-0.parquet" in err.value.message
+    assert (
+        "user_id" in err.value.message
+        and "int64" in err.value.message
+        and "part-0.parquet" in err.value.message
+    )
 
 
 def test_cli_schema_mismatch_exits_2_naming_the_partition(tmp_path: Path):
-    third = pa.table({"user_id": pa.array(np.arange(500) % 50, pa.int64()), "item_id": pa.array(np.arange(500) % 20, pa.int64()),
-                      "timestamp": pa.array(np.arange(500, dtype=np.float64)), "rating": pa.array(np.full(500, 4.0))})
+    third = pa.table(
+        {
+            "user_id": pa.array(np.arange(500) % 50, pa.int64()),
+            "item_id": pa.array(np.arange(500) % 20, pa.int64()),
+            "timestamp": pa.array(np.arange(500, dtype=np.float64)),
+            "rating": pa.array(np.full(500, 4.0)),
+        }
+    )
     folder = _parts_with(tmp_path, third)
     spec = tmp_path / "s.yaml"
     spec.write_text(f"name: bad\ndata:\n  path: {folder}\n  format: table\n  engine: duckdb\n"
                     f"  columns: {{rating: rating}}\nruntime:\n  output_root: {tmp_path}\n")
-    proc = subprocess.run([sys.executable, "-m", "seqrec_cli", "prepare", str(spec)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqrec_cli", "prepare", str(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 2, proc.stderr
     assert "part-2.parquet" in proc.stderr and "schema mismatch" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_synth_cli_writes_parts_and_never_overwrites(tmp_path: Path):
+    out = tmp_path / "log"
+    args = [sys.executable, "-m", "seqrec_cli", "synth", "--out", str(out), "--interactions", "2000",
+            "--items", "100", "--users-per-part", "30"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    first = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr
+    assert (
+        pq.read_table(out / "interactions").num_rows == 2000
+        and len(list((out / "interactions").iterdir())) > 1
+    )
+    again = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert again.returncode == 2 and "already exists" in again.stderr and "fix:" in again.stderr

@@ -51,3 +51,19 @@ def test_check_mode_reports_a_stale_file(tmp_path, capsys):
 def test_a_document_without_markers_is_refused():
     with pytest.raises(ValueError, match="BEGIN GENERATED"):
         reference.splice("no markers here", "table")
+
+
+def test_every_field_has_a_description():
+    missing = []
+
+    def walk(prefix: str, model) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}.{name}" if prefix else name
+            sub = reference._section_of(field.annotation)
+            if sub is not None:
+                walk(key, sub)
+            elif not field.description:
+                missing.append(key)
+
+    walk("", ExperimentSpec)
+    assert missing == [], "add Field(description=...) for these, then `make docs`"

@@ -82,7 +82,9 @@ def test_space_bounds_are_checked_against_the_spec(tmp_path):
     assert "'bogus'" in problems["params.model.block (line 3)"]
     assert "integer" in problems["params.model.hidden (line 4)"]  # a float range on an int key
     assert len(problems) == 3
-    good = write_space(tmp_path / "good.yaml", "params:\n  model.dropout: {type: float, low: 0.1, high: 0.5}\n")
+    good = write_space(
+        tmp_path / "good.yaml", "params:\n  model.dropout: {type: float, low: 0.1, high: 0.5}\n"
+    )
     assert load_space(good, base_raw()).pruner.kind == "median"  # the default pruner
 
 
@@ -94,7 +96,9 @@ def test_bad_space_exits_2_naming_file_key_and_line(tmp_path):
     text = " ".join(result.output.split())
     assert "error:" in text and str(space) in text and "fix:" in text
     assert "params.train.lr.low (line 2)" in text and "pruner (line 3)" in text
-    missing = runner.invoke(app, ["sweep", str(SPEC), "--space", str(tmp_path / "nope.yaml"), *sets(tmp_path)])
+    missing = runner.invoke(
+        app, ["sweep", str(SPEC), "--space", str(tmp_path / "nope.yaml"), *sets(tmp_path)]
+    )
     assert missing.exit_code == 2 and "not found" in missing.output
 
 
@@ -150,7 +154,9 @@ def test_best_is_chosen_on_validation_and_only_it_is_tested(swept):
     assert [t["number"] for t in tested] == [best["number"]]
     assert summary["tested_trials"] == [best["number"]] and summary["test"]["trial"] == best["number"]
     spec = load_spec(swept["folder"] / "best_spec.yaml")  # a ready spec: loads as it is
-    assert spec.name == f"tiny-t{best['number']}" and spec.train.lr == pytest.approx(best["params"]["train.lr"])
+    assert spec.name == f"tiny-t{best['number']}" and spec.train.lr == pytest.approx(
+        best["params"]["train.lr"]
+    )
     assert "test (best trial only)" in " ".join(swept["result"].output.split())
 
 
@@ -218,7 +224,9 @@ def test_pruner_stops_a_bad_trial_early(tmp_path):
 
 @needs_ml100k
 def test_kill_during_a_sweep_then_rerun_counts_each_trial_once(tmp_path):
-    space = write_space(tmp_path / "space.yaml", SPACE.replace("startup_trials: 2, warmup", "startup_trials: 5, warmup"))
+    space = write_space(
+        tmp_path / "space.yaml", SPACE.replace("startup_trials: 2, warmup", "startup_trials: 5, warmup")
+    )
     cmd = [*seqrec_command(), "sweep", str(SPEC), "--space", str(space), "--trials", "2", "--study", "k",
            *sets(tmp_path, "train.epochs=2", "train.batch_size=32")]
     proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -241,7 +249,9 @@ def test_kill_during_a_sweep_then_rerun_counts_each_trial_once(tmp_path):
     trials = optuna.load_study(study_name="k", storage=storage).get_trials()
     states = {t.number: t.state for t in trials}
     assert states[0] == optuna.trial.TrialState.FAIL and "died" in trials[0].user_attrs["failed_because"]
-    counted = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    counted = [
+        t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     assert len(counted) == 2 and len(trials) == 3  # the retry and one more; the killed one never counts
     retry = next(t for t in trials if t.user_attrs.get("retry_of") == 0)
     assert retry.params == trials[0].params
@@ -275,7 +285,9 @@ def test_only_trials_of_dead_owners_are_reaped_and_each_is_retried_once(tmp_path
 
 
 def test_a_bad_storage_url_exits_2_before_any_work(tmp_path):
-    space = write_space(tmp_path / "space.yaml", "params:\n  train.lr: {type: log_float, low: 1.0e-4, high: 0.01}\n")
+    space = write_space(
+        tmp_path / "space.yaml", "params:\n  train.lr: {type: log_float, low: 1.0e-4, high: 0.01}\n"
+    )
     result = runner.invoke(app, ["sweep", str(SPEC), "--space", str(space), "--storage", "nosuchdb://x/y",
                                  *sets(tmp_path)])
     assert result.exit_code == 2, result.output

@@ -105,8 +105,16 @@ def world(tmp_path_factory, tiny_encoder: Path) -> dict:
     log_b, items_b = write_catalogue(root / "b", first_id=500, shift=3)
     cold = "\n  cold_items:\n    fraction: 0.25\n    seed: 3"
     specs = {
-        "lora": write_spec(root / "lora.yaml", "a-lora", log_a, items_a, tiny_encoder, out, cold,
-                           train="\n  method: lora\n  lora:\n    r: 2\n    alpha: 4\n    allow_random_base: true"),
+        "lora": write_spec(
+            root / "lora.yaml",
+            "a-lora",
+            log_a,
+            items_a,
+            tiny_encoder,
+            out,
+            cold,
+            train="\n  method: lora\n  lora:\n    r: 2\n    alpha: 4\n    allow_random_base: true",
+        ),
         "id": write_spec(root / "id.yaml", "a-id", log_a, items_a, tiny_encoder, out, cold, items="id"),
         "source": write_spec(root / "source.yaml", "a-text", log_a, items_a, tiny_encoder, out),
         "target": write_spec(root / "target.yaml", "b-text", log_b, items_b, tiny_encoder, out),

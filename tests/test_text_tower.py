@@ -99,8 +99,11 @@ def test_weights_missing_from_the_folder_are_fresh(pretrained_bert, tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text((pretrained_bert / "config.json").read_text())
     state = load_file(str(pretrained_bert / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if ".layer.1.output.dense." not in k}, str(folder / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in state.items() if ".layer.1.output.dense." not in k},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     model = hf_model(folder)
     fresh = model.encoder.fresh_parameter_names()
     assert "backbone.encoder.layer.1.output.dense.weight" in fresh
@@ -141,14 +144,18 @@ def tower_model(tiny_encoder: Path, tune: str, items: str = "text") -> SeqRecMod
     tokenizer, encoder = load_text_encoder(tiny_encoder)
     pipeline = SentencePipeline(("mean",), True, None)
     texts = TEXTS[:-1] + [""]  # the last item has no text
-    vectors = torch.cat([torch.zeros(1, 16), encode_texts(texts, tokenizer, encoder, 4, 16, pipeline=pipeline)])
+    vectors = torch.cat(
+        [torch.zeros(1, 16), encode_texts(texts, tokenizer, encoder, 4, 16, pipeline=pipeline)]
+    )
     vectors[N] = 0.0
     torch.manual_seed(0)
     spec = ModelSpec(hidden=D, heads=2, layers=2, max_len=L, dropout=0.0, items=items,
                      text={"template": "{title}", "tune": tune})
     model = SeqRecModel(spec, N, vectors)
     ids, mask, rows = tokenize_catalogue(tokenizer, texts, pipeline, 16)
-    model.text_items.attach_tower(TextTower(encoder, pipeline, ids, mask, rows, N + 1, tune, 2, 4.0, chunk=3))
+    model.text_items.attach_tower(
+        TextTower(encoder, pipeline, (ids, mask, rows), N + 1, tune, 2, 4.0, chunk=3)
+    )
     return model
 
 
@@ -162,7 +169,9 @@ def test_the_tower_starts_at_the_cached_vectors(tiny_encoder):
 
 def test_lora_on_the_text_encoder_trains_only_the_adapters(tiny_encoder):
     model = tower_model(tiny_encoder, "lora")
-    counts = apply_method(model, "full", "sasrec", LoraSpec())  # train.method full must not unfreeze the tower
+    counts = apply_method(
+        model, "full", "sasrec", LoraSpec()
+    )  # train.method full must not unfreeze the tower
     tower = model.text_items.tower
     trainable = [n for n, p in tower.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
@@ -181,14 +190,18 @@ def test_lora_on_the_text_encoder_trains_only_the_adapters(tiny_encoder):
     merge_lora(model)
     assert not any("lora" in n for n, _ in model.named_parameters())
     with torch.no_grad():
-        torch.testing.assert_close(model.score_all(torch.tensor([[PAD, 1, 2, 3, 4]])), scores, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            model.score_all(torch.tensor([[PAD, 1, 2, 3, 4]])), scores, atol=1e-5, rtol=0
+        )
 
 
 def test_last_layer_tuning_trains_the_last_layer_only(tiny_encoder):
     model = tower_model(tiny_encoder, "last_layer", items="id+text")
     apply_method(model, "full", "sasrec", LoraSpec())
     trainable = [n for n, p in model.text_items.tower.named_parameters() if p.requires_grad]
-    assert trainable and all(n.startswith("encoder.encoder.layer.0.") for n in trainable)  # 1 layer: it is last
+    assert trainable and all(
+        n.startswith("encoder.encoder.layer.0.") for n in trainable
+    )  # 1 layer: it is last
     frozen = [n for n, p in model.text_items.tower.named_parameters() if not p.requires_grad]
     assert any("embeddings" in n for n in frozen)
 
@@ -224,7 +237,9 @@ def write_world(root: Path) -> tuple[Path, Path]:
     for u in range(USERS):
         lines += [f"u{u} {1 + (3 * u + j) % ITEMS}" for j in range(5 + u % 5)]
     (root / "log.txt").write_text("\n".join(lines) + "\n")
-    rows = ["item_id,title"] + [f"{i + 1},{WORDS[i % len(WORDS)]} {WORDS[(i + 1) % len(WORDS)]}" for i in range(ITEMS)]
+    rows = ["item_id,title"] + [
+        f"{i + 1},{WORDS[i % len(WORDS)]} {WORDS[(i + 1) % len(WORDS)]}" for i in range(ITEMS)
+    ]
     (root / "items.csv").write_text("\n".join(rows) + "\n")
     return root / "log.txt", root / "items.csv"
 
@@ -282,7 +297,9 @@ runtime:
     assert (rec.model.text_items is None) == (items == "id")
     if tune != "frozen":
         assert built.model.text_items.tower is not None and rec.model.text_items.tower is None  # baked
-        assert not torch.allclose(rec.model.text_items.vectors, built.text.vectors, atol=1e-4)  # tuned vectors
+        assert not torch.allclose(
+            rec.model.text_items.vectors, built.text.vectors, atol=1e-4
+        )  # tuned vectors
     histories = [["1", "2", "3"], ["7", "8"], ["15", "16", "4", "5"]]
     with torch.no_grad():
         expected = built.model.eval().score_all(rec.encode_histories(histories)[0])

@@ -86,7 +86,9 @@ def test_hstu_ranks_with_times_in_evaluation():
     seqs, model = timed_seqs(), hstu_model()
     runtime = resolve_runtime("cpu", "fp32")
     cases = leave_one_out(seqs).cases["test"]
-    ranked = rank_cases(ModelScorer(model, runtime), seqs, cases, RankOptions(L, 3, False, chunk_items=4), runtime.device)
+    ranked = rank_cases(
+        ModelScorer(model, runtime), seqs, cases, RankOptions(L, 3, False, chunk_items=4), runtime.device
+    )
     # the same ranks from whole-catalogue scores computed with the batch's times
     want = []
     for batch in case_batches(seqs, cases, L, 3, trim=True):

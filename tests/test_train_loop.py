@@ -88,7 +88,9 @@ def run_training(seed: int, epochs: int, seqs: Sequences | None = None):
     )
     stopper = EarlyStopping(patience=10)
     parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
-    reason = train_loop(parts, LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed), stopper, hooks)
+    reason = train_loop(
+        parts, LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=seed), stopper, hooks
+    )
     return model, reason, losses, step_losses, validated, saved, stopper
 
 
@@ -150,8 +152,9 @@ def test_train_loop_validates_on_last_epoch_and_honours_deadline():
     reason = train_loop(parts, LoopConfig(epochs=3, eval_every=5, seed=0), EarlyStopping(patience=5), hooks,
                         LoopState(epoch=2))
     assert reason == "epochs" and calls == [3]  # not a multiple of eval_every, but the last epoch
-    reason = train_loop(parts, LoopConfig(epochs=10, eval_every=1, seed=0, deadline=0.0), EarlyStopping(patience=5),
-                        hooks)
+    reason = train_loop(
+        parts, LoopConfig(epochs=10, eval_every=1, seed=0, deadline=0.0), EarlyStopping(patience=5), hooks
+    )
     assert reason == "time_budget" and calls == [3, 1]
 
 

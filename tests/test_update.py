@@ -52,7 +52,21 @@ def make_model(encoder: str, items: str, ids: list[str], seed: int) -> SeqRecMod
 
 
 OLD = ["", *[f"i{n}" for n in range(1, 12)]]  # 11 items
-NEW = ["", "i7", "i3", "i12", "i1", "i2", "i9", "i13", "i4", "i5", "i6", "i8", "i10"]  # i11 vanished, i12/i13 new
+NEW = [
+    "",
+    "i7",
+    "i3",
+    "i12",
+    "i1",
+    "i2",
+    "i9",
+    "i13",
+    "i4",
+    "i5",
+    "i6",
+    "i8",
+    "i10",
+]  # i11 vanished, i12/i13 new
 
 
 def test_row_map_by_raw_id() -> None:
@@ -94,8 +108,12 @@ def test_known_items_keep_exact_rows_new_items_rankable(encoder: str, items: str
     with torch.no_grad():
         before, after = old.score_all(batch(OLD)), new.score_all(batch(NEW))
     shared = [raw for raw in NEW[1:] if raw in OLD]
-    torch.testing.assert_close(after[:, [NEW.index(r) for r in shared]], before[:, [OLD.index(r) for r in shared]],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        after[:, [NEW.index(r) for r in shared]],
+        before[:, [OLD.index(r) for r in shared]],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     assert torch.isfinite(after[:, 1:]).all()  # new items are rankable
     assert new.unrankable_items() is None
 
@@ -117,7 +135,9 @@ def write_log(path: Path, users: int, extra_user: bool = False, new_items: bool 
     return path
 
 
-def write_spec(path: Path, name: str, log: Path, out: Path, items: str = "id", encoder: Path | None = None) -> Path:
+def write_spec(
+    path: Path, name: str, log: Path, out: Path, items: str = "id", encoder: Path | None = None
+) -> Path:
     path.write_text(f"""\
 name: {name}
 data: {{path: {log}, format: table}}
@@ -152,8 +172,11 @@ def scores_of(model: SeqRecModel, item_ids: list[str], histories: list[list[str]
 def test_warm_start_on_unchanged_catalogue_scores_exactly_as_the_parent(parent) -> None:
     """A newer log over the same items (one more user): before any update step, identical scores."""
     root = parent["root"]
-    new_spec = load_spec(write_spec(root / "same.yaml", "same", write_log(root / "same.csv", 20, extra_user=True),
-                                    parent["out"]))
+    new_spec = load_spec(
+        write_spec(
+            root / "same.yaml", "same", write_log(root / "same.csv", 20, extra_user=True), parent["out"]
+        )
+    )
     runner.invoke(app, ["prepare", str(root / "same.yaml")])
     seqs, manifest, prepared = load_dataset(new_spec)
     built = build_model(new_spec, seqs, prepared)
@@ -167,18 +190,24 @@ def test_warm_start_on_unchanged_catalogue_scores_exactly_as_the_parent(parent) 
     for j, raw in enumerate(seqs.item_ids[1:], start=1):  # exact rows by raw id
         assert torch.equal(built.model.item_emb.weight[j], old.item_emb.weight[old_seqs.item_ids.index(raw)])
     histories = [["m100", "m101", "m102"], ["m105", "m104"]]
-    assert torch.equal(scores_of(built.model, seqs.item_ids, histories), scores_of(old, old_seqs.item_ids, histories))
+    assert torch.equal(
+        scores_of(built.model, seqs.item_ids, histories), scores_of(old, old_seqs.item_ids, histories)
+    )
 
 
 def test_update_records_parent_and_new_items_are_rankable(parent) -> None:
     root = parent["root"]
-    spec = write_spec(root / "newer.yaml", "newer", write_log(root / "newer.csv", 20, new_items=True), parent["out"])
+    spec = write_spec(
+        root / "newer.yaml", "newer", write_log(root / "newer.csv", 20, new_items=True), parent["out"]
+    )
     result = runner.invoke(app, ["update", "old", str(spec), "--replay", "0.5"])
     assert result.exit_code == 0, result.output
     info = json.loads((parent["out"] / "runs" / "newer" / "run.json").read_text())
     assert info["parent"]["source"] == "old" and info["parent"]["path"].endswith("best.pt")
     assert info["update"]["warm_start"]["new"] == 2 and info["update"]["warm_start"]["kept"] == 9
-    assert info["update"]["since"] == pytest.approx(1000 + 50 * 19 + 10 * 8 + 4, abs=5)  # the parent's last event
+    assert info["update"]["since"] == pytest.approx(
+        1000 + 50 * 19 + 10 * 8 + 4, abs=5
+    )  # the parent's last event
     assert info["data_until"] == 9019.0 and info["train_positions_per_epoch"] > 0
     new_spec = load_spec(spec)
     seqs, manifest, prepared = load_dataset(new_spec)
@@ -218,13 +247,20 @@ def test_bad_parents_exit_2(parent, tmp_path: Path, tiny_encoder: Path) -> None:
 
 
 def test_update_from_an_export_trains_every_user(parent) -> None:
-    """An export carries its raw item ids but no timestamps: the update warm-starts and trains on all users."""
+    """An export carries its raw item ids but no timestamps: the update warm-starts and trains on all
+    users."""
     root = parent["root"]
     result = runner.invoke(app, ["export", str(parent["spec"])])
     assert result.exit_code == 0, result.output
-    spec = write_spec(root / "from-export.yaml", "from-export", write_log(root / "fe.csv", 20, new_items=True),
-                      parent["out"])
-    result = runner.invoke(app, ["update", str(parent["out"] / "exports" / "old"), str(spec), "--epochs", "1"])
+    spec = write_spec(
+        root / "from-export.yaml",
+        "from-export",
+        write_log(root / "fe.csv", 20, new_items=True),
+        parent["out"],
+    )
+    result = runner.invoke(
+        app, ["update", str(parent["out"] / "exports" / "old"), str(spec), "--epochs", "1"]
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((parent["out"] / "runs" / "from-export" / "run.json").read_text())
     assert info["update"]["since"] is None and info["update"]["warm_start"]["kept"] == 9

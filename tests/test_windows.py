@@ -17,7 +17,15 @@ from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.objectives import make_train_batcher
 from seqrec_cli.core.optim import make_optimizer
 from seqrec_cli.core.runtime import Runtime, rng_state, set_rng_state
-from seqrec_cli.core.train import EarlyStopping, LoopState, TrainHooks, steps_per_epoch, train_loop
+from seqrec_cli.core.train import (
+    EarlyStopping,
+    LoopConfig,
+    LoopState,
+    TrainHooks,
+    TrainParts,
+    steps_per_epoch,
+    train_loop,
+)
 from seqrec_cli.data.batching import IGNORE, PAD, TrainBatcher, left_pad_windows
 from seqrec_cli.data.masked_batching import MASK, MaskedItemBatcher
 from seqrec_cli.data.process import Sequences
@@ -58,7 +66,9 @@ def labelled(batcher, rng_seed: int = 0) -> Counter:
 @pytest.mark.parametrize("bucket", [True, False])
 def test_sliding_with_stride_max_len_trains_every_target_position_exactly_once(bucket):
     seqs = unique_items()
-    batcher = TrainBatcher(seqs, MAX_LEN, batch_size=3, bucket_by_length=bucket, windows="sliding", stride=MAX_LEN)
+    batcher = TrainBatcher(
+        seqs, MAX_LEN, batch_size=3, bucket_by_length=bucket, windows="sliding", stride=MAX_LEN
+    )
     seen = labelled(batcher)
     assert seen == training_targets(seqs)  # every position once, and nothing else (no valid/test target)
     assert batcher.num_positions == sum(seen.values()) == sum(n - 3 for n in LENGTHS)
@@ -115,7 +125,9 @@ def test_temporal_train_lengths_bound_every_window():
     train_len = np.array([2, 3, 1, 6, 4, 10, 0, 12])  # e.g. a temporal split's cut per user
     batcher = TrainBatcher(seqs, MAX_LEN, batch_size=4, bucket_by_length=True, train_lengths=train_len,
                            windows="sliding", stride=3)
-    allowed = {int(seqs.items[seqs.offsets[u] + p]) for u in range(seqs.num_users) for p in range(1, train_len[u])}
+    allowed = {
+        int(seqs.items[seqs.offsets[u] + p]) for u in range(seqs.num_users) for p in range(1, train_len[u])
+    }
     assert set(labelled(batcher)) == allowed
     for rows in batcher.plan(np.random.default_rng(0)):
         inputs = batcher.make_batch(rows).inputs
@@ -125,8 +137,9 @@ def test_temporal_train_lengths_bound_every_window():
 
 def test_per_user_sampling_caps_windows_and_redraws_each_epoch():
     seqs = unique_items()
-    batcher = TrainBatcher(seqs, MAX_LEN, batch_size=2, bucket_by_length=True, windows="sliding", stride=MAX_LEN,
-                           per_user=2)
+    batcher = TrainBatcher(
+        seqs, MAX_LEN, batch_size=2, bucket_by_length=True, windows="sliding", stride=MAX_LEN, per_user=2
+    )
     full = TrainBatcher(seqs, MAX_LEN, batch_size=2, bucket_by_length=True, windows="sliding", stride=MAX_LEN)
     assert max(Counter(full.users.tolist()).values()) > 2  # some users have more windows than the cap
     samples = []
@@ -137,7 +150,9 @@ def test_per_user_sampling_caps_windows_and_redraws_each_epoch():
         assert max(Counter(batcher.users[rows].tolist()).values()) <= 2
         assert set(batcher.users[rows].tolist()) == set(full.users.tolist())  # every user still trains
         samples.append(np.sort(rows))
-        assert [a.tolist() for a in plan] == [a.tolist() for a in batcher.plan(np.random.default_rng([3, epoch]))]
+        assert [a.tolist() for a in plan] == [
+            a.tolist() for a in batcher.plan(np.random.default_rng([3, epoch]))
+        ]
     assert len({tuple(s.tolist()) for s in samples}) > 1  # a new draw per epoch
     mean = np.mean([batcher.positions(s) for s in samples])
     assert batcher.num_positions == pytest.approx(mean, rel=0.1)  # loss_norm epoch uses the expectation
@@ -145,7 +160,9 @@ def test_per_user_sampling_caps_windows_and_redraws_each_epoch():
 
 
 def test_window_table_counts():
-    table = training_windows(np.array([0, 10]), np.array([10]), width=5, min_items=2, mode="sliding", stride=4)
+    table = training_windows(
+        np.array([0, 10]), np.array([10]), width=5, min_items=2, mode="sliding", stride=4
+    )
     assert table.ends.tolist() == [10, 6, 2] and table.counts.tolist() == [5, 5, 2]
     with pytest.raises(ValueError, match="stride"):
         training_windows(np.array([0, 10]), np.array([10]), width=5, min_items=2, mode="sliding", stride=5)
@@ -218,8 +235,10 @@ def run(encoder: str, epochs: int, *, state=None, snapshots=None, model=None, op
                                             "opt": opt.state_dict(), "rng": rng_state()}))
 
     hooks = TrainHooks(validate=lambda epoch: 0.0, save_state=save_state)
-    train_loop(model, batcher, opt, full_cross_entropy, CPU, EarlyStopping(patience=50), hooks, epochs=epochs,
-               eval_every=1, grad_clip=1.0, seed=7, grad_accum=2, checkpoint_every=1, state=state, loss_norm="epoch")
+    config = LoopConfig(epochs=epochs, eval_every=1, grad_clip=1.0, seed=7, grad_accum=2, checkpoint_every=1,
+                        loss_norm="epoch")
+    parts = TrainParts(model, batcher, opt, full_cross_entropy, CPU)
+    train_loop(parts, config, EarlyStopping(patience=50), hooks, state)
     return model
 
 
@@ -244,12 +263,14 @@ def test_epoch_loss_norm_uses_the_sampled_epochs_expected_positions(monkeypatch)
 
     seen = []
     real_step = train_module.optimizer_step
-    monkeypatch.setattr(train_module, "optimizer_step", lambda *args: seen.append(args[-1]) or real_step(*args))
+    monkeypatch.setattr(
+        train_module, "optimizer_step", lambda *args: seen.append(args[-1]) or real_step(*args)
+    )
     batcher = make_batcher("sasrec")
     model = tiny_model("sasrec")
-    train_loop(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU,
-               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0), epochs=1, eval_every=1,
-               grad_clip=None, seed=0, grad_accum=2, loss_norm="epoch")
+    parts = TrainParts(model, batcher, torch.optim.SGD(model.parameters(), lr=0.1), full_cross_entropy, CPU)
+    train_loop(parts, LoopConfig(epochs=1, eval_every=1, seed=0, grad_accum=2, loss_norm="epoch"),
+               EarlyStopping(patience=5), TrainHooks(validate=lambda epoch: 0.0))
     steps = steps_per_epoch(len(batcher), 2, 1)
     assert len(seen) == steps and seen == [pytest.approx(batcher.num_positions / steps)] * steps
 

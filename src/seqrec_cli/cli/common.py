@@ -27,7 +27,9 @@ SpecArg = Annotated[Path, typer.Argument(help="YAML experiment spec", show_defau
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", metavar="KEY=VALUE", help="override a spec value before validation: section.key=value (repeatable)"
+        "--set",
+        metavar="KEY=VALUE",
+        help="override a spec value before validation: section.key=value (repeatable)",
     ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate, print the resolved spec, exit 0")]

@@ -68,13 +68,21 @@ class TrainDisplay:
             case InitializedFrom(path=path, mode=mode, fresh=fresh):
                 what = "all weights"
                 if mode == "transfer":
-                    what = "transfer: sequence encoder + text adaptor" + ("; id table starts at zero" if fresh else "")
+                    what = "transfer: sequence encoder + text adaptor" + (
+                        "; id table starts at zero" if fresh else ""
+                    )
                 elif mode == "warm_start":
-                    what = (f"warm start by raw item id: {event.kept:,} items keep their rows, {event.new:,} new "
-                            f"({event.new_init}), {event.dropped:,} dropped")
+                    what = (
+                        f"warm start by raw item id: {event.kept:,} items keep their rows, {event.new:,} new "
+                        f"({event.new_init}), {event.dropped:,} dropped"
+                    )
                 console.print(f"initialised from {path} ({what})")
             case Resumed(epoch=epoch, step=step, batches_done=batches_done):
-                where = f"in epoch {epoch + 1} at batch {batches_done}" if batches_done else f"after epoch {epoch}"
+                where = (
+                    f"in epoch {epoch + 1} at batch {batches_done}"
+                    if batches_done
+                    else f"after epoch {epoch}"
+                )
                 console.print(f"resuming {where} (optimizer step {step})")
             case StepDone(step=step, loss=loss):
                 elapsed = time.perf_counter() - self.epoch_started
@@ -89,11 +97,15 @@ class TrainDisplay:
 
     def start(self, event: TrainStarted) -> None:
         self.epoch = event.start_epoch
-        console.print(f"run {event.run_dir}: {event.parameters:,} parameters "
-                      f"({event.trainable_parameters:,} trainable, train.method {event.method}), "
-                      f"{event.positions_per_epoch:,} target positions per epoch, {event.device} {event.precision}")
+        console.print(
+            f"run {event.run_dir}: {event.parameters:,} parameters "
+            f"({event.trainable_parameters:,} trainable, train.method {event.method}), "
+            f"{event.positions_per_epoch:,} target positions per epoch, {event.device} {event.precision}"
+        )
         self.progress.start()
-        self.task = self.progress.add_task("train", total=event.steps_per_epoch, epoch=self.epoch, loss=0.0, rate="")
+        self.task = self.progress.add_task(
+            "train", total=event.steps_per_epoch, epoch=self.epoch, loss=0.0, rate=""
+        )
         self.epoch_started = time.perf_counter()
 
     def epoch_done(self, event: EpochDone) -> None:

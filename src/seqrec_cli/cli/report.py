@@ -41,7 +41,9 @@ def report_command(
             console.print(f"written {path} (+ PNGs)")
             return
         if not runs:
-            raise UserError("nothing to report", where="seqrec report", fix="give run folders, or --sweep STUDY_FOLDER")
+            raise UserError(
+                "nothing to report", where="seqrec report", fix="give run folders, or --sweep STUDY_FOLDER"
+            )
         from seqrec_cli.pipelines.report import build_report, command_line
 
         path = build_report(

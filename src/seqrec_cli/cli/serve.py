@@ -18,8 +18,14 @@ BackendOpt = Annotated[
 BatchOpt = Annotated[
     int, typer.Option("--max-batch", min=1, help="most histories per forward pass (1: no batching)")
 ]
-WaitOpt = Annotated[float, typer.Option("--max-wait-ms", min=0.0, help="longest wait for a batch to fill; 0: take what queued "
-                                              "up during the previous pass")]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-wait-ms",
+        min=0.0,
+        help="longest wait for a batch to fill; 0: take what queued up during the previous pass",
+    ),
+]
 StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite file of user histories (created if missing)")]
 CapOpt = Annotated[
     int | None, typer.Option("--history-cap", min=1, help="events kept per user (default: max_len)")

@@ -2,7 +2,8 @@
 the session spark-submit configured (cluster master, executors, memory). Only the driver needs seqrec:
 
   spark-submit --master yarn --driver-memory 8g \\
-    "$(python -c 'import seqrec_cli.cli.spark_submit as m; print(m.__file__)')" SPEC --set data.path=/shared/log
+    "$(python -c 'import seqrec_cli.cli.spark_submit as m; print(m.__file__)')" \\
+    SPEC --set data.path=/shared/log
 """
 
 from __future__ import annotations

@@ -25,19 +25,26 @@ class SweepDisplay:
             console.print(f"study {event.study} ({event.storage}): {event.counted} of {event.target} "
                           f"trials counted (complete + pruned); {event.jobs} worker(s)", highlight=False)
             if event.reaped:
-                console.print(f"trial(s) {list(event.reaped)} were interrupted (owner process gone): marked FAIL, "
-                              "not counted; their parameters run again as new trials")
+                console.print(
+                    f"trial(s) {list(event.reaped)} were interrupted (owner process gone): marked FAIL, "
+                    "not counted; their parameters run again as new trials"
+                )
         elif isinstance(event, sw.TrialStarted):
             params = ", ".join(f"{k}={_short(v)}" for k, v in event.params.items())
             retry = f" (retry of trial {event.retry_of})" if event.retry_of is not None else ""
             console.print(f"trial {event.number}{retry}: {params} -> {event.run_dir}", highlight=False)
         elif isinstance(event, sw.TrialEpoch):
-            console.print(f"  t{event.number} epoch {event.epoch:>3}  valid {event.monitor} {event.value:.4f}",
-                          highlight=False)
+            console.print(
+                f"  t{event.number} epoch {event.epoch:>3}  valid {event.monitor} {event.value:.4f}",
+                highlight=False,
+            )
         elif isinstance(event, sw.TrialFinished):
             if event.state == "complete":
-                console.print(f"trial {event.number} complete: best valid {self.monitor} {event.value:.4f} "
-                              f"({event.epochs} epochs, {event.seconds / 60:.1f} min, stopped by {event.detail})", highlight=False)
+                console.print(
+                    f"trial {event.number} complete: best valid {self.monitor} {event.value:.4f} "
+                    f"({event.epochs} epochs, {event.seconds / 60:.1f} min, stopped by {event.detail})",
+                    highlight=False,
+                )
             elif event.state == "pruned":
                 console.print(f"trial {event.number} pruned: {event.detail}", highlight=False)
             else:
@@ -51,16 +58,29 @@ def _short(value) -> str:
 
 def sweep_command(
     spec_path: SpecArg,
-    space: Annotated[Path, typer.Option("--space", help="search space YAML (dotted spec keys -> distributions)")],
-    trials: Annotated[int, typer.Option("--trials", min=1, help="complete + pruned trials the study should hold")] = 20,
-    timeout: Annotated[float | None, typer.Option("--timeout", min=0.1,
-                                                  help="minutes: no trial starts after, running ones stop by then")] = None,
+    space: Annotated[
+        Path, typer.Option("--space", help="search space YAML (dotted spec keys -> distributions)")
+    ],
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="complete + pruned trials the study should hold")
+    ] = 20,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0.1, help="minutes: no trial starts after, running ones stop by then"),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="parallel worker processes on this machine")] = 1,
-    study: Annotated[str | None, typer.Option("--study", help="study name (default: <spec name>-sweep)")] = None,
-    storage: Annotated[str | None, typer.Option(
-        "--storage", help="Optuna database URL (default: SQLite under <output_root>/sweeps/<study>/)")] = None,
-    evaluate_best: Annotated[bool, typer.Option(
-        "--evaluate-best", help="evaluate the best trial (by validation) on test, once")] = False,
+    study: Annotated[
+        str | None, typer.Option("--study", help="study name (default: <spec name>-sweep)")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage", help="Optuna database URL (default: SQLite under <output_root>/sweeps/<study>/)"
+        ),
+    ] = None,
+    evaluate_best: Annotated[
+        bool, typer.Option("--evaluate-best", help="evaluate the best trial (by validation) on test, once")
+    ] = False,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
@@ -87,9 +107,18 @@ def sweep_command(
         from seqrec_cli.pipelines.sweep import SweepConfig, sweep
 
         command = "seqrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        config = SweepConfig(spec=spec, space=search, trials=trials, study=name, storage=storage,
-                             timeout_minutes=timeout, jobs=jobs, spec_path=str(spec_path), space_path=str(space),
-                             command=command)
+        config = SweepConfig(
+            spec=spec,
+            space=search,
+            trials=trials,
+            study=name,
+            storage=storage,
+            timeout_minutes=timeout,
+            jobs=jobs,
+            spec_path=str(spec_path),
+            space_path=str(space),
+            command=command,
+        )
         result = sweep(config, SweepDisplay(spec.train.monitor), evaluate_best)
         _print_result(result, spec.train.monitor)
 
@@ -116,7 +145,9 @@ def _print_result(result, monitor: str) -> None:
             if name in metrics:
                 bounds = f" [{ci[name]['low']:.4f}, {ci[name]['high']:.4f}]" if name in ci else ""
                 parts.append(f"{name} {metrics[name]:.4f}{bounds}")
-        console.print(f"test (best trial only): {'; '.join(parts)}; written {result.test['path']}", highlight=False)
+        console.print(
+            f"test (best trial only): {'; '.join(parts)}; written {result.test['path']}", highlight=False
+        )
         if len(result.tested_trials) > 1:
             console.print(f"note: this study has tested trials {result.tested_trials} over its life "
                           "(the best changed as trials were added); report the last one")

@@ -6,17 +6,26 @@ import typer
 
 from seqrec_cli.cli.common import DryRunOpt, SetOpt, SpecArg, console, load, user_errors
 
-ParentArg = Annotated[str, typer.Argument(help="parent model: run name, run folder, checkpoint file or export folder",
-                                          show_default=False)]
+ParentArg = Annotated[
+    str,
+    typer.Argument(
+        help="parent model: run name, run folder, checkpoint file or export folder", show_default=False
+    ),
+]
 
 
-def update_command(parent: ParentArg, spec_path: SpecArg, set_: SetOpt = None, dry_run: DryRunOpt = False,
-                   name: Annotated[str | None, typer.Option(help="name of the new run (default: the spec's name)")] = None,
-                   epochs: Annotated[int | None, typer.Option(help="update epochs (update.epochs)")] = None,
-                   max_steps: Annotated[int | None, typer.Option(help="optimizer steps instead of epochs")] = None,
-                   lr: Annotated[float | None, typer.Option(help="learning rate (update.lr; default train.lr)")] = None,
-                   replay: Annotated[float | None, typer.Option(help="share of older users' sequences mixed in")] = None,
-                   since: Annotated[float | None, typer.Option(help="timestamp where the new data starts")] = None) -> None:
+def update_command(
+    parent: ParentArg,
+    spec_path: SpecArg,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    name: Annotated[str | None, typer.Option(help="name of the new run (default: the spec's name)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="update epochs (update.epochs)")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="optimizer steps instead of epochs")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (update.lr; default train.lr)")] = None,
+    replay: Annotated[float | None, typer.Option(help="share of older users' sequences mixed in")] = None,
+    since: Annotated[float | None, typer.Option(help="timestamp where the new data starts")] = None,
+) -> None:
     """Keep a model fresh: warm-start it on SPEC's newer log by raw item id (known items keep their rows)
     and finetune it briefly on what is new; the new run's run.json records its parent."""
     overrides = list(set_ or [])

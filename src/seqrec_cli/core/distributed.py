@@ -132,8 +132,15 @@ def shard_bounds(num_users: int, batch_size: int, world: World) -> tuple[int, in
     return min(first * batch_size, num_users), min(last * batch_size, num_users)
 
 
-def evaluate_split_sharded(model: SeqRecModel, seqs: Sequences, split: str, options: RankOptions, ks: list[int],
-                           runtime: Runtime, world: World) -> tuple[dict[str, float], np.ndarray]:
+def evaluate_split_sharded(
+    model: SeqRecModel,
+    seqs: Sequences,
+    split: str,
+    options: RankOptions,
+    ks: list[int],
+    runtime: Runtime,
+    world: World,
+) -> tuple[dict[str, float], np.ndarray]:
     """Full-ranking metrics of a split; each process ranks its shard of users, ranks are gathered."""
     start, stop = shard_bounds(seqs.num_users, options.batch_size, world)
     part = np.zeros(0, dtype=np.int64)

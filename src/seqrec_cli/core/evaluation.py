@@ -199,11 +199,24 @@ def _merge_topk(top_vals: torch.Tensor, top_idx: torch.Tensor, scores: torch.Ten
     return top_vals, torch.gather(torch.cat([top_idx, idx + lo], 1), 1, order)  # [B, k]
 
 
-def _sampled_ranks(scorer: Scorer, state, batch, sampled: Callable[..., np.ndarray], target_scores: torch.Tensor,
-                   device: torch.device) -> np.ndarray:
+def _sampled_ranks(
+    scorer: Scorer,
+    state,
+    batch,
+    sampled: Callable[..., np.ndarray],
+    target_scores: torch.Tensor,
+    device: torch.device,
+) -> np.ndarray:
     """Each pair's rank among its sampled negatives only ([T])."""
-    negatives = torch.from_numpy(sampled(batch.users, batch.target_rows.numpy(), batch.seen_items.numpy(),
-                                         batch.seen_rows.numpy(), batch.target_items.numpy())).to(device)  # [T, S]
+    negatives = torch.from_numpy(
+        sampled(
+            batch.users,
+            batch.target_rows.numpy(),
+            batch.seen_items.numpy(),
+            batch.seen_rows.numpy(),
+            batch.target_items.numpy(),
+        )
+    ).to(device)  # [T, S]
     neg_rows = batch.target_rows.to(device).unsqueeze(1).expand_as(negatives)  # [T, S]
     neg_scores = scorer.items(state, neg_rows.reshape(-1), negatives.reshape(-1)).view_as(negatives)  # [T, S]
     count = (neg_scores >= target_scores.unsqueeze(1)).sum(dim=1)  # [T]

@@ -21,8 +21,15 @@ def make_train_batcher(model: ModelSpec, train: TrainSpec, seqs: Sequences,
         return MaskedItemBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length,
                                  model.mask_prob, model.last_item_mask_prob, train_lengths=train_lengths,
                                  **windows)
-    return TrainBatcher(seqs, model.max_len, train.batch_size, train.bucket_by_length, train_lengths=train_lengths,
-                        with_times=getattr(ENCODERS[model.encoder], "uses_times", False), **windows)
+    return TrainBatcher(
+        seqs,
+        model.max_len,
+        train.batch_size,
+        train.bucket_by_length,
+        train_lengths=train_lengths,
+        with_times=getattr(ENCODERS[model.encoder], "uses_times", False),
+        **windows,
+    )
 
 
 def training_item_counts(seqs: Sequences) -> torch.Tensor:

@@ -28,22 +28,3 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98))
-
-
-def regroup_single_group_state(saved: dict, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """An optimizer state saved with every parameter in one group (seqrec before weight-decay
-    exclusions), re-keyed onto this optimizer's groups by parameter name, so runs started then can
-    still be resumed (from then on with the exclusions)."""
-    names = [name for name, _ in model.named_parameters()]  # the single group's order
-    (old,) = saved["param_groups"]
-    by_name = {names[i]: saved["state"][i] for i in old["params"] if i in saved["state"]}
-    groups, state, index = [], {}, 0
-    for group in optimizer.state_dict()["param_groups"]:  # indices run on across groups, in order
-        regrouped = {**old, "weight_decay": group["weight_decay"], "names": group["names"], "params": []}
-        for name in group["names"]:
-            if name in by_name:
-                state[index] = by_name[name]
-            regrouped["params"].append(index)
-            index += 1
-        groups.append(regrouped)
-    return {"state": state, "param_groups": groups}

@@ -59,8 +59,12 @@ def load_text_encoder(folder: Path):
 
 
 # sentence-transformers' Pooling config keys, in the order its outputs are concatenated.
-POOLING_KEYS = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens",
-                "mean": "pooling_mode_mean_tokens", "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens"}
+POOLING_KEYS = {
+    "cls": "pooling_mode_cls_token",
+    "max": "pooling_mode_max_tokens",
+    "mean": "pooling_mode_mean_tokens",
+    "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+}
 ST_POOLING = "sentence_transformers.models.Pooling"
 ST_STEPS = {"sentence_transformers.models.Transformer", ST_POOLING, "sentence_transformers.models.Normalize"}
 
@@ -82,8 +86,11 @@ def _read_json(path: Path) -> dict | list:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path.name} ({exc})", where=str(path),
-                        fix="repair the encoder folder (it should be a saved sentence-transformers model)") from exc
+        raise UserError(
+            f"cannot read {path.name} ({exc})",
+            where=str(path),
+            fix="repair the encoder folder (it should be a saved sentence-transformers model)",
+        ) from exc
 
 
 def read_pipeline(folder: Path) -> SentencePipeline:
@@ -117,7 +124,11 @@ def read_pipeline(folder: Path) -> SentencePipeline:
             raise UserError(f"pooling modes {bad or 'none'} are not reproduced here",
                             where=str(folder / module.get("path", "1_Pooling") / "config.json"),
                             fix=f"use an encoder pooled with {', '.join(POOLING_KEYS)}")
-    bert = _read_json(folder / "sentence_bert_config.json") if (folder / "sentence_bert_config.json").is_file() else {}
+    bert = (
+        _read_json(folder / "sentence_bert_config.json")
+        if (folder / "sentence_bert_config.json").is_file()
+        else {}
+    )
     return SentencePipeline(pooling, "sentence_transformers.models.Normalize" in kinds,
                             bert.get("max_seq_length"), bool(bert.get("do_lower_case", False)))
 
@@ -158,7 +169,9 @@ def tokenize(tokenizer, texts: list[str], pipeline: SentencePipeline, max_length
 
 def sentence_vectors(model, batch: dict, pipeline: SentencePipeline) -> torch.Tensor:
     """One tokenized batch -> [B, P * E] vectors (with gradients when the caller allows them)."""
-    hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state  # [B, T, E]
+    hidden = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+    ).last_hidden_state  # [B, T, E]
     return pool(hidden, batch["attention_mask"], pipeline)  # [B, P * E]
 
 

@@ -39,9 +39,11 @@ class TextTower(nn.Module):
     """Re-encodes the catalogue: tokens of M items with text -> [N + 1, P * E] vectors (PAD and items
     without text stay zero)."""
 
-    def __init__(self, encoder: nn.Module, pipeline: SentencePipeline, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor, rows: torch.Tensor, num_rows: int, tune: str,
+    def __init__(self, encoder: nn.Module, pipeline: SentencePipeline,
+                 tokens: tuple[torch.Tensor, torch.Tensor, torch.Tensor], num_rows: int, tune: str,
                  lora_r: int = 8, lora_alpha: float = 16.0, chunk: int = 256):
+        """tokens: (input_ids [M, T], attention_mask [M, T], rows [M]) as tokenize_catalogue returns them."""
+        input_ids, attention_mask, rows = tokens
         super().__init__()
         self.pipeline = pipeline
         self.tune = tune
@@ -56,7 +58,9 @@ class TextTower(nn.Module):
             from peft import LoraConfig
             from peft.tuners.lora import LoraModel
 
-            config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=TOWER_LORA_TARGETS)
+            config = LoraConfig(
+                r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=TOWER_LORA_TARGETS
+            )
             encoder = LoraModel(encoder, config, "default")
         self.encoder = encoder
         self.set_trainable()
@@ -99,7 +103,10 @@ class TextTower(nn.Module):
         for start in range(0, len(self.rows), self.chunk):
             mask = self.attention_mask[start : start + self.chunk]  # [C, T]
             keep = int(mask.sum(1).max())  # texts are stored in length order: trim the chunk's padding
-            batch = {"input_ids": self.input_ids[start : start + self.chunk, :keep], "attention_mask": mask[:, :keep]}
+            batch = {
+                "input_ids": self.input_ids[start : start + self.chunk, :keep],
+                "attention_mask": mask[:, :keep],
+            }
             parts.append(sentence_vectors(self.encoder, batch, self.pipeline).float())  # [C, P * E]
         return out.index_copy(0, self.rows, torch.cat(parts))  # [N + 1, P * E]
 

@@ -132,7 +132,9 @@ class StepLoss(nn.Module):
         self.model = model
         self.loss_fn = loss_fn
 
-    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, inputs: torch.Tensor, labels: torch.Tensor, times: torch.Tensor | None = None
+    ) -> torch.Tensor:
         hidden = self.model.encode(inputs, times)  # [B, L, D]
         return self.loss_fn(hidden, labels, self.model.item_weights())  # []
 
@@ -145,7 +147,9 @@ def steps_per_epoch(num_batches: int, grad_accum: int, world_size: int) -> int:
     return -(-num_batches // (grad_accum * world_size))
 
 
-def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: World, compile: bool) -> nn.Module:
+def wrap_step(
+    model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: World, compile: bool
+) -> nn.Module:
     if compile:
         # The losses pick the labelled positions (a data-dependent count) and loop over chunks of them:
         # traced, every new count is a new graph and a recompilation (seconds each, every step). They are
@@ -162,9 +166,16 @@ def wrap_step(model: SeqRecModel, loss_fn: Callable, runtime: Runtime, world: Wo
 
 def optimizer_step(forward: nn.Module, parts: TrainParts, config: LoopConfig, group: list[np.ndarray],
                    first_index: int, epoch: int, step_positions: float | None = None) -> tuple[float, int]:
-    """One optimizer step over a group of batches; returns (mean loss over the group's positions, positions).
-    The loss summed over the group is divided by `step_positions` when given, else by the group's positions."""
-    batcher, optimizer, scaler, runtime, world = parts.batcher, parts.optimizer, parts.scaler, parts.runtime, parts.world
+    """One optimizer step over a group of batches; returns (mean loss over the group's positions,
+    positions). The loss summed over the group is divided by `step_positions` when given, else by the
+    group's positions."""
+    batcher, optimizer, scaler, runtime, world = (
+        parts.batcher,
+        parts.optimizer,
+        parts.scaler,
+        parts.runtime,
+        parts.world,
+    )
     grad_accum, grad_clip, seed = config.grad_accum, config.grad_clip, config.seed
     counts = [batcher.positions(rows) for rows in group]
     total = sum(counts)
@@ -244,7 +255,9 @@ def _train_epoch(forward: nn.Module, parts: TrainParts, config: LoopConfig, hook
                  state: LoopState, started: float) -> tuple[bool, int]:
     """The optimizer steps of `state.epoch` from where it stands; returns (whether max_steps ran out,
     batches in the epoch's plan)."""
-    plan = parts.batcher.plan(np.random.default_rng([config.seed, state.epoch]))  # depends only on (seed, epoch)
+    plan = parts.batcher.plan(
+        np.random.default_rng([config.seed, state.epoch])
+    )  # depends only on (seed, epoch)
     group_size = config.grad_accum * parts.world.size
     steps = -(-len(plan) // group_size)
     step_positions = parts.batcher.num_positions / steps if config.loss_norm == "epoch" else None

@@ -58,7 +58,9 @@ def remap_item_rows(state: dict[str, torch.Tensor], source_ids: list[str], targe
             continue
         old = state[key]  # [N_src + 1, D]
         if old.shape[0] != len(source_ids):
-            raise ValueError(f"{key} has {old.shape[0]} rows, the source catalogue {len(source_ids)} (with PAD)")
+            raise ValueError(
+                f"{key} has {old.shape[0]} rows, the source catalogue {len(source_ids)} (with PAD)"
+            )
         if has_text:
             fill = torch.zeros(old.shape[1], dtype=old.dtype)  # [D]
         else:
@@ -86,7 +88,8 @@ def context_rows(model: nn.Module, items: torch.Tensor, prefixes: torch.Tensor, 
     others[new] = False
     others[PAD] = False
     norm = table[others].norm(dim=1).mean()
-    states = torch.cat([model.last_hidden(prefixes[i:i + 512]) for i in range(0, len(prefixes), 512)])  # [P, D]
+    chunks = [model.last_hidden(prefixes[i:i + 512]) for i in range(0, len(prefixes), 512)]
+    states = torch.cat(chunks)  # [P, D]
     sums = torch.zeros(table.shape[0], table.shape[1]).index_add_(0, items, states.float())  # [N + 1, D]
     direction = sums[new] / sums[new].norm(dim=1, keepdim=True).clamp(min=1e-12)  # [M, D]
     table[new] = (direction * norm * scale).to(table.dtype)

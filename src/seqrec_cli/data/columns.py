@@ -61,8 +61,9 @@ def float_values(
     values = _float_values(column, what, ctx, fix, dates)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise DataError(f"{what} {float(values[bad[0]])} is not a finite number", where=ctx.where(int(bad[0])),
-                        fix=fix)
+        raise DataError(
+            f"{what} {float(values[bad[0]])} is not a finite number", where=ctx.where(int(bad[0])), fix=fix
+        )
     return values
 
 

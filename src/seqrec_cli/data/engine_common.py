@@ -49,22 +49,26 @@ def id_order(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 class ArrayWriter:
-    """Fills a .npy file of known length from batches, without holding it in memory."""
+    """Fills a .npy file of known length from batches with plain writes: nothing of it stays in this
+    process's memory (a memory map would keep every written page resident until it is flushed)."""
 
     def __init__(self, path: Path, dtype, length: int):
-        self.path = path
-        self.array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(length,))
+        self.path, self.dtype, self.length = path, np.dtype(dtype), length
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=(length,))
+        offset = header.offset
+        del header
+        self.handle = open(path, "r+b")  # noqa: SIM115 - closed in close()
+        self.handle.seek(offset)
         self.filled = 0
 
     def add(self, values: np.ndarray) -> None:
-        self.array[self.filled : self.filled + len(values)] = values
+        self.handle.write(np.ascontiguousarray(values, dtype=self.dtype).tobytes())
         self.filled += len(values)
 
     def close(self) -> np.ndarray:
-        if self.filled != len(self.array):
-            raise RuntimeError(f"{self.path}: wrote {self.filled} of {len(self.array)} values")
-        self.array.flush()
-        del self.array
+        self.handle.close()
+        if self.filled != self.length:
+            raise RuntimeError(f"{self.path}: wrote {self.filled} of {self.length} values")
         return np.load(self.path, mmap_mode="r")
 
 

@@ -52,7 +52,10 @@ def _float_expr(column: str, kind: pa.DataType, dates: bool) -> str:
 
 def _load(con, source: EngineInput) -> None:
     cols, types = source.columns, source.types
-    select = [f"{_id_expr(cols['user'], types['user'])} AS u", f"{_id_expr(cols['item'], types['item'])} AS i"]
+    select = [
+        f"{_id_expr(cols['user'], types['user'])} AS u",
+        f"{_id_expr(cols['item'], types['item'])} AS i",
+    ]
     select.append(f"{_float_expr(cols['time'], types['time'], True)} AS t" if "time" in cols else "0.0 AS t")
     select.append(f"{_float_expr(cols['rating'], types['rating'], False)} AS rt" if "rating" in cols
                   else "NULL::DOUBLE AS rt")
@@ -111,7 +114,12 @@ def _kcore(con, user_min: int, item_min: int) -> None:
 
 
 def _id_map(con, column: str, first: int) -> list[str]:
-    values = con.sql(f"SELECT DISTINCT {column} FROM cur").to_arrow_table().column(0).to_numpy(zero_copy_only=False)
+    values = (
+        con.sql(f"SELECT DISTINCT {column} FROM cur")
+        .to_arrow_table()
+        .column(0)
+        .to_numpy(zero_copy_only=False)
+    )
     ordered, strings = id_order(values)
     mapping = pa.table({column: pa.array(ordered), "d" + column: np.arange(first, first + len(ordered))})
     con.register("mapping", mapping)
@@ -144,7 +152,9 @@ def prepare_duckdb(path: Path, spec: DataSpec, work: Path, threads: int | None =
         item_ids = [""] + _id_map(con, "i", 1)
         # Result order: DuckDB only keeps ORDER BY through an Arrow reader while this is on.
         con.execute("SET preserve_insertion_order = true")
-        counts = con.sql("SELECT count(*) FROM cur JOIN map_u USING (u) GROUP BY du ORDER BY du").to_arrow_table()
+        counts = con.sql(
+            "SELECT count(*) FROM cur JOIN map_u USING (u) GROUP BY du ORDER BY du"
+        ).to_arrow_table()
         offsets = offsets_from_counts(counts.column(0).to_numpy())
         has_time = "time" in source.columns
         items_out = ArrayWriter(work / "sequences.npy", np.int32, total)

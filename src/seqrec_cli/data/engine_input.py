@@ -60,7 +60,9 @@ def engine_input(path: Path, spec: DataSpec, work: Path) -> EngineInput:
     schema = common_schema(parts, list(chosen.values()), folder)
     counts = part_row_counts(parts)
     if sum(counts) == 0:
-        raise DataError("no interactions in the file", where=str(path), fix="point the spec at the right file")
+        raise DataError(
+            "no interactions in the file", where=str(path), fix="point the spec at the right file"
+        )
     starts = [int(s) for s in np.concatenate([[0], np.cumsum(counts)[:-1]])]
     types = {role: schema.field(name).type for role, name in chosen.items()}
     label = str(path) if len(parts) > 1 else str(parts[0])
@@ -79,8 +81,14 @@ def _staged(path: Path, spec: DataSpec, work: Path) -> EngineInput:
     staged.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, staged)
     label = _label(path, spec)
-    return EngineInput([staged], [0], {r: r for r in columns}, {r: table.schema.field(r).type for r in columns},
-                       label, len(raw))
+    return EngineInput(
+        [staged],
+        [0],
+        {r: r for r in columns},
+        {r: table.schema.field(r).type for r in columns},
+        label,
+        len(raw),
+    )
 
 
 def _label(path: Path, spec: DataSpec) -> str:

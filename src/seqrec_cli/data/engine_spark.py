@@ -39,8 +39,11 @@ def spark_session(threads: int | None, memory_gb: float):
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise UserError("data.engine is spark but pyspark is not installed", where="data.engine",
-                        fix="pip install 'seqrec[spark]' (and a Java 17+ runtime), or use data.engine: duckdb") from exc
+        raise UserError(
+            "data.engine is spark but pyspark is not installed",
+            where="data.engine",
+            fix="pip install 'seqrec[spark]' (and a Java 17+ runtime), or use data.engine: duckdb",
+        ) from exc
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
@@ -80,9 +83,14 @@ def _columns(df, source: EngineInput):
             return F.coalesce(parsed, F.unix_micros(F.expr(f"try_to_timestamp({text})")) / 1e6)
         return parsed
 
-    return [ident("user").alias("u"), ident("item").alias("i"),
-            (number("time", True) if "time" in source.columns else F.lit(0.0)).alias("t"),
-            (number("rating", False) if "rating" in source.columns else F.lit(None).cast(DoubleType())).alias("rt")]
+    return [
+        ident("user").alias("u"),
+        ident("item").alias("i"),
+        (number("time", True) if "time" in source.columns else F.lit(0.0)).alias("t"),
+        (number("rating", False) if "rating" in source.columns else F.lit(None).cast(DoubleType())).alias(
+            "rt"
+        ),
+    ]
 
 
 def _raw(spark, source: EngineInput):
@@ -94,7 +102,9 @@ def _raw(spark, source: EngineInput):
     df = spark.read.parquet(*[str(p) for p in source.parts])
     key = F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "/")
     df = df.select(*_columns(df, source), key.alias("key"), F.col("_metadata.row_index").alias("row_index"))
-    return df.join(F.broadcast(starts), "key").select("u", "i", "t", "rt", (F.col("start") + F.col("row_index")).alias("r"))
+    return df.join(F.broadcast(starts), "key").select(
+        "u", "i", "t", "rt", (F.col("start") + F.col("row_index")).alias("r")
+    )
 
 
 def _path_key(uri: str) -> str:
@@ -107,10 +117,14 @@ def _check(raw, source: EngineInput) -> None:
     checks = [((F.col("u").isNull()) | (F.col("u").cast("string") == ""), "empty user id", "user"),
               ((F.col("i").isNull()) | (F.col("i").cast("string") == ""), "empty item id", "item")]
     if "time" in source.columns:
-        checks.append((F.col("t").isNull(), "missing or unparsable timestamp (not a number or an ISO date)", "time"))
+        checks.append(
+            (F.col("t").isNull(), "missing or unparsable timestamp (not a number or an ISO date)", "time")
+        )
     if "rating" in source.columns:
         checks.append((F.col("rt").isNull(), "missing or unparsable rating (not a number)", "rating"))
-    firsts = raw.agg(*[F.min(F.when(cond, F.col("r"))).alias(f"c{n}") for n, (cond, _, _) in enumerate(checks)]).first()
+    firsts = raw.agg(
+        *[F.min(F.when(cond, F.col("r"))).alias(f"c{n}") for n, (cond, _, _) in enumerate(checks)]
+    ).first()
     for n, (_, what, role) in enumerate(checks):
         if firsts[f"c{n}"] is not None:
             raise DataError(what, where=source.where(int(firsts[f"c{n}"])),
@@ -136,7 +150,9 @@ def _kcore(df, user_min: int, item_min: int):
 def _id_map(spark, df, column: str, first: int):
     values = df.select(column).distinct().toArrow().column(0).to_numpy(zero_copy_only=False)
     ordered, strings = id_order(values)
-    table = pa.table({column: pa.array(ordered), "d" + column: np.arange(first, first + len(ordered), dtype=np.int64)})
+    table = pa.table(
+        {column: pa.array(ordered), "d" + column: np.arange(first, first + len(ordered), dtype=np.int64)}
+    )
     return spark.createDataFrame(table), strings
 
 
@@ -164,7 +180,9 @@ def prepare_spark(path: Path, spec: DataSpec, work: Path, threads: int | None = 
         mapped = df.join(F.broadcast(umap) if len(user_ids) < 1_000_000 else umap, "u").join(imap, "i")
         counts = mapped.groupBy("du").count().orderBy("du").toArrow().column("count").to_numpy()
         out = work / "sorted"
-        mapped.orderBy("du", "t", "r").select(F.col("di").cast("int"), "t").write.parquet(out.resolve().as_uri())
+        mapped.orderBy("du", "t", "r").select(F.col("di").cast("int"), "t").write.parquet(
+            out.resolve().as_uri()
+        )
     finally:
         if created:
             spark.stop()

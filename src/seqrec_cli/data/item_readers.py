@@ -239,7 +239,10 @@ def _attribute_names(path: Path, min_count: int | None) -> tuple[dict[str, str],
         )
     kept = sorted((key for key in names if counts.get(key, 0) >= min_count),
                   key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))  # numeric id order
-    return ({str(i): names[k] for i, k in enumerate(kept, 1)}, {str(i): counts[k] for i, k in enumerate(kept, 1)})
+    return (
+        {str(i): names[k] for i, k in enumerate(kept, 1)},
+        {str(i): counts[k] for i, k in enumerate(kept, 1)},
+    )
 
 
 def _check_counts(used: dict[str, int], counts: dict[str, int], where: str) -> None:
@@ -249,10 +252,12 @@ def _check_counts(used: dict[str, int], counts: dict[str, int], where: str) -> N
     wrong = [key for key, n in used.items() if key in counts and counts[key] != n]
     if wrong:
         raise DataError(
-            f"{len(wrong)} of {len(used)} attribute ids occur a different number of times than the names file "
-            f"says (id {wrong[0]}: {used[wrong[0]]} vs {counts[wrong[0]]}), so the names would be wrong",
+            f"{len(wrong)} of {len(used)} attribute ids occur a different number of times than the "
+            f"names file says (id {wrong[0]}: {used[wrong[0]]} vs {counts[wrong[0]]}), "
+            "so the names would be wrong",
             where=where,
-            fix="for the S3-Rec Amazon data set data.items.attribute_min_count: 5; otherwise drop attribute_names",
+            fix="for the S3-Rec Amazon data set data.items.attribute_min_count: 5; "
+            "otherwise drop attribute_names",
         )
 
 

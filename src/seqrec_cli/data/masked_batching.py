@@ -49,7 +49,9 @@ class MaskedItemBatcher:
         # train_lengths: [U] leading items each user may train on (default: leave-one-out, n - 2)
         if train_lengths is None:
             train_lengths = seqs.lengths() - SPLIT_HOLDOUT["train"]
-        self.table = training_windows(seqs.offsets, train_lengths, max_len, 1, windows, stride or max_len, per_user)
+        self.table = training_windows(
+            seqs.offsets, train_lengths, max_len, 1, windows, stride or max_len, per_user
+        )
         self.users = self.table.users  # [W] user of each window (row)
         self.lengths = self.table.counts  # [W] items in each window
         self.items = seqs.items
@@ -64,7 +66,9 @@ class MaskedItemBatcher:
         if self.table.per_user is None:
             return self.positions(np.arange(len(self.users)))
         keep = self.table.keep_probability()  # [W]
-        random_part = (1 - self.last_item_mask_prob) * (keep * np.maximum(self.lengths * self.mask_prob, 1)).sum()
+        random_part = (1 - self.last_item_mask_prob) * (
+            keep * np.maximum(self.lengths * self.mask_prob, 1)
+        ).sum()
         return max(1.0, float(random_part + self.last_item_mask_prob * keep.sum()))
 
     def __len__(self) -> int:
@@ -86,7 +90,9 @@ class MaskedItemBatcher:
         # per batch from (seed, epoch, batch index): a resumed run draws the same masks.
         rng = rng or np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         width = int(self.lengths[rows].max())
-        block = gather_windows(self.items, self.table.ends[rows], self.lengths[rows], width, PAD)  # [B, width]
+        block = gather_windows(
+            self.items, self.table.ends[rows], self.lengths[rows], width, PAD
+        )  # [B, width]
         inputs, labels = mask_block(block.astype(np.int64), rng, self.mask_prob, self.last_item_mask_prob)
         return TrainBatch(torch.from_numpy(inputs), torch.from_numpy(labels))
 

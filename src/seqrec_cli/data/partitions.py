@@ -42,13 +42,19 @@ def common_schema(parts: list[Path], columns: list[str], folder: Path) -> pa.Sch
             if first.get_field_index(name) < 0:
                 continue  # the caller reports columns missing from the first part
             if schema.get_field_index(name) < 0:
-                raise DataError(f"partition has no column {name!r} (the first partition {parts[0].name} has it)",
-                                where=str(part), fix="rewrite this partition with the same columns as the others")
+                raise DataError(
+                    f"partition has no column {name!r} (the first partition {parts[0].name} has it)",
+                    where=str(part),
+                    fix="rewrite this partition with the same columns as the others",
+                )
             want, got = first.field(name).type, schema.field(name).type
             if want != got:
                 raise DataError(
-                    f"schema mismatch: column {name!r} is {got} here but {want} in {parts[0].relative_to(folder)}",
-                    where=str(part), fix="rewrite the partitions with one type per column (e.g. cast to int64)")
+                    f"schema mismatch: column {name!r} is {got} here "
+                    f"but {want} in {parts[0].relative_to(folder)}",
+                    where=str(part),
+                    fix="rewrite the partitions with one type per column (e.g. cast to int64)",
+                )
     return first
 
 

@@ -93,7 +93,9 @@ def walk(cat: Catalogue, cfg: SynthConfig, rng: np.random.Generator, lengths: np
     anchor_c = ~jump & (u < cfg.p_jump + cfg.p_cluster)
     pos = np.arange(total, dtype=np.int64)
     # The cluster only changes at a global jump: forward-fill the jump's item.
-    jumped = cat.pop_order[np.searchsorted(cat.pop_cdf, rng.random(total), side="right").clip(0, cfg.items - 1)]
+    jumped = cat.pop_order[
+        np.searchsorted(cat.pop_cdf, rng.random(total), side="right").clip(0, cfg.items - 1)
+    ]
     last_jump = np.maximum.accumulate(np.where(jump, pos, 0))
     base = jumped[last_jump]
     c_start, c_len = cat.cluster_start[base], cat.cluster_len[base]
@@ -138,7 +140,9 @@ def item_table(cat: Catalogue, cfg: SynthConfig):
     w1 = np.asarray(WORDS)[cluster % len(WORDS)]
     w2 = np.asarray(WORDS)[(cluster // len(WORDS)) % len(WORDS)]
     w3 = np.asarray(WORDS)[rng.integers(0, len(WORDS), size=n)]
-    titles = [f"{a} {b} {c} {i}" for a, b, c, i in zip(w1.tolist(), w2.tolist(), w3.tolist(), range(n), strict=True)]
+    titles = [
+        f"{a} {b} {c} {i}" for a, b, c, i in zip(w1.tolist(), w2.tolist(), w3.tolist(), range(n), strict=True)
+    ]
     genres = [f"g{c % 97}|g{(c * 31) % 97}" for c in cluster.tolist()]
     return pa.table({"item_id": cat.raw_ids, "title": titles, "genres": genres})
 

@@ -60,8 +60,15 @@ class WindowTable:
         return int(np.minimum(per_user, self.per_user).sum())
 
 
-def training_windows(offsets: np.ndarray, train_lengths: np.ndarray, width: int, min_items: int,
-                     mode: str = "last", stride: int | None = None, per_user: int | None = None) -> WindowTable:
+def training_windows(
+    offsets: np.ndarray,
+    train_lengths: np.ndarray,
+    width: int,
+    min_items: int,
+    mode: str = "last",
+    stride: int | None = None,
+    per_user: int | None = None,
+) -> WindowTable:
     """Windows of `width` items over each user's training prefix. offsets [U + 1] index the flat item
     array; a window needs at least `min_items` items (2 for next-item pairs, 1 for masking)."""
     if mode not in WINDOW_MODES:
@@ -81,7 +88,9 @@ def training_windows(offsets: np.ndarray, train_lengths: np.ndarray, width: int,
     local_end = train_lengths[users] - k * (stride or 0)  # [W]
     ends = np.asarray(offsets, dtype=np.int64)[users] + local_end
     counts = np.minimum(local_end, width)
-    return WindowTable(users=users, ends=ends, counts=counts, per_user=per_user if mode == "sliding" else None)
+    return WindowTable(
+        users=users, ends=ends, counts=counts, per_user=per_user if mode == "sliding" else None
+    )
 
 
 def gather_windows(values: np.ndarray, ends: np.ndarray, counts: np.ndarray, width: int, pad) -> np.ndarray:

@@ -94,7 +94,10 @@ class BacktestResult:
 def _period_log(folder: Path, log: Log, before: float, k: int) -> Path:
     """The events before `before` as a TSV table (chronological within each user)."""
     seqs, rows = log.seqs, np.flatnonzero(log.times < before)
-    lines = [f"{seqs.user_ids[log.user_of[r]]}\t{seqs.item_ids[seqs.items[r]]}\t{float(log.times[r])!r}\n" for r in rows]
+    lines = [
+        f"{seqs.user_ids[log.user_of[r]]}\t{seqs.item_ids[seqs.items[r]]}\t{float(log.times[r])!r}\n"
+        for r in rows
+    ]
     path = folder / "logs" / f"period-{k}.tsv"
     atomic_write_text(path, "user_id\titem_id\ttimestamp\n" + "".join(lines))
     return path
@@ -109,9 +112,16 @@ def _period_spec(spec: ExperimentSpec, folder: Path, log_path: Path, name: str) 
         items = data.items.model_copy(update={"path": str((base / data.items.path).resolve())})
     out = spec.model_copy(deep=True)
     out.name = name
-    out.data = DataSpec(path=str(log_path.resolve()), format="table", delimiter="\t", items=items,
-                        columns=ColumnMap(user="user_id", item="item_id", time="timestamp"),
-                        split=spec.data.split, temporal=spec.data.temporal, min_user_len=spec.data.min_user_len)
+    out.data = DataSpec(
+        path=str(log_path.resolve()),
+        format="table",
+        delimiter="\t",
+        items=items,
+        columns=ColumnMap(user="user_id", item="item_id", time="timestamp"),
+        split=spec.data.split,
+        temporal=spec.data.temporal,
+        min_user_len=spec.data.min_user_len,
+    )
     out.runtime.output_root = str(folder)
     return out
 
@@ -121,7 +131,9 @@ def _check_before(spec: ExperimentSpec, start: float, name: str) -> float:
     seqs, _, _ = load_dataset(spec)
     latest = float(seqs.timestamps.max())
     if latest >= start:
-        raise AssertionError(f"backtest leak: {name} trained on an event at {latest} >= its period start {start}")
+        raise AssertionError(
+            f"backtest leak: {name} trained on an event at {latest} >= its period start {start}"
+        )
     return latest
 
 
@@ -141,7 +153,9 @@ def case_metrics(ranks: np.ndarray, ks: list[int]) -> dict[str, np.ndarray]:
     return out
 
 
-def user_metrics(ranks: np.ndarray, cases: PeriodCases, ks: list[int], mask: np.ndarray | None = None) -> dict:
+def user_metrics(
+    ranks: np.ndarray, cases: PeriodCases, ks: list[int], mask: np.ndarray | None = None
+) -> dict:
     sel = np.ones(len(cases), dtype=bool) if mask is None else mask
     return {name: _user_means(v[sel], cases.users[sel]) for name, v in case_metrics(ranks, ks).items()}
 
@@ -153,19 +167,66 @@ def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = no
     prepare(spec, events)
     seqs, manifest, _ = load_dataset(spec)
     if seqs.timestamps is None:
-        raise UserError("the backtest needs a timestamped log, and this dataset has no timestamps", where="data",
-                        fix="map data.columns.time to the log's timestamp column (formats table, recbole, movielens)")
+        raise UserError(
+            "the backtest needs a timestamped log, and this dataset has no timestamps",
+            where="data",
+            fix="map data.columns.time to the log's timestamp column (formats table, recbole, movielens)",
+        )
     log = Log.of(seqs)
     periods = make_periods(log, options.periods, options.period_seconds)
     folder = options.folder or output_root(spec) / "backtests" / spec.name
     if (folder / "runs").exists() and any((folder / "runs").iterdir()):
-        raise UserError("backtest folder already holds runs; refusing to mix two backtests", where=str(folder),
-                        fix="choose another --out folder, or delete this one")
+        raise UserError(
+            "backtest folder already holds runs; refusing to mix two backtests",
+            where=str(folder),
+            fix="choose another --out folder, or delete this one",
+        )
     folder.mkdir(parents=True, exist_ok=True)
     ks, strategies = spec.eval.ks, options.strategies
     runtime = runtime_for(spec)
-    events(BacktestStarted(str(folder), tuple(float(s) for s in periods.starts), strategies, int(len(log.times))))
+    events(
+        BacktestStarted(str(folder), tuple(float(s) for s in periods.starts), strategies, int(len(log.times)))
+    )
 
+    models = _train_models(spec, folder, log, periods, strategies, events)
+    report = _evaluate(spec, log, periods, models, ks, runtime, events)
+    report.update(_report_header(spec, options, manifest, strategies))
+    atomic_write_json(folder / "backtest.json", report)
+    png = folder / "backtest.png"
+    plot_backtest(report, png)
+    events(BacktestDone(str(folder)))
+    return BacktestResult(folder, report, png)
+
+
+def _report_header(spec: ExperimentSpec, options: BacktestOptions, manifest: dict, strategies) -> dict:
+    """What the backtest report says about how it was made."""
+    ks = spec.eval.ks
+    return {
+        "spec": spec.name,
+        "dataset_fingerprint": manifest["fingerprint"],
+        "seed": spec.train.seed,
+        "period_seconds": options.period_seconds,
+        "strategies": list(strategies),
+        "protocol": {
+            "ranking": "full",
+            "ties": "pessimistic",
+            "filter_seen": spec.eval.filter_seen,
+            "ks": ks,
+            "average": "mean over users of each user's mean over their cases",
+            "bootstrap": {
+                "resamples": spec.eval.bootstrap,
+                "seed": spec.eval.bootstrap_seed,
+                "level": 0.95,
+                "over": "users",
+            },
+        },
+        "update": spec.update.model_dump(mode="json"),
+    }
+
+
+def _train_models(spec: ExperimentSpec, folder: Path, log: Log, periods, strategies,
+                  events: Events) -> dict[str, list[Trained]]:
+    """Each strategy's model for each period, trained only on events before the period starts."""
     models: dict[str, list[Trained]] = {s: [] for s in strategies}
 
     def train(k: int, start: float, path: Path, strategy: str) -> Trained:
@@ -192,19 +253,7 @@ def backtest(spec: ExperimentSpec, options: BacktestOptions, events: Events = no
         if "frozen" in strategies:
             first = models["frozen"][0]
             models["frozen"].append(Trained(first.name, first.run_dir, 0.0, first.max_train_time, first.spec))
-    report = _evaluate(spec, log, periods, models, ks, runtime, events)
-    report.update({"spec": spec.name, "dataset_fingerprint": manifest["fingerprint"], "seed": spec.train.seed,
-                   "period_seconds": options.period_seconds, "strategies": list(strategies),
-                   "protocol": {"ranking": "full", "ties": "pessimistic", "filter_seen": spec.eval.filter_seen,
-                                "ks": ks, "average": "mean over users of each user's mean over their cases",
-                                "bootstrap": {"resamples": spec.eval.bootstrap, "seed": spec.eval.bootstrap_seed,
-                                              "level": 0.95, "over": "users"}},
-                   "update": spec.update.model_dump(mode="json")})
-    atomic_write_json(folder / "backtest.json", report)
-    png = folder / "backtest.png"
-    plot_backtest(report, png)
-    events(BacktestDone(str(folder)))
-    return BacktestResult(folder, report, png)
+    return models
 
 
 def _load(trained: Trained, runtime):
@@ -223,35 +272,23 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
         cases = period_cases(log, float(start), float(end))
         prev_start = float(periods.starts[k - 1]) if k else float(start)
         fresh_items = (cases.target_first_seen >= prev_start) & (cases.target_first_seen < start)
-        fresh = np.flatnonzero((log.first_seen >= prev_start) & (log.first_seen < start))  # items new last period
+        fresh = np.flatnonzero(
+            (log.first_seen >= prev_start) & (log.first_seen < start)
+        )  # items new last period
         period = {"period": k, "start": float(start), "end": float(end), "cases": len(cases),
                   "users": int(len(np.unique(cases.users))), "new_user_cases": int(cases.new_user.sum()),
                   "cold_target_cases": int((cases.target_first_seen >= start).sum()),
                   "new_item_cases": int(fresh_items.sum()), "new_items": len(fresh), "strategies": {}}
         per_user = {}
         for strategy, chain in models.items():
-            trained = chain[k]
-            model, item_ids = _load(trained, runtime)
-            ranked = rank_period(model, item_ids, log, cases, spec.model.max_len, ev.batch_size, ev.filter_seen,
-                                 runtime, ev.chunk_items)
-            ranks = ranked.ranks
-            values = user_metrics(ranks, cases, ks)
-            per_user[strategy] = values
-            cis = bootstrap_ci(values, ev.bootstrap, ev.bootstrap_seed) if ev.bootstrap else {}
-            entry = {"run": trained.name, "train_seconds": round(trained.seconds, 2),
-                     "max_train_time": trained.max_train_time,
-                     "metrics": {n: float(v.mean()) for n, v in values.items()}, "ci": cis,
-                     "new_users": {n: float(v.mean()) for n, v in user_metrics(
-                         ranks, cases, [10], cases.new_user).items()} if cases.new_user.any() else None,
-                     "new_items_HR@10": float((ranks[fresh_items] <= 10).mean()) if fresh_items.any() else None,
-                     "new_items_recommended": _recommended(ranked.top, fresh)}
-            if strategy == "update" and k > 0:
-                entry["forgetting"] = _forgetting(spec, log, first_cases, chain[k - 1], trained, model, item_ids,
-                                                  runtime, cache)
+            entry, per_user[strategy] = _strategy_entry(spec, log, cases, (fresh_items, fresh), k, chain,
+                                                        strategy, first_cases, runtime, cache)
             period["strategies"][strategy] = entry
             rows.append({"period": k, "strategy": strategy, "NDCG@10": entry["metrics"].get("NDCG@10"),
                          "HR@10": entry["metrics"].get("HR@10"), "seconds": entry["train_seconds"]})
-            events(BacktestEvaluated(k, strategy, rows[-1]["NDCG@10"], rows[-1]["HR@10"], entry["train_seconds"]))
+            events(
+                BacktestEvaluated(k, strategy, rows[-1]["NDCG@10"], rows[-1]["HR@10"], entry["train_seconds"])
+            )
         names = list(per_user)
         pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
         comparisons.append({"period": k, "pairs": {f"{a} - {b}": paired_comparisons(
@@ -261,7 +298,52 @@ def _evaluate(spec: ExperimentSpec, log: Log, periods, models: dict[str, list[Tr
             "summary": summarize(per_period, list(models))}
 
 
-def _forgetting(spec, log, first_cases, parent: Trained, child: Trained, model, item_ids, runtime, cache) -> dict:
+def _strategy_entry(spec: ExperimentSpec, log: Log, cases, new, k: int, chain: list[Trained], strategy: str,
+                    first_cases, runtime, cache: dict) -> tuple[dict, dict]:
+    """One strategy's model on period k: (its report entry, per-user metric values). new: (cases whose
+    target is an item new last period, those items)."""
+    ev, ks = spec.eval, spec.eval.ks
+    fresh_items, fresh = new
+    trained = chain[k]
+    model, item_ids = _load(trained, runtime)
+    ranked = rank_period(
+        model,
+        item_ids,
+        log,
+        cases,
+        spec.model.max_len,
+        ev.batch_size,
+        ev.filter_seen,
+        runtime,
+        ev.chunk_items,
+    )
+    ranks = ranked.ranks
+    values = user_metrics(ranks, cases, ks)
+    cis = bootstrap_ci(values, ev.bootstrap, ev.bootstrap_seed) if ev.bootstrap else {}
+    entry = {
+        "run": trained.name,
+        "train_seconds": round(trained.seconds, 2),
+        "max_train_time": trained.max_train_time,
+        "metrics": {n: float(v.mean()) for n, v in values.items()},
+        "ci": cis,
+        "new_users": {
+            n: float(v.mean()) for n, v in user_metrics(ranks, cases, [10], cases.new_user).items()
+        }
+        if cases.new_user.any()
+        else None,
+        "new_items_HR@10": float((ranks[fresh_items] <= 10).mean()) if fresh_items.any() else None,
+        "new_items_recommended": _recommended(ranked.top, fresh),
+    }
+    if strategy == "update" and k > 0:
+        entry["forgetting"] = _forgetting(
+            spec, log, first_cases, chain[k - 1], trained, model, item_ids, runtime, cache
+        )
+    return entry, values
+
+
+def _forgetting(
+    spec, log, first_cases, parent: Trained, child: Trained, model, item_ids, runtime, cache
+) -> dict:
     """NDCG@10 on the first period's cases, before (parent) and after (this update)."""
     ev = spec.eval
 
@@ -308,10 +390,16 @@ def summarize(per_period: list[dict], strategies: list[str]) -> dict:
             f = s["frozen"]["mean_NDCG@10_after_first"]
             ratio = out["update_vs_retrain"]
             out["targets"] = {
-                "update_keeps_95pct_of_retrain": bool(ratio["ndcg_ratio"] is not None and ratio["ndcg_ratio"] >= 0.95),
-                "update_at_most_25pct_seconds": bool(ratio["seconds_ratio"] is not None
-                                                     and ratio["seconds_ratio"] <= 0.25),
-                "both_beat_frozen": bool(u["mean_NDCG@10_after_first"] > f and r["mean_NDCG@10_after_first"] > f)}
+                "update_keeps_95pct_of_retrain": bool(
+                    ratio["ndcg_ratio"] is not None and ratio["ndcg_ratio"] >= 0.95
+                ),
+                "update_at_most_25pct_seconds": bool(
+                    ratio["seconds_ratio"] is not None and ratio["seconds_ratio"] <= 0.25
+                ),
+                "both_beat_frozen": bool(
+                    u["mean_NDCG@10_after_first"] > f and r["mean_NDCG@10_after_first"] > f
+                ),
+            }
     return out
 
 

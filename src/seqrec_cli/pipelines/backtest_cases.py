@@ -59,15 +59,21 @@ def make_periods(log: Log, count: int, length: float) -> Periods:
     starts = end - length * np.arange(count, 0, -1)
     if starts[0] <= first:
         span = (last - first) / 86400
-        raise UserError(f"{count} periods of {length / 86400:g} days ({count * length / 86400:g} days) do not fit "
-                        f"in the log's {span:.1f} days after its first event: the first model would have no "
-                        "training data", where="--periods/--period",
-                        fix="ask for fewer or shorter periods (e.g. --periods 8 --period 7d)")
+        raise UserError(
+            f"{count} periods of {length / 86400:g} days ({count * length / 86400:g} days) do not fit "
+            f"in the log's {span:.1f} days after its first event: the first model would have no "
+            "training data",
+            where="--periods/--period",
+            fix="ask for fewer or shorter periods (e.g. --periods 8 --period 7d)",
+        )
     counts = np.histogram(log.times, bins=np.append(starts, end))[0]
     empty = [k for k, c in enumerate(counts) if c == 0]
     if empty:
-        raise UserError(f"period(s) {empty} of {count} hold no interaction (gaps in the log)",
-                        where="--periods/--period", fix="use longer periods, or fewer so they stop before the gap")
+        raise UserError(
+            f"period(s) {empty} of {count} hold no interaction (gaps in the log)",
+            where="--periods/--period",
+            fix="use longer periods, or fewer so they stop before the gap",
+        )
     return Periods(starts, length)
 
 
@@ -104,8 +110,18 @@ class PeriodRanks:
     top: np.ndarray  # [E, K] recommended items in the LOG's ids, best first (-1: none, e.g. a miss)
 
 
-def rank_period(model: SeqRecModel, item_ids: list[str], log: Log, cases: PeriodCases, max_len: int,
-                batch_size: int, filter_seen: bool, runtime: Runtime, chunk_items: int, top_k: int = 10) -> PeriodRanks:
+def rank_period(
+    model: SeqRecModel,
+    item_ids: list[str],
+    log: Log,
+    cases: PeriodCases,
+    max_len: int,
+    batch_size: int,
+    filter_seen: bool,
+    runtime: Runtime,
+    chunk_items: int,
+    top_k: int = 10,
+) -> PeriodRanks:
     """Rank each case's target in the model's catalogue, and keep its top-K list."""
     seqs = log.seqs
     index = {raw: i for i, raw in enumerate(item_ids) if i}
@@ -132,8 +148,13 @@ def rank_period(model: SeqRecModel, item_ids: list[str], log: Log, cases: Period
                 target_at.append(row)
     if not rankable:
         return PeriodRanks(ranks, top)
-    model_seqs = Sequences(items=np.concatenate(parts).astype(np.int32), offsets=np.array(offsets, dtype=np.int64),
-                           timestamps=np.concatenate(stamps), user_ids=[seqs.user_ids[u] for u in users], item_ids=item_ids)
+    model_seqs = Sequences(
+        items=np.concatenate(parts).astype(np.int32),
+        offsets=np.array(offsets, dtype=np.int64),
+        timestamps=np.concatenate(stamps),
+        user_ids=[seqs.user_ids[u] for u in users],
+        item_ids=item_ids,
+    )
     ends = np.array(input_end, dtype=np.int64)
     eval_cases = EvalCases(np.array(target_at, dtype=np.int64), ends, ends, ends + 1)
     options = RankOptions(max_len, batch_size, filter_seen, top_k=top_k, chunk_items=chunk_items)

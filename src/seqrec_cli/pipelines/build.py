@@ -43,7 +43,7 @@ def attach_text_tower(model: SeqRecModel, spec: ExperimentSpec, text: TextVector
     options = spec.model.text
     tokenizer, encoder = load_text_encoder(text.folder)
     ids, mask, rows = tokenize_catalogue(tokenizer, text.texts, text.pipeline, options.max_length)
-    tower = TextTower(encoder, text.pipeline, ids, mask, rows, len(text.texts) + 1, options.tune,
+    tower = TextTower(encoder, text.pipeline, (ids, mask, rows), len(text.texts) + 1, options.tune,
                       options.tune_lora_r, options.tune_lora_alpha, chunk=options.batch_size)
     model.text_items.attach_tower(tower)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.evaluation import RankOptions
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.model import SeqRecModel
@@ -20,6 +19,7 @@ from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
+from seqrec_cli.pipelines.run_format import load_run_checkpoint
 from seqrec_cli.spec.loader import monitor_problem
 from seqrec_cli.spec.models import ExperimentSpec, RuntimeSpec
 
@@ -45,8 +45,11 @@ def split_plan(spec: ExperimentSpec, seqs: Sequences) -> SplitPlan:
     if spec.train.active_since is None:
         return plan
     if seqs.timestamps is None:
-        raise UserError("train.active_since needs timestamps, and this dataset has none", where="train.active_since",
-                        fix="map data.columns.time to the log's timestamp column, or unset train.active_since")
+        raise UserError(
+            "train.active_since needs timestamps, and this dataset has none",
+            where="train.active_since",
+            fix="map data.columns.time to the log's timestamp column, or unset train.active_since",
+        )
     active = np.maximum.reduceat(seqs.timestamps, seqs.offsets[:-1]) >= spec.train.active_since  # [U]
     replayed = np.random.default_rng(spec.train.seed).random(seqs.num_users) < spec.train.replay  # [U]
     plan.train_len = np.where(active | replayed, plan.train_len, 0)  # 0: no training pair at all
@@ -71,7 +74,7 @@ def load_trained(
 ) -> tuple[BuiltModel, dict, Path]:
     """The run's checkpoint in the model its spec builds (text vectors, cold items, LoRA adapters)."""
     path = run_dir(spec) / checkpoint
-    payload = load_checkpoint(path)
+    payload = load_run_checkpoint(path)
     if "kind" in payload and payload["kind"] != "neural":
         raise UserError(
             f"this run holds a fitted {payload['kind']!r} baseline, not a trained network",
@@ -105,22 +108,6 @@ def read_run_info(spec: ExperimentSpec) -> dict:
     return read_json_file(path, "the run's run.json", "restore run.json") if path.is_file() else {}
 
 
-# Fields whose default changed -> the default they had first (loss_norm: "epoch" since 0.2). The resume
-# hash and the reading of saved run specs both go by these.
-FIRST_DEFAULTS = {("train", "loss_norm"): "step"}
-OLD_DEFAULT_OVERRIDES = " ".join(f"--set {section}.{key}={value}"
-                                 for (section, key), value in FIRST_DEFAULTS.items())
-
-
-def saved_spec_overrides(saved: dict) -> list[str]:
-    """--set overrides for a spec.yaml that a run folder saved: that file lists every field, so one
-    missing a field whose default has since changed was written before the change and trained under
-    the first default, which the current default must not replace."""
-    return [f"{section}.{key}={first_default}"
-            for (section, key), first_default in FIRST_DEFAULTS.items()
-            if key not in (saved.get(section) or {})]
-
-
 def resumable_hash(spec: ExperimentSpec) -> str:
     """Spec hash that ignores what a user may change when continuing a run: how long to train, how
     often to checkpoint, and where/how to run it (device, precision, threads, compile, paths)."""
@@ -133,16 +120,9 @@ def resumable_hash(spec: ExperimentSpec) -> str:
     loose.runtime = RuntimeSpec()
     for field in ("engine", "engine_memory_gb", "engine_threads"):  # how data is prepared, not what
         setattr(loose.data, field, type(loose.data).model_fields[field].default)
-    # Only non-default values count, so a later seqrec that adds spec fields can still resume old runs.
+    # Only non-default values count, so adding a spec field (with a default) keeps runs resumable; a
+    # changed default changes the run format version instead (pipelines/run_format.py).
     values = loose.model_dump(mode="json", exclude_defaults=True)
-    # A field whose default changed counts against its first default, so a run started under the old
-    # default refuses the new one (its steps would change) and an explicit old setting still matches.
-    for (section, key), first_default in FIRST_DEFAULTS.items():
-        value = getattr(getattr(loose, section), key)
-        if value == first_default:
-            values.get(section, {}).pop(key, None)
-        else:
-            values.setdefault(section, {})[key] = value
     canonical = json.dumps(values, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

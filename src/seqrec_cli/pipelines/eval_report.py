@@ -93,7 +93,9 @@ class EvalReport:
     def from_json(cls, data: dict[str, Any], where: str) -> EvalReport:
         version = data.get("format_version") if isinstance(data, dict) else None
         if version != EVAL_REPORT_VERSION:
-            found = "no format_version (written before seqrec 0.3)" if version is None else f"version {version}"
+            found = (
+                "no format_version (written before seqrec 0.3)" if version is None else f"version {version}"
+            )
             raise UserError(
                 f"evaluation report has {found}; this seqrec reads version {EVAL_REPORT_VERSION}",
                 where=where,

@@ -24,7 +24,6 @@ from seqrec_cli.core.breakdowns import (
     history_breakdown,
     popularity_breakdown,
 )
-from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.evaluation import ModelScorer, Ranked, Scorer, rank_cases
 from seqrec_cli.core.metrics import list_metrics, mean_metrics, per_case_metrics
 from seqrec_cli.core.uncertainty import bootstrap_ci
@@ -45,6 +44,7 @@ from seqrec_cli.pipelines.common import (
 from seqrec_cli.pipelines.eval_report import Bootstrap, Breakdown, EvalReport, Protocol, Sampled
 from seqrec_cli.pipelines.paths import output_root, run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_format import load_run_checkpoint
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
@@ -63,7 +63,7 @@ class EvaluateResult:
 
 def load_baseline(spec: ExperimentSpec, manifest: dict, checkpoint: str = BEST) -> tuple[Scorer, dict, Path]:
     path = run_dir(spec) / checkpoint
-    payload = load_checkpoint(path)
+    payload = load_run_checkpoint(path)
     if payload.get("fingerprint") != manifest["fingerprint"]["hash"]:
         raise UserError("baseline was fitted on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was fitted with, or fit it again")
@@ -180,25 +180,46 @@ def _report(spec: ExperimentSpec, split: str, plan, seqs: Sequences, manifest: d
             ranked: Ranked, counts, seconds: float, precision: str) -> EvalReport:
     ks = spec.eval.ks
     per_case = per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), ks)
-    ci = bootstrap_ci(per_case, spec.eval.bootstrap, spec.eval.bootstrap_seed, CI_LEVEL) if spec.eval.bootstrap else {}
+    ci = (
+        bootstrap_ci(per_case, spec.eval.bootstrap, spec.eval.bootstrap_seed, CI_LEVEL)
+        if spec.eval.bootstrap
+        else {}
+    )
     built = model.built
     return EvalReport(
-        split=split, metrics=mean_metrics(per_case), ci=ci, list_metrics=list_metrics(ranked.topk, ks, counts),
+        split=split,
+        metrics=mean_metrics(per_case),
+        ci=ci,
+        list_metrics=list_metrics(ranked.topk, ks, counts),
         breakdowns={
             "history_length": Breakdown(list(HISTORY_EDGES), history_breakdown(ranked.history_len, per_case)),
             "target_popularity": Breakdown(
-                list(POPULARITY_EDGES), popularity_breakdown(ranked.target_items, ranked.ranks, counts, ks)),
+                list(POPULARITY_EDGES), popularity_breakdown(ranked.target_items, ranked.ranks, counts, ks)
+            ),
         },
-        filter_seen=spec.eval.filter_seen, users=int(len(np.unique(ranked.users))), cases=int(len(ranked.users)),
-        targets=int(len(ranked.ranks)), num_items=seqs.num_items, protocol=_protocol(spec, plan),
-        model={"kind": spec.model.kind, **({"encoder": spec.model.encoder} if spec.model.kind == "neural" else {})},
-        dataset_fingerprint=manifest["fingerprint"], spec_hash=spec_hash(spec), seed=spec.train.seed,
-        checkpoint=model.where, runtime={"device": str(model.device), "precision": precision},
-        seconds=round(seconds, 3), cases_per_second=round(len(ranked.users) / max(seconds, 1e-9), 1),
+        filter_seen=spec.eval.filter_seen,
+        users=int(len(np.unique(ranked.users))),
+        cases=int(len(ranked.users)),
+        targets=int(len(ranked.ranks)),
+        num_items=seqs.num_items,
+        protocol=_protocol(spec, plan),
+        model={
+            "kind": spec.model.kind,
+            **({"encoder": spec.model.encoder} if spec.model.kind == "neural" else {}),
+        },
+        dataset_fingerprint=manifest["fingerprint"],
+        spec_hash=spec_hash(spec),
+        seed=spec.train.seed,
+        checkpoint=model.where,
+        runtime={"device": str(model.device), "precision": precision},
+        seconds=round(seconds, 3),
+        cases_per_second=round(len(ranked.users) / max(seconds, 1e-9), 1),
         items=built.items_info if built is not None else None,
-        cold_start=cold_start_section(ranked, seqs, split, spec, built.cold_items,
-                                      rankable=built.model.unrankable_items() is None)
-        if built is not None and built.cold_items else None,
+        cold_start=cold_start_section(
+            ranked, seqs, split, spec, built.cold_items, rankable=built.model.unrankable_items() is None
+        )
+        if built is not None and built.cold_items
+        else None,
     )
 
 
@@ -221,8 +242,9 @@ def evaluate(spec: ExperimentSpec, split: str, checkpoint: str = BEST, sampled: 
     sampler = (negative_sampler(strategy, spec.eval.sampled_negatives, counts, spec.train.seed)
                if strategy else None)
     started = time.perf_counter()
-    ranked = rank_cases(model.scorer, seqs, cases, rank_options(spec, top_k=max(spec.eval.ks), sampled=sampler),
-                        model.device)
+    ranked = rank_cases(
+        model.scorer, seqs, cases, rank_options(spec, top_k=max(spec.eval.ks), sampled=sampler), model.device
+    )
     seconds = time.perf_counter() - started
     precision = runtime.describe()["precision"] if spec.model.kind == "neural" else "fp32"
     report = _report(spec, split, plan, seqs, manifest, model, ranked, counts, seconds, precision)

@@ -49,9 +49,8 @@ def _user_vectors(model, seqs, max_len: int, users: int, seed: int) -> np.ndarra
     return torch.cat([model.last_hidden(chunk) for chunk in batch.split(128)]).float().numpy()  # [Q, D]
 
 
-def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions = ExportOptions()) -> Path:
-    seqs, manifest, prepared = load_dataset(spec)
-    built, payload, ckpt_path = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"), checkpoint)
+def _exported_model(spec: ExperimentSpec, built) -> tuple:
+    """(model, model section, items info, text vectors) as the export holds them."""
     model = merge_lora(built.model).eval()  # exports hold plain (merged) weights
     model_section = spec.model.model_dump(mode="json")
     items_info = built.items_info
@@ -62,18 +61,20 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
         vectors = model.text_items.bake()  # [N + 1, E]
         model_section["text"]["tune"] = "frozen"
         items_info = {**items_info, "text_tune": f"baked:{spec.model.text.tune}"}
-    with torch.no_grad():
-        table = model.item_weights().detach().float().clone()  # [N + 1, D] eval-mode scoring table
-    tensors = {"item_table.safetensors": {"table": table}}
-    if vectors is not None:
-        tensors["item_text.safetensors"] = {"vectors": vectors}
-    unrankable = model.unrankable_items()  # held-out items an id table cannot score stay unrecommendable
+    return model, model_section, items_info, vectors
+
+
+def _read_evals(spec: ExperimentSpec) -> dict:
     evals = {}
     for split in ("valid", "test"):
         path = run_dir(spec) / "eval" / f"{split}.json"
         if path.is_file():
             evals[split] = json.loads(path.read_text())
-    popularity = np.bincount(seqs.items.astype(np.int64), minlength=seqs.num_items + 1).tolist()  # [N + 1]
+    return evals
+
+
+def _serving_files(model, spec: ExperimentSpec, seqs, table: torch.Tensor, options: ExportOptions) -> tuple:
+    """(writers, formats, ANN info) for the optional ONNX graph and ANN index."""
     writers, formats, ann_info = [], ["safetensors"], None
     if options.format == "onnx":
         from seqrec_cli.artifacts.onnx_export import write_onnx
@@ -89,6 +90,22 @@ def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions 
         index = build_ivf(table.numpy(), queries, options.ann_recall, seed=spec.train.seed)
         ann_info = {"nprobe": index.nprobe, "recall_at_10": index.recall_at_10}
         writers.append(index.save)
+    return writers, formats, ann_info
+
+
+def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions = ExportOptions()) -> Path:
+    seqs, manifest, prepared = load_dataset(spec)
+    built, payload, ckpt_path = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"), checkpoint)
+    model, model_section, items_info, vectors = _exported_model(spec, built)
+    with torch.no_grad():
+        table = model.item_weights().detach().float().clone()  # [N + 1, D] eval-mode scoring table
+    tensors = {"item_table.safetensors": {"table": table}}
+    if vectors is not None:
+        tensors["item_text.safetensors"] = {"vectors": vectors}
+    unrankable = model.unrankable_items()  # held-out items an id table cannot score stay unrecommendable
+    evals = _read_evals(spec)
+    popularity = np.bincount(seqs.items.astype(np.int64), minlength=seqs.num_items + 1).tolist()  # [N + 1]
+    writers, formats, ann_info = _serving_files(model, spec, seqs, table, options)
     card = model_card(
         spec.name,
         manifest["fingerprint"],

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from seqrec_cli.atomic import append_jsonl, atomic_write_json, atomic_write_text
-from seqrec_cli.core.checkpoint import load_checkpoint, save_checkpoint
+from seqrec_cli.core.checkpoint import save_checkpoint
 from seqrec_cli.core.distributed import World, evaluate_split_sharded, init_world
 from seqrec_cli.core.evaluation import RankOptions, evaluate_split
 from seqrec_cli.core.losses import make_loss
 from seqrec_cli.core.methods import apply_method
 from seqrec_cli.core.objectives import make_train_batcher, training_item_counts
-from seqrec_cli.core.optim import make_optimizer, regroup_single_group_state
-from seqrec_cli.core.runtime import rng_state, seed_everything, set_rng_state
+from seqrec_cli.core.optim import make_optimizer
+from seqrec_cli.core.runtime import Runtime, rng_state, seed_everything, set_rng_state
 from seqrec_cli.core.schedule import make_scheduler
 from seqrec_cli.core.train import (
     EarlyStopping,
@@ -29,6 +29,8 @@ from seqrec_cli.core.train import (
     steps_per_epoch,
     train_loop,
 )
+from seqrec_cli.data.process import Sequences
+from seqrec_cli.data.splits import SplitPlan
 from seqrec_cli.data.store import read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import (
@@ -42,11 +44,10 @@ from seqrec_cli.events import (
     TrainStarted,
     no_events,
 )
-from seqrec_cli.pipelines.build import build_model
+from seqrec_cli.pipelines.build import BuiltModel, build_model
 from seqrec_cli.pipelines.common import (
     BEST,
     LAST,
-    OLD_DEFAULT_OVERRIDES,
     check_monitor,
     load_dataset,
     resumable_hash,
@@ -58,6 +59,7 @@ from seqrec_cli.pipelines.fit_baseline import fit_baseline
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
 from seqrec_cli.pipelines.run_folder import RunLock, claim_run_dir, lock_run, stale_note
+from seqrec_cli.pipelines.run_format import load_run_checkpoint, stamped
 from seqrec_cli.pipelines.tensorboard_log import epoch_logger
 from seqrec_cli.pipelines.transfer import init_from
 from seqrec_cli.spec.loader import dump_spec, spec_hash
@@ -81,8 +83,7 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
             raise UserError("run folder was made by a different spec (only train.epochs, train.max_steps, "
                             "train.patience, train.max_minutes, train.checkpoint_every_steps and the runtime "
                             "section may change on --resume)", where=str(folder),
-                            fix="use the original spec, or choose another name (--set name=...); a run "
-                            f"started under an older default resumes with {OLD_DEFAULT_OVERRIDES}")
+                            fix="use the original spec, or choose another name (--set name=...)")
     claim = claim_run_dir(folder, resume, restart)
     if claim.moved_to is not None:
         events(Note(f"--restart: the old run folder is now {claim.moved_to}"))
@@ -92,48 +93,48 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
 
 
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
-             batches_per_step: int, steps_per_epoch: int) -> tuple[LoopState, EarlyStopping, int]:
-    """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines)."""
-    state = load_checkpoint(path)
-    if state.get("fingerprint") != fingerprint:
+             batches_per_step: int) -> tuple[LoopState, EarlyStopping, int]:
+    """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines).
+    Only this seqrec's run format is read (pipelines/run_format.py)."""
+    state = load_run_checkpoint(path)
+    if state["fingerprint"] != fingerprint:
         raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="choose another run name")
-    saved_group = int(state.get("batches_per_step", batches_per_step))
+    saved_group = int(state["batches_per_step"])
     if saved_group != batches_per_step:
-        raise UserError(f"the run took {saved_group} batches per optimizer step (train.grad_accum x processes) and "
-                        f"this launch takes {batches_per_step}; resuming would change every later step",
-                        where=str(path), fix="resume with the same product of train.grad_accum and torchrun processes")
+        raise UserError(
+            f"the run took {saved_group} batches per optimizer step (train.grad_accum x processes) and "
+            f"this launch takes {batches_per_step}; resuming would change every later step",
+            where=str(path),
+            fix="resume with the same product of train.grad_accum and torchrun processes",
+        )
     model.load_state_dict(state["model"])
-    saved = state["optimizer"]
-    if len(saved["param_groups"]) == 1 < len(optimizer.param_groups):  # written before weight-decay groups
-        saved = regroup_single_group_state(saved, model, optimizer)
-    try:
-        optimizer.load_state_dict(saved)
-    except ValueError as exc:
-        raise UserError(f"the checkpoint's optimizer state does not fit this seqrec ({exc})", where=str(path),
-                        fix="finish the run with the seqrec version that started it, or start a new run from its "
-                        "weights with train.init_from") from exc
-    if "scheduler" in state:  # checkpoints written before schedules existed ran at a constant lr
-        scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if state["scaler"]:
         scaler.load_state_dict(state["scaler"])
-    if "rng" in state:
-        set_rng_state(state["rng"])
-    else:  # epoch-level checkpoints of earlier versions
-        torch.set_rng_state(state["torch_rng"])
-    loop = (LoopState(**state["loop"]) if "loop" in state else
-            LoopState(epoch=int(state["epoch"]) + 1, global_step=(int(state["epoch"])) * steps_per_epoch))
-    stopper = EarlyStopping(spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"})
-    return loop, stopper, int(state.get("metrics_lines", loop.epoch - 1))
+    set_rng_state(state["rng"])
+    stopper = EarlyStopping(
+        spec.train.patience, **{k: v for k, v in state["stopper"].items() if k != "patience"}
+    )
+    return LoopState(**state["loop"]), stopper, int(state["metrics_lines"])
 
 
 def loop_config(spec: ExperimentSpec, deadline: float | None = None) -> LoopConfig:
     """The training loop's settings from the spec."""
     train = spec.train
-    return LoopConfig(epochs=train.epochs, eval_every=train.eval_every, grad_clip=train.grad_clip, seed=train.seed,
-                      grad_accum=train.grad_accum, max_steps=train.max_steps,
-                      checkpoint_every=train.checkpoint_every_steps, deadline=deadline,
-                      compile=spec.runtime.compile, loss_norm=train.loss_norm)
+    return LoopConfig(
+        epochs=train.epochs,
+        eval_every=train.eval_every,
+        grad_clip=train.grad_clip,
+        seed=train.seed,
+        grad_accum=train.grad_accum,
+        max_steps=train.max_steps,
+        checkpoint_every=train.checkpoint_every_steps,
+        deadline=deadline,
+        compile=spec.runtime.compile,
+        loss_norm=train.loss_norm,
+    )
 
 
 def _keep_metrics_lines(path: Path, count: int) -> None:
@@ -186,8 +187,105 @@ def _finetune(spec: ExperimentSpec, resume: bool, restart: bool, events: Events,
             lock.release()
 
 
+@dataclass
+class _Session:
+    """One finetune session: what its steps build and the training loop's hooks share. The hooks are
+    its methods (validate, on_improved, on_epoch, save_state), so their shared state is named here."""
+
+    spec: ExperimentSpec
+    world: World
+    runtime: Runtime
+    seqs: Sequences
+    plan: SplitPlan
+    folder: Path
+    fingerprint: dict
+    events: Events
+    prepared: Path  # the prepared dataset's folder
+    resuming: bool  # the run folder holds a checkpoint to continue from
+    built: BuiltModel | None = None
+    model: torch.nn.Module | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: object = None
+    scaler: torch.amp.GradScaler | None = None
+    batcher: object = None
+    stopper: EarlyStopping | None = None
+    loop: LoopState = field(default_factory=LoopState)
+    metrics_lines: int = 0  # epoch records in metrics.jsonl that belong to this run
+    info: dict = field(default_factory=dict)  # the run.json record
+    last_valid: dict = field(default_factory=dict)  # the latest validation metrics
+    tensorboard: object = None
+    counts: object = None  # parameters and trainable parameters (core.methods)
+    per_epoch: int = 0  # optimizer steps per epoch
+    total_steps: int = 0  # optimizer steps the schedule spans
+
+    def validate(self, epoch: int) -> float:
+        spec = self.spec
+        # validation keeps rank_cases' default block size (not eval.chunk_items), as it always has
+        options = RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen)
+        if self.world.size > 1:
+            metrics, _ = evaluate_split_sharded(self.model, self.seqs, "valid", options, spec.eval.ks,
+                                                self.runtime, self.world)
+        else:
+            metrics, _ = evaluate_split(self.model, self.seqs, "valid", options, spec.eval.ks, self.runtime,
+                                        cases=self.plan.cases["valid"])
+        self.last_valid = dict(metrics)
+        return metrics[spec.train.monitor]
+
+    def on_improved(self, epoch: int) -> None:
+        if self.world.is_main:
+            save_checkpoint(self.folder / BEST, stamped({
+                "model": self.model.state_dict(), "epoch": epoch, "valid": dict(self.last_valid),
+                "fingerprint": self.fingerprint["hash"], "spec_hash": self.info["spec_hash"],
+                "items": self.built.items_info}))
+
+    def on_epoch(self, stats: EpochStats, validated: dict | None) -> None:
+        if not self.world.is_main:
+            return
+        record = {"epoch": stats.epoch, "loss": round(stats.loss, 6), "seconds": round(stats.seconds, 3),
+                  "positions": stats.positions, "positions_per_s": round(stats.positions_per_second, 1)}
+        if validated is not None:
+            record["valid"] = dict(self.last_valid)
+            record["improved"] = validated["improved"]
+        append_jsonl(self.folder / "metrics.jsonl", record)
+        self.metrics_lines += 1
+        if self.tensorboard:
+            self.tensorboard(record)
+        self.events(EpochDone(**record, monitor=self.spec.train.monitor, best_epoch=self.stopper.best_epoch,
+                              best=self.stopper.best))
+
+    def save_state(self, state: LoopState) -> None:
+        if self.world.is_main:
+            save_checkpoint(self.folder / LAST, stamped({
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "loop": state.state(), "epoch": state.epoch - 1, "stopper": self.stopper.state(),
+                "rng": rng_state(), "batches_per_step": self.spec.train.grad_accum * self.world.size,
+                "metrics_lines": self.metrics_lines, "fingerprint": self.fingerprint["hash"],
+                "spec_hash": self.info["spec_hash"], "items": self.built.items_info}),
+                about=state.state())
+
+    def hooks(self) -> TrainHooks:
+        return TrainHooks(validate=self.validate, on_step=lambda step, total, loss: self.events(
+            StepDone(step, total, loss)), on_epoch=self.on_epoch, on_improved=self.on_improved,
+            save_state=self.save_state)
+
+    def write_run_json(self) -> None:
+        if self.world.is_main:
+            atomic_write_json(self.folder / "run.json", stamped(self.info))
+
+
 def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: Events, world: World,
                      lock: RunLock | None) -> FinetuneResult:
+    session = _open_session(spec, resume, restart, events, world, lock)
+    _build_model(session)
+    _restore_or_start(session)
+    _start_record(session)
+    return _train(session)
+
+
+def _open_session(spec: ExperimentSpec, resume: bool, restart: bool, events: Events, world: World,
+                  lock: RunLock | None) -> _Session:
+    """Data, split and run folder."""
     runtime = runtime_for(spec)  # first: a device or precision this machine cannot give fails fast
     world.on_main(lambda: prepare(spec, events))
     seqs, manifest, prepared_folder = load_dataset(spec)
@@ -198,134 +296,146 @@ def _finetune_locked(spec: ExperimentSpec, resume: bool, restart: bool, events: 
     if world.size > 1 and runtime.device.type == "cuda":
         runtime = replace(runtime, device=world.device)
     folder, has_state = world.on_main(lambda: _claim_run_dir(spec, resume, restart, lock, events))
-    fingerprint = manifest["fingerprint"]
-    train = spec.train
+    return _Session(
+        spec,
+        world,
+        runtime,
+        seqs,
+        plan,
+        folder,
+        manifest["fingerprint"],
+        events,
+        prepared_folder,
+        resuming=has_state,
+    )
 
+
+def _build_model(session: _Session) -> None:
+    """Model (initialised from train.init_from for a new run), training method, optimizer, batches,
+    schedule and loss scaler."""
+    spec, world, train = session.spec, session.world, session.spec.train
     seed_everything(train.seed)
-    built = build_model(spec, seqs, prepared_folder, events)
-    model = built.model.to(runtime.device)
-    if train.init_from and not has_state:
-        done = init_from(model, built.items_info, train.init_from, fingerprint["hash"], folder.parent,
-                         item_ids=seqs.item_ids, init_items=train.init_items)
-        events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
-                               fresh=tuple(done.get("fresh", ())), kept=done.get("kept", 0),
-                               new=done.get("new", 0), dropped=done.get("dropped", 0),
-                               new_init=done.get("new_init", "")))
+    built = build_model(spec, session.seqs, session.prepared, session.events)
+    model = built.model.to(session.runtime.device)
+    if train.init_from and not session.resuming:
+        done = init_from(model, built.items_info, train.init_from, session.fingerprint["hash"],
+                         session.folder.parent, item_ids=session.seqs.item_ids, init_items=train.init_items)
+        session.events(InitializedFrom(path=str(done["path"]), mode=done["mode"], moved=done.get("moved", 0),
+                                       fresh=tuple(done.get("fresh", ())), kept=done.get("kept", 0),
+                                       new=done.get("new", 0), dropped=done.get("dropped", 0),
+                                       new_init=done.get("new_init", "")))
     counts = apply_method(model, train.method, spec.model.encoder, train.lora,
                           encoder_from_init=bool(train.init_from))
-    model.to(runtime.device)  # LoRA adapters are created on the CPU
-    optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
-    batcher = make_train_batcher(spec.model, train, seqs, plan.train_len)  # next-item or masked-item, by encoder
-    per_epoch = steps_per_epoch(len(batcher), train.grad_accum, world.size)
-    total_steps = train.max_steps or train.epochs * per_epoch  # the schedule spans the true step count
-    scheduler = make_scheduler(optimizer, total_steps, train.warmup_steps, train.schedule)
-    scaler = torch.amp.GradScaler("cuda", enabled=runtime.dtype == torch.float16)
-    stopper = EarlyStopping(train.patience)
-    loop = LoopState()
-    metrics_lines = 0
-    if has_state:
-        loop, stopper, metrics_lines = _restore(folder / LAST, fingerprint["hash"], model, optimizer, scheduler,
-                                                scaler, spec, train.grad_accum * world.size, per_epoch)
-        if world.is_main:
-            _keep_metrics_lines(folder / "metrics.jsonl", metrics_lines)
-            if loop.batches_done and (train.max_steps is None or loop.global_step < train.max_steps):
-                # a run that ended mid-epoch (max_steps) recorded that part-epoch; it is written again whole
-                metrics_lines = _drop_partial_epoch(folder / "metrics.jsonl", metrics_lines, loop.epoch)
-        events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
+    model.to(session.runtime.device)  # LoRA adapters are created on the CPU
+    session.built, session.model = built, model
+    session.optimizer = make_optimizer(model, train.lr, train.weight_decay)  # trainable parameters only
+    # next-item or masked-item, by encoder
+    session.batcher = make_train_batcher(spec.model, train, session.seqs, session.plan.train_len)
+    session.counts = counts
+    session.per_epoch = steps_per_epoch(len(session.batcher), train.grad_accum, world.size)
+    # the schedule spans the true step count
+    session.total_steps = train.max_steps or train.epochs * session.per_epoch
+    session.scheduler = make_scheduler(
+        session.optimizer, session.total_steps, train.warmup_steps, train.schedule
+    )
+    session.scaler = torch.amp.GradScaler("cuda", enabled=session.runtime.dtype == torch.float16)
+    session.stopper = EarlyStopping(train.patience)
 
-    info = {
+
+def _restore_or_start(session: _Session) -> None:
+    """On --resume of a run with a checkpoint: everything the loop needs to continue exactly."""
+    if not session.resuming:
+        return
+    spec, train, world = session.spec, session.spec.train, session.world
+    metrics = session.folder / "metrics.jsonl"
+    session.loop, session.stopper, session.metrics_lines = _restore(
+        session.folder / LAST,
+        session.fingerprint["hash"],
+        session.model,
+        session.optimizer,
+        session.scheduler,
+        session.scaler,
+        spec,
+        train.grad_accum * world.size,
+    )
+    loop = session.loop
+    if world.is_main:
+        _keep_metrics_lines(metrics, session.metrics_lines)
+        if loop.batches_done and (train.max_steps is None or loop.global_step < train.max_steps):
+            # a run that ended mid-epoch (max_steps) recorded that part-epoch; it is written again whole
+            session.metrics_lines = _drop_partial_epoch(metrics, session.metrics_lines, loop.epoch)
+    session.events(Resumed(epoch=loop.epoch - 1, step=loop.global_step, batches_done=loop.batches_done))
+
+
+def _start_record(session: _Session) -> None:
+    """run.json and spec.yaml as the session starts, and the TrainStarted event."""
+    spec, train, world, loop = session.spec, session.spec.train, session.world, session.loop
+    counts = session.counts
+    session.info = {
         "name": spec.name,
         "spec_hash": spec_hash(spec),
         "resumable_hash": resumable_hash(spec),
         "seed": train.seed,
-        "dataset_fingerprint": fingerprint,
-        "runtime": {**runtime.describe(), "processes": world.size, "compile": spec.runtime.compile},
+        "dataset_fingerprint": session.fingerprint,
+        "runtime": {**session.runtime.describe(), "processes": world.size, "compile": spec.runtime.compile},
         "parameters": counts.total,
         "method": train.method,
         "trainable_parameters": counts.trainable,
-        "items": built.items_info,
-        "train_positions_per_epoch": batcher.num_positions,
-        "steps_per_epoch": per_epoch,
-        "total_steps": total_steps,
+        "items": session.built.items_info,
+        "train_positions_per_epoch": session.batcher.num_positions,
+        "steps_per_epoch": session.per_epoch,
+        "total_steps": session.total_steps,
         "status": "running",
     }
+    info = session.info
     if world.is_main:
-        atomic_write_text(folder / "spec.yaml", dump_spec(spec))
-        atomic_write_json(folder / "run.json", info)
-    events(TrainStarted(run_dir=str(folder), start_epoch=loop.epoch, epochs=train.epochs,
-                        global_step=loop.global_step, steps_per_epoch=per_epoch, total_steps=total_steps,
-                        parameters=counts.total, trainable_parameters=counts.trainable, method=train.method,
-                        positions_per_epoch=batcher.num_positions, device=info["runtime"]["device"],
-                        precision=info["runtime"]["precision"], run=dict(info)))
+        atomic_write_text(session.folder / "spec.yaml", dump_spec(spec))
+    session.write_run_json()
+    session.events(
+        TrainStarted(
+            run_dir=str(session.folder),
+            start_epoch=loop.epoch,
+            epochs=train.epochs,
+            global_step=loop.global_step,
+            steps_per_epoch=info["steps_per_epoch"],
+            total_steps=info["total_steps"],
+            parameters=info["parameters"],
+            trainable_parameters=info["trainable_parameters"],
+            method=train.method,
+            positions_per_epoch=session.batcher.num_positions,
+            device=info["runtime"]["device"],
+            precision=info["runtime"]["precision"],
+            run=dict(info),
+        )
+    )
+    session.tensorboard = epoch_logger(session.folder, train.tensorboard)
 
-    last_valid: dict = {}
-    # validation keeps rank_cases' default block size (not eval.chunk_items), as it always has
-    options = RankOptions(spec.model.max_len, spec.eval.batch_size, spec.eval.filter_seen)
-    tensorboard = epoch_logger(folder, spec.train.tensorboard)
 
-    def validate(epoch: int) -> float:
-        if world.size > 1:
-            metrics, _ = evaluate_split_sharded(model, seqs, "valid", options, spec.eval.ks, runtime, world)
-        else:
-            metrics, _ = evaluate_split(model, seqs, "valid", options, spec.eval.ks, runtime, cases=plan.cases["valid"])
-        last_valid.clear()
-        last_valid.update(metrics)
-        return metrics[train.monitor]
-
-    def on_improved(epoch: int) -> None:
-        if world.is_main:
-            save_checkpoint(folder / BEST, {"model": model.state_dict(), "epoch": epoch, "valid": dict(last_valid),
-                                            "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
-                                            "items": built.items_info})
-
-    def on_epoch(stats: EpochStats, validated: dict | None) -> None:
-        nonlocal metrics_lines
-        if not world.is_main:
-            return
-        record = {"epoch": stats.epoch, "loss": round(stats.loss, 6), "seconds": round(stats.seconds, 3),
-                  "positions": stats.positions, "positions_per_s": round(stats.positions_per_second, 1)}
-        if validated is not None:
-            record["valid"] = dict(last_valid)
-            record["improved"] = validated["improved"]
-        append_jsonl(folder / "metrics.jsonl", record)
-        metrics_lines += 1
-        if tensorboard:
-            tensorboard(record)
-        events(EpochDone(**record, monitor=train.monitor, best_epoch=stopper.best_epoch, best=stopper.best))
-
-    def save_state(state: LoopState) -> None:
-        if world.is_main:
-            save_checkpoint(folder / LAST, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "loop": state.state(), "epoch": state.epoch - 1,
-                "stopper": stopper.state(), "rng": rng_state(), "batches_per_step": train.grad_accum * world.size,
-                "metrics_lines": metrics_lines, "fingerprint": fingerprint["hash"], "spec_hash": info["spec_hash"],
-                "items": built.items_info},
-                about=state.state())
-
-    hooks = TrainHooks(validate=validate, on_step=lambda step, total, loss: events(StepDone(step, total, loss)),
-                       on_epoch=on_epoch,
-        on_improved=on_improved, save_state=save_state)
+def _train(session: _Session) -> FinetuneResult:
+    """The training loop until it stops; run.json records how it ended."""
+    train, loop, stopper, world = session.spec.train, session.loop, session.stopper, session.world
     started = time.time()
     deadline = started + 60 * train.max_minutes if train.max_minutes else None
     reason = "early_stop" if stopper.should_stop else "epochs"
     try:
         if not stopper.should_stop and (train.max_steps is not None or loop.epoch <= train.epochs):
-            loss_fn = make_loss(train, training_item_counts(seqs))  # samplers draw from training counts
-            parts = TrainParts(model, batcher, optimizer, loss_fn, runtime, scheduler, scaler, world)
-            reason = train_loop(parts, loop_config(spec, deadline), stopper, hooks, loop)
+            loss_fn = make_loss(
+                train, training_item_counts(session.seqs)
+            )  # samplers draw from training counts
+            parts = TrainParts(session.model, session.batcher, session.optimizer, loss_fn, session.runtime,
+                               session.scheduler, session.scaler, world)
+            reason = train_loop(parts, loop_config(session.spec, deadline), stopper, session.hooks(), loop)
     except KeyboardInterrupt:  # Ctrl-C: say so in run.json; the last checkpoint is what --resume continues
-        if world.is_main:
-            info.update({"status": "interrupted", "epochs_run": metrics_lines,
-                         "global_step": loop.global_step,
-                         "seconds_this_session": round(time.time() - started, 1)})
-            atomic_write_json(folder / "run.json", info)
+        session.info.update({"status": "interrupted", "epochs_run": session.metrics_lines,
+                             "global_step": loop.global_step,
+                             "seconds_this_session": round(time.time() - started, 1)})
+        session.write_run_json()
         raise
     seconds = time.time() - started
-    info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
-                 f"best_valid_{train.monitor}": stopper.best, "epochs_run": metrics_lines,
-                 "global_step": loop.global_step, "seconds_this_session": round(seconds, 1)})
-    if world.is_main:
-        atomic_write_json(folder / "run.json", info)
-    events(TrainDone(run_dir=str(folder), stop_reason=reason, run=dict(info)))
-    return FinetuneResult(folder, reason, stopper.best_epoch, stopper.best, metrics_lines, seconds, world.is_main)
+    session.info.update({"status": "finished", "stop_reason": reason, "best_epoch": stopper.best_epoch,
+                         f"best_valid_{train.monitor}": stopper.best, "epochs_run": session.metrics_lines,
+                         "global_step": loop.global_step, "seconds_this_session": round(seconds, 1)})
+    session.write_run_json()
+    session.events(TrainDone(run_dir=str(session.folder), stop_reason=reason, run=dict(session.info)))
+    return FinetuneResult(session.folder, reason, stopper.best_epoch, stopper.best, session.metrics_lines,
+                          seconds, world.is_main)

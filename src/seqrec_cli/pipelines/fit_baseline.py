@@ -17,6 +17,7 @@ from seqrec_cli.pipelines.common import BEST, load_dataset, rank_options, split_
 from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.run_folder import claim_run_dir, lock_run, stale_note
+from seqrec_cli.pipelines.run_format import stamped
 from seqrec_cli.spec.loader import dump_spec, spec_hash
 from seqrec_cli.spec.models import ExperimentSpec
 
@@ -48,8 +49,19 @@ def _fit(spec: ExperimentSpec, resume: bool, events: Events, restart: bool) -> F
     ranked = rank_cases(scorer, seqs, plan.cases["valid"], rank_options(spec), "cpu")
     valid = mean_metrics(per_case_metrics(ranked.case_of, ranked.ranks, len(ranked.users), spec.eval.ks))
     fingerprint = manifest["fingerprint"]
-    save_checkpoint(folder / BEST, {"kind": kind, "state": state, "epoch": 1, "valid": valid,
-                                    "fingerprint": fingerprint["hash"], "spec_hash": spec_hash(spec)})
+    save_checkpoint(
+        folder / BEST,
+        stamped(
+            {
+                "kind": kind,
+                "state": state,
+                "epoch": 1,
+                "valid": valid,
+                "fingerprint": fingerprint["hash"],
+                "spec_hash": spec_hash(spec),
+            }
+        ),
+    )
     seconds = time.time() - started
     append_jsonl(folder / "metrics.jsonl", {"epoch": 1, "seconds": round(seconds, 3), "valid": valid})
     monitor = spec.train.monitor
@@ -58,6 +70,6 @@ def _fit(spec: ExperimentSpec, resume: bool, events: Events, restart: bool) -> F
             "stop_reason": "fitted", "best_epoch": 1, f"best_valid_{monitor}": valid.get(monitor),
             "epochs_run": 1, "seconds_this_session": round(seconds, 1)}
     atomic_write_text(folder / "spec.yaml", dump_spec(spec))
-    atomic_write_json(folder / "run.json", info)
+    atomic_write_json(folder / "run.json", stamped(info))
     events(TrainDone(run_dir=str(folder), stop_reason="fitted", run=info))
     return FinetuneResult(folder, "fitted", 1, float(valid.get(monitor, float("nan"))), 1, seconds)

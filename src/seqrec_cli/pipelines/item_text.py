@@ -20,7 +20,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from seqrec_cli.atomic import atomic_write
-from seqrec_cli.core.text_encoder import SentencePipeline, encode_texts, load_text_encoder, model_hash, read_pipeline
+from seqrec_cli.core.text_encoder import (
+    SentencePipeline,
+    encode_texts,
+    load_text_encoder,
+    model_hash,
+    read_pipeline,
+)
 from seqrec_cli.data.item_text import item_texts
 from seqrec_cli.data.store import load_item_rows
 from seqrec_cli.errors import UserError

@@ -70,7 +70,9 @@ def interactions_path(spec: ExperimentSpec, data: DataSpec) -> Path:
 def data_spec_hash(data: DataSpec) -> str:
     """Hash of everything that shapes the prepared data (not where it is written)."""
     # The engine and its resources shape how, not what: every engine writes the same dataset.
-    payload = data.model_dump(mode="json", exclude={"prepared_dir", "engine", "engine_memory_gb", "engine_threads"})
+    payload = data.model_dump(
+        mode="json", exclude={"prepared_dir", "engine", "engine_memory_gb", "engine_threads"}
+    )
     if payload.get("cold_items") is None:  # added later: unset keeps earlier prepared folders' hashes
         payload.pop("cold_items", None)
     if payload.get("temporal") is None:

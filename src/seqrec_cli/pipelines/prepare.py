@@ -99,18 +99,26 @@ def _prepare_with(spec, data, folder, wanted_hash, source, checksum, started, wo
         base = source.parent if source.is_file() else source
         table = read_item_info(base, data.items)
     try:
-        manifest = write_prepared(folder, seqs, table, {
-            "dataset": data.dataset,
-            "data_spec": data.model_dump(mode="json"),
-            "data_spec_hash": wanted_hash,
-            "source": {"path": str(source), "content_sha256": checksum, "rows": rows},
-            "engine": data.engine,
-            "split": data.split,
-            "split_plan": plan.describe(),
-            "tie_break": "timestamp, then original row order" if seqs.timestamps is not None else "file order",
-            "created_unix": time.time(),
-            "seconds": round(time.perf_counter() - started, 3),
-        }, cold_items=None if cold is None else cold.tolist())
+        manifest = write_prepared(
+            folder,
+            seqs,
+            table,
+            {
+                "dataset": data.dataset,
+                "data_spec": data.model_dump(mode="json"),
+                "data_spec_hash": wanted_hash,
+                "source": {"path": str(source), "content_sha256": checksum, "rows": rows},
+                "engine": data.engine,
+                "split": data.split,
+                "split_plan": plan.describe(),
+                "tie_break": "timestamp, then original row order"
+                if seqs.timestamps is not None
+                else "file order",
+                "created_unix": time.time(),
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+            cold_items=None if cold is None else cold.tolist(),
+        )
     except OSError:
         # Another process (e.g. a second run started at the same time) finished the same folder
         # first: its rename won. Reuse it, with the same data-spec check as any reuse.

@@ -73,7 +73,11 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
     comparisons = [compare(best, other, resamples, seed) for other in runs[1:]]
     md = _header(best.report, split, title, command, resamples, seed)
     md += ["## Leaderboard", "", _leaderboard(runs, k), "", "![leaderboard](leaderboard.png)", ""]
-    md += [f"## Is {best.name} really better? (paired, user by user)", "", _paired(best.name, comparisons, ndcg, hr)]
+    md += [
+        f"## Is {best.name} really better? (paired, user by user)",
+        "",
+        _paired(best.name, comparisons, ndcg, hr),
+    ]
     md += ["", "## Metric@K", "", _metric_at_k(runs, ks), "", "![metric at K](metric_at_k.png)", ""]
     report_plots.leaderboard(runs, k, out / "leaderboard.png")
     report_plots.metric_at_k(runs, out / "metric_at_k.png")
@@ -83,8 +87,10 @@ def build_report(run_args: list[str], out: Path, split: str = "test", resamples:
     md += ["## Runs", "", _table(["run", "folder", "spec hash", "seed", "checkpoint epoch"],
                                  [[r.name, f"`{r.folder}`", r.report.spec_hash[:12], str(r.report.seed),
                                    str(r.report.checkpoint["epoch"])] for r in runs]), ""]
-    leaderboard = {r.name: {"metrics": r.report.metrics, "ci": r.report.ci, "list_metrics": r.report.list_metrics}
-                   for r in runs}
+    leaderboard = {
+        r.name: {"metrics": r.report.metrics, "ci": r.report.ci, "list_metrics": r.report.list_metrics}
+        for r in runs
+    }
     atomic_write_json(out / MARKER, {"split": split, "runs": [str(r.folder) for r in runs], "headline_k": k,
                                      "leaderboard": leaderboard, "comparisons": comparisons})
     path = out / "README.md"

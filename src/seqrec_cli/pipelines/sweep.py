@@ -144,7 +144,9 @@ class PruningFeed:
         self.events(TrialEpoch(self.trial.number, event.epoch, event.monitored, event.monitor))
         self.trial.report(event.monitored, event.epoch)
         if self.trial.should_prune():
-            raise load_optuna().TrialPruned(f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})")
+            raise load_optuna().TrialPruned(
+                f"pruned at epoch {event.epoch} ({event.monitor} {event.monitored:.4f})"
+            )
 
 
 def _mark_run(folder: Path, **fields) -> None:
@@ -182,7 +184,9 @@ def run_trial(study, trial, config: SweepConfig, deadline: float | None, events:
             _mark_run(folder, status="pruned", pruned_at_epoch=feed.epochs, sweep_trial=trial.number)
             trial.set_user_attr("epochs", feed.epochs)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            events(TrialFinished(trial.number, "pruned", feed.last, feed.epochs, time.time() - started, str(exc)))
+            events(
+                TrialFinished(trial.number, "pruned", feed.last, feed.epochs, time.time() - started, str(exc))
+            )
             return "pruned"
         except (KeyboardInterrupt, Exception) as exc:  # UserError included
             reason = exc.render() if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
@@ -268,13 +272,18 @@ def _run_workers(config: SweepConfig, deadline: float | None, events: SweepEvent
     if any(code not in (2, -signal.SIGINT) for code in bad):  # a bug: its traceback is above
         raise RuntimeError(f"sweep worker(s) crashed with exit codes {bad}")
     if bad:
-        raise UserError(f"{len(bad)} sweep worker(s) stopped with exit codes {bad}", where=f"study {config.study}",
-                        fix="see the lines above; rerun the same command to continue the study")
+        raise UserError(
+            f"{len(bad)} sweep worker(s) stopped with exit codes {bad}",
+            where=f"study {config.study}",
+            fix="see the lines above; rerun the same command to continue the study",
+        )
 
 
 # ---- the sweep ---------------------------------------------------------------------------------------
 
-def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluate_best: bool = False) -> SweepResult:
+def sweep(
+    config: SweepConfig, events: SweepEvents = lambda event: None, evaluate_best: bool = False
+) -> SweepResult:
     from seqrec_cli.pipelines.common import check_monitor
     from seqrec_cli.pipelines.prepare import prepare
 
@@ -291,8 +300,17 @@ def sweep(config: SweepConfig, events: SweepEvents = lambda event: None, evaluat
     url = storage_url(config.spec, config.study, config.storage)
     # written now and rewritten at the end: `seqrec report --sweep` reads the study while it runs
     atomic_write_json(folder / "sweep.json", summary(config, study, SweepResult(folder, {}, None, None)))
-    events(SweepStarted(config.study, url, str(folder), count_trials(study, "COMPLETE", "PRUNED"), config.trials,
-                        config.jobs, tuple(reaped)))
+    events(
+        SweepStarted(
+            config.study,
+            url,
+            str(folder),
+            count_trials(study, "COMPLETE", "PRUNED"),
+            config.trials,
+            config.jobs,
+            tuple(reaped),
+        )
+    )
     if config.jobs == 1:
         run_worker(config, 0, deadline, events)
     else:
@@ -308,7 +326,9 @@ def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None  # ties: the earlier trial
-    result = SweepResult(folder, counts, None, None, tested_trials=list(study.user_attrs.get("tested_trials", [])))
+    result = SweepResult(
+        folder, counts, None, None, tested_trials=list(study.user_attrs.get("tested_trials", []))
+    )
     if best is not None:
         saved = Path(best.user_attrs.get("run_dir", ""), "spec.yaml")
         # as it ran (a --timeout cap included); rebuilt from its parameters when its folder is elsewhere
@@ -318,9 +338,11 @@ def finish(config: SweepConfig, study, evaluate_best: bool) -> SweepResult:
                        "run_dir": best.user_attrs.get("run_dir"), "epochs": best.user_attrs.get("epochs"),
                        "best_epoch": best.user_attrs.get("best_epoch")}
         result.best_spec_path = folder / "best_spec.yaml"
-        header = (f"# Best trial of study {config.study}: trial {best.number}, valid {config.spec.train.monitor} "
-                  f"{best.value:.4f}\n# Its run folder is {result.best['run_dir']}: `seqrec evaluate THIS_FILE "
-                  "--split test` evaluates it; change `name` to train it again.\n")
+        header = (
+            f"# Best trial of study {config.study}: trial {best.number}, valid {config.spec.train.monitor} "
+            f"{best.value:.4f}\n# Its run folder is {result.best['run_dir']}: `seqrec evaluate THIS_FILE "
+            "--split test` evaluates it; change `name` to train it again.\n"
+        )
         atomic_write_text(result.best_spec_path, header + dump_spec(spec))
         if evaluate_best:
             result.test = _test_once(study, spec, best.number, result)
@@ -337,25 +359,36 @@ def _saved_spec(trial) -> dict:
 
 def _test_once(study, spec: ExperimentSpec, number: int, result: SweepResult) -> dict:
     """Test the best trial; never twice for one trial (an existing test report is read back)."""
+    from seqrec_cli.pipelines.eval_report import read_eval_report
     from seqrec_cli.pipelines.evaluate import evaluate
 
     path = run_dir(spec) / "eval" / "test.json"
-    report = json.loads(path.read_text()) if path.is_file() else evaluate(spec, "test").report
+    report = read_eval_report(path) if path.is_file() else evaluate(spec, "test").report
     if number not in result.tested_trials:
         result.tested_trials.append(number)
         study.set_user_attr("tested_trials", result.tested_trials)
-    return {"trial": number, "path": str(path), "metrics": report["metrics"], "ci": report.get("ci", {})}
+    return {"trial": number, "path": str(path), "metrics": report.metrics, "ci": report.ci}
 
 
 def summary(config: SweepConfig, study, result: SweepResult) -> dict:
     trials = []
     for t in study.get_trials(deepcopy=False):
-        trials.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
-                       "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
-                       "run_dir": t.user_attrs.get("run_dir"), "epochs": t.user_attrs.get("epochs"),
-                       "retry_of": t.user_attrs.get("retry_of"), "failed_because": t.user_attrs.get("failed_because"),
-                       "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
-                       if t.datetime_complete and t.datetime_start else None})
+        trials.append(
+            {
+                "number": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value,
+                "params": t.params,
+                "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
+                "run_dir": t.user_attrs.get("run_dir"),
+                "epochs": t.user_attrs.get("epochs"),
+                "retry_of": t.user_attrs.get("retry_of"),
+                "failed_because": t.user_attrs.get("failed_because"),
+                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else None,
+            }
+        )
     return {"study": config.study, "storage": storage_url(config.spec, config.study, config.storage),
             "command": config.command, "spec": config.spec_path, "space": config.space_path,
             "base_spec_name": config.spec.name, "monitor": config.spec.train.monitor, "split": "valid",

@@ -22,7 +22,9 @@ def history(rows: list, monitor: str, path: Path, reference: tuple[str, float] |
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if reference is not None:
-        ax.axhline(reference[1], color="#8c8c8c", linestyle="--", label=f"{reference[0]} ({reference[1]:.4f})")
+        ax.axhline(
+            reference[1], color="#8c8c8c", linestyle="--", label=f"{reference[0]} ({reference[1]:.4f})"
+        )
     for state, marker in (("complete", "o"), ("pruned", "x")):
         pts = [(r.number, r.value) for r in rows if r.state == state and r.value is not None]
         if pts:
@@ -92,7 +94,9 @@ def _axis(values: list, log: bool) -> tuple[np.ndarray, list[str], list[float]]:
             [i / span for i in range(len(cats))])
 
 
-def parallel_coordinates(rows: list, params: list[str], log_params: set[str], monitor: str, path: Path) -> None:
+def parallel_coordinates(
+    rows: list, params: list[str], log_params: set[str], monitor: str, path: Path
+) -> None:
     """One vertical axis per parameter plus the objective; one line per complete trial, coloured by value."""
     plt = _pyplot()
     done = [r for r in rows if r.state == "complete" and r.value is not None]
@@ -111,7 +115,9 @@ def parallel_coordinates(rows: list, params: list[str], log_params: set[str], mo
     cmap = plt.get_cmap("viridis")
     lo, hi = (values.min(), values.max()) if len(values) else (0.0, 1.0)
     for row, value in zip(matrix, values, strict=True):
-        ax.plot(range(len(axes_names)), row, color=cmap((value - lo) / (hi - lo) if hi > lo else 0.5), alpha=0.85)
+        ax.plot(
+            range(len(axes_names)), row, color=cmap((value - lo) / (hi - lo) if hi > lo else 0.5), alpha=0.85
+        )
     for i, (labels, at) in enumerate(ticks):
         ax.axvline(i, color="#444444", linewidth=0.8)
         for label, y in zip(labels, at, strict=True):

@@ -51,7 +51,9 @@ def trial_rows(study) -> list[TrialRow]:
     for t in study.get_trials(deepcopy=False):
         state = t.state.name.lower()
         inter = {int(k): float(v) for k, v in t.intermediate_values.items()}
-        value = t.value if state == "complete" else (inter[max(inter)] if inter and state == "pruned" else None)
+        value = (
+            t.value if state == "complete" else (inter[max(inter)] if inter and state == "pruned" else None)
+        )
         note = t.user_attrs.get("failed_because") or t.user_attrs.get("stop_reason") or ""
         if t.user_attrs.get("retry_of") is not None:
             note = f"retry of trial {t.user_attrs['retry_of']}; {note}".strip("; ")
@@ -78,7 +80,9 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _comparison(best: TrialRow | None, baseline: str | None, split: str, resamples: int, seed: int) -> tuple[list[str], dict | None]:
+def _comparison(
+    best: TrialRow | None, baseline: str | None, split: str, resamples: int, seed: int
+) -> tuple[list[str], dict | None]:
     """Markdown lines and the JSON of best trial vs baseline on `split` (both must be evaluated)."""
     if best is None:
         return ["No complete trial yet."], None
@@ -90,19 +94,44 @@ def _comparison(best: TrialRow | None, baseline: str | None, split: str, resampl
         result = compare(a, b, resamples, seed)
     except UserError as exc:
         return [f"Not available: {exc.render()}"], None
-    k = headline_k(a.report["protocol"]["ks"])
+    k = headline_k(a.report.protocol.ks)
     rows = []
     for m in (f"NDCG@{k}", f"HR@{k}", f"MRR@{k}"):
         r = result["metrics"][m]
-        rows.append([m, f"{r['a']:.4f}", f"{r['b']:.4f}", f"{r['diff']:+.4f}", f"[{r['low']:+.4f}, {r['high']:+.4f}]",
-                     format_p(r["t_test"]["p"]), format_p(r["wilcoxon"]["p"]), f"{r['a_better']:,} / {r['b_better']:,}"])
-    ci = a.report.get("ci", {}).get(f"NDCG@{k}")
-    lines = [f"Best trial {best.number} (`{a.folder}`) against `{b.folder}` on {split}, {result['cases']:,} users, "
-             f"paired ({resamples} bootstrap resamples, seed {seed}).",
-             f"Best trial {split} NDCG@{k}: {a.report['metrics'][f'NDCG@{k}']:.4f}"
-             + (f" [95% CI {ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""), "",
-             _table(["metric", "best trial", "default", "difference", "95% CI", "t-test p", "Wilcoxon p",
-                     "users better / worse"], rows)]
+        rows.append(
+            [
+                m,
+                f"{r['a']:.4f}",
+                f"{r['b']:.4f}",
+                f"{r['diff']:+.4f}",
+                f"[{r['low']:+.4f}, {r['high']:+.4f}]",
+                format_p(r["t_test"]["p"]),
+                format_p(r["wilcoxon"]["p"]),
+                f"{r['a_better']:,} / {r['b_better']:,}",
+            ]
+        )
+    ci = a.report.ci.get(f"NDCG@{k}")
+    lines = [
+        f"Best trial {best.number} (`{a.folder}`) against `{b.folder}` on {split}, {result['cases']:,} "
+        f"users, "
+        f"paired ({resamples} bootstrap resamples, seed {seed}).",
+        f"Best trial {split} NDCG@{k}: {a.report.metrics[f'NDCG@{k}']:.4f}"
+        + (f" [95% CI {ci['low']:.4f}, {ci['high']:.4f}]" if ci else ""),
+        "",
+        _table(
+            [
+                "metric",
+                "best trial",
+                "default",
+                "difference",
+                "95% CI",
+                "t-test p",
+                "Wilcoxon p",
+                "users better / worse",
+            ],
+            rows,
+        ),
+    ]
     return lines, result
 
 
@@ -118,46 +147,91 @@ def _baseline_valid(baseline: str | None, monitor: str) -> float | None:
 def _summary_lines(info: dict, rows: list[TrialRow], best: TrialRow | None, command: str | None) -> list[str]:
     """Title, how to regenerate, what was run, the best trial and the table of every trial."""
     monitor, params = info["monitor"], list(info["space_file"]["params"])
-    counts = {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")}
+    counts = {
+        s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")
+    }
     md = [f"# Sweep {info['study']}", ""]
     if command:
         md += ["Regenerate with:", "", "```bash", command, "```", ""]
-    md += [f"- **Sweep command:** `{info.get('command') or '?'}`",
-           f"- **Spec / space:** `{info['spec']}` / `{info['space']}`; storage `{info['storage']}`",
-           f"- **Objective:** best validation {monitor} of each trial (maximised); selection on validation only",
-           "- **Trials:** " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-           + f" (target {info['target_trials']} complete + pruned)", ""]
+    md += [
+        f"- **Sweep command:** `{info.get('command') or '?'}`",
+        f"- **Spec / space:** `{info['spec']}` / `{info['space']}`; storage `{info['storage']}`",
+        f"- **Objective:** best validation {monitor} of each trial (maximised); selection on validation only",
+        "- **Trials:** "
+        + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        + f" (target {info['target_trials']} complete + pruned)",
+        "",
+    ]
     if best is not None:
-        md += ["## Best trial", "", _table(["parameter", "value"], [[k, _fmt(v)] for k, v in best.params.items()]
-                                           + [[f"valid {monitor}", f"{best.value:.4f}"],
-                                              ["run folder", f"`{best.run_dir}`"]]), ""]
+        md += [
+            "## Best trial",
+            "",
+            _table(
+                ["parameter", "value"],
+                [[k, _fmt(v)] for k, v in best.params.items()]
+                + [[f"valid {monitor}", f"{best.value:.4f}"], ["run folder", f"`{best.run_dir}`"]],
+            ),
+            "",
+        ]
         if info.get("best_spec"):
             md += [f"Ready spec: `{info['best_spec']}`.", ""]
-    md += ["## Trials", "", _table(["trial", "state", f"valid {monitor}", "epochs", *params, "note"],
-                                   [[str(r.number), r.state, "-" if r.value is None else f"{r.value:.4f}",
-                                     str(r.epochs or len(r.intermediate) or "-"),
-                                     *[_fmt(r.params.get(p, "-")) for p in params], r.note] for r in rows]), ""]
+    md += [
+        "## Trials",
+        "",
+        _table(
+            ["trial", "state", f"valid {monitor}", "epochs", *params, "note"],
+            [
+                [
+                    str(r.number),
+                    r.state,
+                    "-" if r.value is None else f"{r.value:.4f}",
+                    str(r.epochs or len(r.intermediate) or "-"),
+                    *[_fmt(r.params.get(p, "-")) for p in params],
+                    r.note,
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+    ]
     return md
 
 
-def _plot_lines(info: dict, study, rows: list[TrialRow], reference: float | None, out: Path) -> tuple[list[str], dict]:
+def _plot_lines(
+    info: dict, study, rows: list[TrialRow], reference: float | None, out: Path
+) -> tuple[list[str], dict]:
     """The four figures (importances and parallel coordinates when there is enough to show)."""
     monitor, space = info["monitor"], info["space_file"]["params"]
     sweep_plots.history(rows, monitor, out / "history.png",
                         None if reference is None else ("default's best validation", reference))
     sweep_plots.curves(rows, monitor, out / "curves.png")
-    md = ["## Optimisation history", "", "![history](history.png)", "", "![validation curves](curves.png)", ""]
+    md = [
+        "## Optimisation history",
+        "",
+        "![history](history.png)",
+        "",
+        "![validation curves](curves.png)",
+        "",
+    ]
     values, how = _importances(study)
     md += ["## Parameter importances", ""]
     if values:
         sweep_plots.importances(values, out / "importances.png")
-        md += [f"{how}.", "", _table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in values.items()]),
-               "", "![importances](importances.png)", ""]
+        md += [
+            f"{how}.",
+            "",
+            _table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in values.items()]),
+            "",
+            "![importances](importances.png)",
+            "",
+        ]
     else:
         md += [f"Not computed: {how}.", ""]
     if any(r.state == "complete" for r in rows):
         log_params = {k for k, d in space.items() if d["type"] == "log_float" or d.get("log")}
-        sweep_plots.parallel_coordinates(rows, list(space), log_params, monitor, out / "parallel_coordinates.png")
+        sweep_plots.parallel_coordinates(
+            rows, list(space), log_params, monitor, out / "parallel_coordinates.png"
+        )
         md += ["## Parallel coordinates", "", "![parallel coordinates](parallel_coordinates.png)", ""]
     return md, values
 
@@ -184,15 +258,31 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
     md += [f"## Best trial vs the shipped default ({split})", ""]
     if reference is not None and best is not None:
         verdict = "beats" if best.value > reference else "does not beat"
-        md += [f"On validation (the selection split), the best trial's {monitor} {best.value:.4f} {verdict} the "
-               f"default's {reference:.4f} (`{baseline}`).", ""]
+        md += [
+            f"On validation (the selection split), the best trial's {monitor} {best.value:.4f} {verdict} the "
+            f"default's {reference:.4f} (`{baseline}`).",
+            "",
+        ]
     md += [*lines, ""]
-    atomic_write_json(out / MARKER, {
-        "sweep": str(folder), "study": info["study"], "split": split,
-        "counts": {s: sum(r.state == s for r in rows) for s in ("complete", "pruned", "fail", "running", "waiting")},
-        "best": None if best is None else {"number": best.number, "value": best.value, "params": best.params,
-                                           "run_dir": best.run_dir},
-        "importances": importances, "baseline": baseline, "baseline_valid": reference, "comparison": comparison})
+    atomic_write_json(
+        out / MARKER,
+        {
+            "sweep": str(folder),
+            "study": info["study"],
+            "split": split,
+            "counts": {
+                s: sum(r.state == s for r in rows)
+                for s in ("complete", "pruned", "fail", "running", "waiting")
+            },
+            "best": None
+            if best is None
+            else {"number": best.number, "value": best.value, "params": best.params, "run_dir": best.run_dir},
+            "importances": importances,
+            "baseline": baseline,
+            "baseline_valid": reference,
+            "comparison": comparison,
+        },
+    )
     path = out / "README.md"
     atomic_write_text(path, "\n".join(md))
     return path
@@ -200,4 +290,5 @@ def build_sweep_report(folder: Path, out: Path, baseline: str | None = None, spl
 
 def sweep_command_line(folder: Path, out: Path, baseline: str | None, split: str) -> str:
     extra = f" --baseline {shlex.quote(baseline)}" if baseline else ""
-    return f"seqrec report --sweep {shlex.quote(str(folder))}{extra} --out {shlex.quote(str(out))} --split {split}"
+    return f"seqrec report --sweep {shlex.quote(str(folder))}{extra} --out {shlex.quote(str(out))} "
+    f"--split {split}"

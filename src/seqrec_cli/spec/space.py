@@ -134,10 +134,13 @@ Distribution = Annotated[FloatDist | LogFloatDist | IntDist | CategoricalDist, F
 
 
 class MedianPruner(_Dist):
-    """Stop a trial whose validation value at an epoch is below the median of earlier trials' at that epoch."""
+    """Stop a trial whose validation value at an epoch is below the median of earlier trials' at that
+    epoch."""
 
     kind: Literal["median"]
-    startup_trials: int = Field(default=3, ge=0, description="trials that run to the end before pruning starts")
+    startup_trials: int = Field(
+        default=3, ge=0, description="trials that run to the end before pruning starts"
+    )
     warmup_epochs: int = Field(default=2, ge=0, description="epochs of each trial never pruned")
 
 
@@ -158,7 +161,9 @@ Pruner = Annotated[MedianPruner | HyperbandPruner | NoPruner, Field(discriminato
 
 
 class SamplerSpec(Section):
-    seed: int = Field(default=0, description="seed of the TPE sampler (mixed with the worker index and the trials so far)")
+    seed: int = Field(
+        default=0, description="seed of the TPE sampler (mixed with the worker index and the trials so far)"
+    )
     startup_trials: int = Field(default=10, ge=1, description="random trials before TPE models the results")
 
 
@@ -236,7 +241,9 @@ def _check_against_spec(space: SearchSpace, base_raw: dict, where: dict[str, str
             try:
                 ExperimentSpec.model_validate(apply_params(base_raw, {key: value}))
             except ValidationError as exc:
-                msgs = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors())
+                msgs = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
+                )
                 problems.append((where[key], f"value {value!r} is refused by the spec ({msgs})"))
                 break
     return problems
@@ -277,7 +284,11 @@ def load_space(path: str | Path, base_raw: dict | None = None) -> SearchSpace:
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
             # drop the union tag pydantic inserts (params.train.lr.log_float.low -> params.train.lr.low)
-            if len(loc) >= 3 and loc[0] == "params" and loc[2] in ("float", "log_float", "int", "categorical"):
+            if (
+                len(loc) >= 3
+                and loc[0] == "params"
+                and loc[2] in ("float", "log_float", "int", "categorical")
+            ):
                 del loc[2]
             if len(loc) >= 2 and loc[0] == "pruner" and loc[1] in ("median", "hyperband", "none"):
                 del loc[1]
@@ -293,5 +304,7 @@ def load_space(path: str | Path, base_raw: dict | None = None) -> SearchSpace:
     return space
 
 
-SPACE_FIX = ("each params key is a dotted spec key (e.g. train.lr) mapped to {type: float|log_float|int, low, "
-             "high} or {type: categorical, choices: [...]}; see docs/sweep.md")
+SPACE_FIX = (
+    "each params key is a dotted spec key (e.g. train.lr) mapped to {type: float|log_float|int, low, "
+    "high} or {type: categorical, choices: [...]}; see docs/sweep.md"
+)
