@@ -29,6 +29,7 @@ from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.paths import run_dir
 from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_format import stamped
 from seqrec_cli.pipelines.transfer import Source, init_from, load_source
 from seqrec_cli.spec.models import ExperimentSpec
 
@@ -119,9 +120,9 @@ def _context_start(spec: ExperimentSpec, src: Source, scratch: Path,
         placed = context_rows(built.model, torch.tensor(items), torch.from_numpy(np.stack(prefixes)),
                               spec.update.new_item_scale)
     path = scratch / "warm.pt"
-    save_checkpoint(path, {"model": built.model.state_dict(), "epoch": 0,
-                           "fingerprint": manifest["fingerprint"]["hash"],
-                           "items": built.items_info})
+    save_checkpoint(path, stamped({"model": built.model.state_dict(), "epoch": 0,
+                                   "fingerprint": manifest["fingerprint"]["hash"],
+                                   "items": built.items_info}))
     return str(path), {**done, "new_init": f"context x{spec.update.new_item_scale:g} ({placed} placed, the "
                                            "other new items: mean_known_row)"}
 
