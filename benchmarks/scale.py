@@ -156,7 +156,7 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         result = {"positions_per_s": round(batch * length * steps / seconds, 1), "steps": steps,
                   "batch": batch, "length": length}
     else:
-        from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+        from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
         from seqrec_cli.core.runtime import resolve_runtime
         from seqrec_cli.data.process import Sequences
         from seqrec_cli.data.splits import leave_one_out
@@ -170,8 +170,8 @@ def child(kind: str, items: int, loss: str, threads: int) -> None:
         model.eval()
         start = time.perf_counter()
         with torch.no_grad():
-            rank_cases(ModelScorer(model, runtime), seqs, cases, 50, 256, True, runtime.device, top_k=10,
-                       chunk_items=1 << 18)
+            rank_cases(ModelScorer(model, runtime), seqs, cases,
+                       RankOptions(50, 256, True, top_k=10, chunk_items=1 << 18), runtime.device)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result = {"users_per_s": round(users / seconds, 1), "users": users, "chunk_items": 1 << 18}
@@ -190,14 +190,15 @@ def measure_child(kind: str, items: int, loss: str, threads: int) -> dict:
     return {"items": items, "error": proc.stderr[-800:]}
 
 
-def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int = 10) -> dict:
+def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int = 10,
+            lr: float = 0.01) -> dict:
     """SASRec trained for `steps` steps on the prepared (memory-mapped) 10M log vs most-popular, both
     ranked over the whole catalogue on the same random sample of test users (leave-one-out)."""
     import numpy as np
     import torch
 
     from seqrec_cli.core.baselines import Popularity, training_popularity
-    from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+    from seqrec_cli.core.evaluation import ModelScorer, RankOptions, rank_cases
     from seqrec_cli.core.losses import make_loss
     from seqrec_cli.core.metrics import metrics_at_k
     from seqrec_cli.core.model import SeqRecModel
@@ -223,12 +224,13 @@ def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int 
            "protocol": "leave-one-out test targets, full ranking over all items, pessimistic ties"}
     start = time.perf_counter()
     pop = Popularity(Popularity.fit(seqs, plan.train_len, 0))
-    ranked = rank_cases(pop, seqs, test, max_len, 256, False, runtime.device, chunk_items=1 << 18)
+    options = RankOptions(max_len, 256, False, chunk_items=1 << 18)
+    ranked = rank_cases(pop, seqs, test, options, runtime.device)
     out["most_popular"] = {**metrics_at_k(ranked.ranks, ks), "seconds": round(time.perf_counter() - start, 1)}
     print("most popular", out["most_popular"], flush=True)
 
     spec_m = ModelSpec(max_len=max_len, hidden=64, layers=2, heads=1, dropout=0.2)
-    spec_t = TrainSpec(loss="sampled_softmax", num_negatives=256, lr=0.005)
+    spec_t = TrainSpec(loss="sampled_softmax", num_negatives=256, lr=lr)
     model = SeqRecModel(spec_m, seqs.num_items)
     batcher = TrainBatcher(seqs, max_len, 256, True, train_lengths=plan.train_len)
     loss_fn = make_loss(spec_t, training_popularity(seqs))
@@ -251,20 +253,14 @@ def quality(work: Path, threads: int, steps: int, eval_users: int, max_len: int 
     model.eval()
     start = time.perf_counter()
     with torch.no_grad():
-        ranked = rank_cases(ModelScorer(model, runtime), seqs, test, max_len, 256, False, runtime.device,
-                            chunk_items=1 << 18)
-    out["sasrec"] = {
-        **metrics_at_k(ranked.ranks, ks),
-        "model": spec_m.model_dump(mode="json"),
-        "loss": "sampled_softmax, 256 uniform negatives, logQ",
-        "steps": len(batches),
-        "batch_size": 256,
-        "positions_trained": positions,
-        "epochs": round(positions / batcher.num_positions, 4),
-        "train_seconds": round(train_s, 1),
-        "train_positions_per_s": round(positions / train_s, 1),
-        "eval_seconds": round(time.perf_counter() - start, 1),
-    }
+        ranked = rank_cases(ModelScorer(model, runtime), seqs, test, options, runtime.device)
+    out["sasrec"] = {**metrics_at_k(ranked.ranks, ks), "model": spec_m.model_dump(mode="json"),
+                     "loss": "sampled_softmax, 256 uniform negatives, logQ", "steps": len(batches),
+                     "batch_size": 256, "positions_trained": positions,
+                     "epochs": round(positions / batcher.num_positions, 4),
+                     "train_seconds": round(train_s, 1),
+                     "train_positions_per_s": round(positions / train_s, 1),
+                     "eval_seconds": round(time.perf_counter() - start, 1)}
     print("sasrec", out["sasrec"], flush=True)
     return out
 
@@ -325,9 +321,9 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-eval", action="store_true")
     parser.add_argument("--quality", action="store_true", help="train on the 10M log vs most-popular")
-    parser.add_argument("--quality-steps", type=int, default=150)
+    parser.add_argument("--quality-steps", type=int, default=60)
     parser.add_argument("--quality-max-len", type=int, default=10)
-    parser.add_argument("--quality-users", type=int, default=5000)
+    parser.add_argument("--quality-users", type=int, default=2000)
     parser.add_argument("--work", default=str(REPO / ".scale"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
     parser.add_argument("--merge", action="store_true", help="keep sections of an existing --out not rerun")

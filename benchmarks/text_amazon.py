@@ -20,7 +20,9 @@ from pathlib import Path
 from seqrec_cli.pipelines.results import compare, load_run_eval
 
 BEAUTY = [("id (experiments/text/beauty_id.yaml)", "runs/beauty-id"),
+          ("id, name=beauty-id-3ep (beauty_id.yaml, train.epochs 3)", "runs/beauty-id-3ep"),
           ("id+text (experiments/text/beauty_idtext.yaml)", "runs/beauty-idtext")]
+IDTEXT = BEAUTY[2]
 COLD = ("id+text, id_dropout 0.5 (experiments/text/beauty_cold_idtext.yaml)", "runs/beauty-cold-idtext")
 TRANSFER = [
     ("zero-shot (Beauty text model as is)", "evals/toys-text-scratch-from-beauty-text-moe"),
@@ -52,6 +54,7 @@ def training(root: Path, folder: str) -> dict | None:
     return {
         "epochs_run": len(epochs),
         "seconds": round(sum(e.get("seconds", 0) for e in epochs), 1),
+        "valid_NDCG@10_by_epoch": [round(e["valid"]["NDCG@10"], 5) for e in epochs if "valid" in e],
         "best_valid_epoch": max(epochs, key=lambda e: e.get("valid", {}).get("NDCG@10", -1))["epoch"]
         if epochs
         else None,
@@ -78,15 +81,17 @@ def beauty(root: Path) -> dict:
         rep = test_report(root, folder)
         rows[label] = {"test": {k: rep["metrics"][k] for k in KEYS} if rep else None,
                        "training": training(root, folder)}
-    paired = None
-    if all(test_report(root, folder) for _, folder in BEAUTY):
-        a, b = (load_run_eval(str(root / folder), "test") for _, folder in reversed(BEAUTY))
+    paired = {}
+    for label, folder in BEAUTY[:2]:
+        if not (test_report(root, folder) and test_report(root, IDTEXT[1])):
+            continue
+        a, b = load_run_eval(str(root / IDTEXT[1]), "test"), load_run_eval(str(root / folder), "test")
         result = compare(a, b)
-        paired = {"A": BEAUTY[1][0], "B": BEAUTY[0][0], "users": result["cases"],
-                  **{k: result["metrics"][k] for k in KEYS}}
         ndcg = result["metrics"]["NDCG@10"]
-        paired["relative_NDCG@10"] = (ndcg["a"] - ndcg["b"]) / ndcg["b"] if ndcg["b"] else None
-    return {"rows": rows, "paired_idtext_minus_id": paired}
+        paired[f"{IDTEXT[0]} minus {label}"] = {
+            "users": result["cases"], **{k: result["metrics"][k] for k in KEYS},
+            "relative_NDCG@10": (ndcg["a"] - ndcg["b"]) / ndcg["b"] if ndcg["b"] else None}
+    return {"rows": rows, "paired": paired}
 
 
 def cold(root: Path) -> dict:

@@ -304,3 +304,39 @@ runtime:
     with torch.no_grad():
         expected = built.model.eval().score_all(rec.encode_histories(histories)[0])
     torch.testing.assert_close(rec.scores(histories, exclude_history=False), expected, atol=1e-5, rtol=0)
+
+
+def test_a_checkpoint_on_other_text_vectors_is_refused(tmp_path, tiny_encoder):
+    """The run's encoder folder gains a Normalize step (as seqrec < 0.3 ignored it): the same spec now gives
+    other vectors, and neither evaluate nor --resume may pair them with the adaptor trained on the old
+    ones."""
+    import json
+    import shutil
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_encoder, encoder)
+    log, items_csv = write_world(tmp_path)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(f"""name: stale
+data: {{path: {log}, format: user_item_lines, items: {{path: {items_csv}, format: table}}}}
+model:
+  items: text
+  max_len: 6
+  hidden: 8
+  layers: 1
+  heads: 2
+  text: {{template: "{{title}}", encoder: {encoder}}}
+train: {{epochs: 1, batch_size: 8}}
+runtime: {{device: cpu, precision: fp32, threads: 1, output_root: {tmp_path / "out"}}}
+""")
+    assert runner.invoke(app, ["finetune", str(spec_path)]).exit_code == 0
+    st = "sentence_transformers.models."
+    (encoder / "1_Pooling").mkdir()
+    (encoder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    (encoder / "modules.json").write_text(json.dumps([{"path": "", "type": st + "Transformer"},
+                                                      {"path": "1_Pooling", "type": st + "Pooling"},
+                                                      {"path": "2_Normalize", "type": st + "Normalize"}]))
+    resume = ["finetune", str(spec_path), "--resume", "--set", "train.epochs=2"]
+    for command in (["evaluate", str(spec_path)], resume):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "other item text vectors" in " ".join(result.output.split()), command

@@ -265,3 +265,21 @@ def test_update_from_an_export_trains_every_user(parent) -> None:
     info = json.loads((parent["out"] / "runs" / "from-export" / "run.json").read_text())
     assert info["update"]["since"] is None and info["update"]["warm_start"]["kept"] == 9
     assert info["parent"]["path"].endswith("exports/old")
+
+
+def test_context_rows_place_new_items_along_their_preceding_states() -> None:
+    from seqrec_cli.core.warm_start import context_rows
+
+    model = make_model("sasrec", "id", OLD, seed=0)
+    before = model.item_emb.weight.detach().clone()
+    prefixes = torch.tensor([[0, 0, 1, 2, 3], [0, 0, 0, 4, 5], [0, 0, 0, 0, 6]])  # [P, L]
+    items = torch.tensor([9, 9, 10])  # item 9 followed two histories, item 10 one
+    assert context_rows(model, items, prefixes, scale=0.5) == 2
+    with torch.no_grad():
+        states = model.last_hidden(prefixes)  # [P, D]
+    norm = before[[i for i in range(1, 12) if i not in (9, 10)]].norm(dim=1).mean()
+    for item, state in ((9, states[0] + states[1]), (10, states[2])):
+        row = model.item_emb.weight[item].detach()
+        torch.testing.assert_close(row, state / state.norm() * norm * 0.5, rtol=1e-5, atol=1e-6)
+    untouched = [i for i in range(12) if i not in (9, 10)]
+    assert torch.equal(model.item_emb.weight[untouched], before[untouched])

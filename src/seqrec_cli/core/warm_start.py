@@ -6,7 +6,8 @@ Item identity across model versions is the raw item id. Every per-item tensor of
 - an item the source never saw (new) starts as the MEAN of the known rows, so it scores like an
   average known item until training moves it. With a text tower (id+text) the id part of a new item
   starts at zero instead: its text (through the moved adaptor) stands in for it, as in a fresh
-  id+text model;
+  id+text model. `context_rows` can then place an id-only model's new rows where the model's own
+  predictions pointed when users chose them (`seqrec update`'s update.new_items: context);
 - an item of the source missing from the target catalogue (vanished) is dropped.
 Everything else (sequence encoder, text adaptor, [MASK] token) does not depend on the catalogue and
 moves unchanged. Text vectors are a non-persistent buffer of the target catalogue, never moved.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from seqrec_cli.data.batching import PAD
 
@@ -69,3 +71,27 @@ def remap_item_rows(state: dict[str, torch.Tensor], source_ids: list[str], targe
         out[key] = new
     return out, WarmStart(kept=kept, new=int((~known).sum()), dropped=len(source_ids) - 1 - kept,
                           new_init="zero_id_part" if has_text else "mean_known_row")
+
+
+@torch.no_grad()
+def context_rows(model: nn.Module, items: torch.Tensor, prefixes: torch.Tensor, scale: float) -> int:
+    """Rows for new items from the states that preceded them: items [P] (new item ids, one per training
+    occurrence), prefixes [P, L] (the left-padded history before each occurrence). Each new item's row
+    becomes the direction of the mean state that predicted it, at `scale` times the mean norm of the
+    other rows: a short update (a few dozen optimizer steps) cannot move a mean-row start far enough
+    for a new item ever to reach a top-10 list. Returns how many rows were set."""
+    was_training = model.training
+    model.eval()
+    table = model.item_emb.weight  # [N + 1, D]
+    new = torch.unique(items)  # [M]
+    others = torch.ones(table.shape[0], dtype=torch.bool)
+    others[new] = False
+    others[PAD] = False
+    norm = table[others].norm(dim=1).mean()
+    chunks = [model.last_hidden(prefixes[i:i + 512]) for i in range(0, len(prefixes), 512)]
+    states = torch.cat(chunks)  # [P, D]
+    sums = torch.zeros(table.shape[0], table.shape[1]).index_add_(0, items, states.float())  # [N + 1, D]
+    direction = sums[new] / sums[new].norm(dim=1, keepdim=True).clamp(min=1e-12)  # [M, D]
+    table[new] = (direction * norm * scale).to(table.dtype)
+    model.train(was_training)
+    return int(len(new))

@@ -18,7 +18,6 @@ each run is checked after training: a model that saw an event at or after its pe
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -449,7 +448,3 @@ def copy_results(result: BacktestResult, json_path: Path | None, png_path: Path 
         tmp = dst.with_name(f".{dst.name}.tmp")
         shutil.copyfile(src, tmp)
         tmp.replace(dst)
-
-
-def read_report(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

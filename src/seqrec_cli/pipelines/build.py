@@ -11,6 +11,7 @@ import torch
 from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.data.process import Sequences
 from seqrec_cli.data.store import load_cold_items
+from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, no_events
 from seqrec_cli.pipelines.item_text import TextVectors, text_vectors
 from seqrec_cli.spec.models import ExperimentSpec
@@ -33,6 +34,18 @@ class BuiltModel:
                 "text_model_hash": self.text.model_hash if self.text else None,
                 "text_hash": self.text.text_hash if self.text else None,
                 "text_tune": self.text_tune if self.text else None}
+
+
+def check_text_vectors(saved: dict | None, built: BuiltModel, where: str) -> None:
+    """A checkpoint's adaptor was trained on certain text vectors; refuse to pair it with others (the
+    texts, the token limit or the encoder's pooling/normalisation changed, e.g. vectors of seqrec < 0.3)."""
+    before = (saved or {}).get("text_hash")
+    now = built.items_info["text_hash"]
+    if before and now and before != now:
+        raise UserError("the checkpoint was trained on other item text vectors than this spec gives now "
+                        "(the texts, "
+                        "model.text.max_length or the encoder's pooling/normalisation changed)", where=where,
+                        fix="train the run again (or start a new run from its weights with train.init_from)")
 
 
 def attach_text_tower(model: SeqRecModel, spec: ExperimentSpec, text: TextVectors) -> None:

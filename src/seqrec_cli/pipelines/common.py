@@ -17,7 +17,7 @@ from seqrec_cli.data.splits import SplitPlan, make_plan
 from seqrec_cli.data.store import load_prepared, read_json_file
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import Events, no_events
-from seqrec_cli.pipelines.build import BuiltModel, build_model
+from seqrec_cli.pipelines.build import BuiltModel, build_model, check_text_vectors
 from seqrec_cli.pipelines.paths import prepared_dir, resolved_data_spec, run_dir
 from seqrec_cli.pipelines.run_format import load_run_checkpoint
 from seqrec_cli.spec.loader import monitor_problem
@@ -85,6 +85,7 @@ def load_trained(
         raise UserError("checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="evaluate with the spec the run was trained with, or train again")
     built = build_model(spec, seqs, prepared_dir(spec, resolved_data_spec(spec)), events)
+    check_text_vectors(payload.get("items"), built, str(path))
     if spec.train.method == "lora":  # the checkpoint holds the adapters beside the base weights
         apply_method(built.model, "lora", spec.model.encoder, spec.train.lora,
                      encoder_from_init=bool(spec.train.init_from))

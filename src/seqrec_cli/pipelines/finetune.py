@@ -44,7 +44,7 @@ from seqrec_cli.events import (
     TrainStarted,
     no_events,
 )
-from seqrec_cli.pipelines.build import BuiltModel, build_model
+from seqrec_cli.pipelines.build import BuiltModel, build_model, check_text_vectors
 from seqrec_cli.pipelines.common import (
     BEST,
     LAST,
@@ -93,13 +93,15 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
 
 
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
-             batches_per_step: int) -> tuple[LoopState, EarlyStopping, int]:
+             batches_per_step: int, built: BuiltModel | None = None) -> tuple[LoopState, EarlyStopping, int]:
     """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines).
     Only this seqrec's run format is read (pipelines/run_format.py)."""
     state = load_run_checkpoint(path)
     if state["fingerprint"] != fingerprint:
         raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="choose another run name")
+    if built is not None:  # the adaptor was trained on certain text vectors; refuse others
+        check_text_vectors(state.get("items"), built, str(path))
     saved_group = int(state["batches_per_step"])
     if saved_group != batches_per_step:
         raise UserError(
@@ -357,6 +359,7 @@ def _restore_or_start(session: _Session) -> None:
         session.scaler,
         spec,
         train.grad_accum * world.size,
+        session.built,
     )
     loop = session.loop
     if world.is_main:

@@ -11,19 +11,26 @@ catastrophic forgetting. The new run folder's run.json records its parent.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from seqrec_cli.atomic import atomic_write_json
+from seqrec_cli.core.checkpoint import save_checkpoint
+from seqrec_cli.core.warm_start import context_rows, row_map
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import Event, Events, InitializedFrom, no_events
-from seqrec_cli.pipelines.common import load_dataset
+from seqrec_cli.pipelines.build import build_model
+from seqrec_cli.pipelines.common import load_dataset, split_plan
 from seqrec_cli.pipelines.finetune import finetune
 from seqrec_cli.pipelines.finetune_result import FinetuneResult
 from seqrec_cli.pipelines.paths import run_dir
-from seqrec_cli.pipelines.transfer import Source, load_source
+from seqrec_cli.pipelines.prepare import prepare
+from seqrec_cli.pipelines.run_format import stamped
+from seqrec_cli.pipelines.transfer import Source, init_from, load_source
 from seqrec_cli.spec.models import ExperimentSpec
 
 
@@ -79,6 +86,47 @@ def record_lineage(folder: Path, fields: dict) -> None:
     atomic_write_json(path, {**info, **fields})
 
 
+def _context_start(spec: ExperimentSpec, src: Source, scratch: Path,
+                   events: Events) -> tuple[str, dict] | None:
+    """An id model with new items and update.new_items context: the warm-started weights with the new
+    rows placed by core/warm_start.context_rows, as a checkpoint of the new dataset (the finetune then
+    loads it whole). None when that does not apply (the finetune warm-starts from the parent itself)."""
+    if spec.update.new_items != "context" or spec.model.items != "id" or src.item_ids is None:
+        return None
+    prepare(spec, events)
+    seqs, manifest, prepared = load_dataset(spec)
+    rows = row_map(src.item_ids, seqs.item_ids)  # [N + 1] -1: new
+    if not bool((rows[1:] < 0).any()):
+        return None
+    built = build_model(spec, seqs, prepared, events)
+    done = init_from(built.model, built.items_info, src.where, manifest["fingerprint"]["hash"], scratch,
+                     item_ids=seqs.item_ids, init_items="by_raw_id")
+    # every training occurrence of a new item (never a valid/test target) with the history before it
+    train_len, width = split_plan(spec, seqs).train_len, spec.model.max_len
+    fresh = np.flatnonzero(rows.numpy() < 0)
+    items, prefixes = [], []
+    for u in range(seqs.num_users):
+        own = seqs.user_items(u)[: train_len[u]]
+        for p in np.flatnonzero(np.isin(own, fresh)):
+            if p == 0:
+                continue
+            window = np.zeros(width, dtype=np.int64)
+            history = own[max(0, p - width):p]
+            window[width - len(history):] = history
+            items.append(int(own[p]))
+            prefixes.append(window)
+    placed = 0
+    if items:
+        placed = context_rows(built.model, torch.tensor(items), torch.from_numpy(np.stack(prefixes)),
+                              spec.update.new_item_scale)
+    path = scratch / "warm.pt"
+    save_checkpoint(path, stamped({"model": built.model.state_dict(), "epoch": 0,
+                                   "fingerprint": manifest["fingerprint"]["hash"],
+                                   "items": built.items_info}))
+    return str(path), {**done, "new_init": f"context x{spec.update.new_item_scale:g} ({placed} placed, the "
+                                           "other new items: mean_known_row)"}
+
+
 def update(parent: str, spec: ExperimentSpec, events: Events = no_events) -> UpdateResult:
     if spec.model.kind != "neural":
         raise UserError(f"model.kind {spec.model.kind!r} is fitted, not trained: there is nothing to update",
@@ -93,8 +141,16 @@ def update(parent: str, spec: ExperimentSpec, events: Events = no_events) -> Upd
             warm.update({k: v for k, v in asdict(event).items() if k not in ("moved", "fresh")})
         events(event)
 
-    # src.where is the resolved checkpoint file or export folder: a relative name cannot change meaning
-    result = finetune(update_spec(spec, src.where, since), events=relay)
+    scratch = runs_root / f".{spec.name}.warm-start"  # never the run folder itself: finetune claims that
+    try:
+        start = _context_start(spec, src, scratch, events)
+        if start is not None:
+            warm.update(start[1])
+        # src.where is the resolved checkpoint file or export folder: a relative name cannot change meaning
+        init = start[0] if start is not None else src.where
+        result = finetune(update_spec(spec, init, since), events=relay if start is None else events)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     until = data_until(spec)
     if result.is_main:
         record_lineage(result.run_dir, {

@@ -460,6 +460,16 @@ class UpdateSpec(Section):
         description="timestamp where new data starts (default: the end of "
         "the parent's data when known, else the update trains on every user)",
     )
+    new_items: Literal["mean", "context"] = Field(
+        default="context",
+        description="model.items id: where a new item's row starts; mean: the mean known row; context: the "
+        "direction of the model's states that preceded it in training, at new_item_scale times the mean row "
+        "norm (core/warm_start.py)",
+    )
+    new_item_scale: float = Field(
+        default=0.7, gt=0,
+        description="update.new_items context: row norm as a share of the mean known row norm",
+    )
 
 
 class EvalSpec(Section):
