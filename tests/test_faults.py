@@ -57,10 +57,12 @@ def run(cwd: Path, *args: str, preexec: Callable[[], None] | None = None, timeou
         if preexec:
             preexec()
 
+    env = child_env()
+    env.pop("SEQREC_DATA_ROOT", None)  # data.path is relative to cwd, not to a data root (CI sets one)
     return subprocess.run(
         [*seqrec_command(), *args],
         cwd=cwd,
-        env=child_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -555,6 +557,7 @@ def test_extending_max_steps_after_a_mid_epoch_end_writes_each_epoch_once(
     (tmp_path / "data/log.csv").write_text("\n".join(log_rows()) + "\n")
     (tmp_path / "spec.yaml").write_text(SPEC)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SEQREC_DATA_ROOT", raising=False)  # data.path is relative to cwd here
     monkeypatch.setattr(train_module, "time", FakeClock())
 
     def records(name: str) -> list[dict]:
