@@ -36,8 +36,11 @@ class Recommender:
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> Recommender:
-        folder = Path(folder)
-        manifest = verify_export(folder)
+        return cls.from_verified(Path(folder), verify_export(Path(folder)), device)
+
+    @classmethod
+    def from_verified(cls, folder: Path, manifest: dict, device: str = "cpu") -> Recommender:
+        """Build from a folder whose files `verify_export` has just checked (returned `manifest`)."""
         config = read_json_file(folder / "config.json", "the export's config", REEXPORT_FIX)
         item_ids = read_json_file(folder / "item_ids.json", "the export's item id list", REEXPORT_FIX)
         text_path = folder / "item_text.safetensors"

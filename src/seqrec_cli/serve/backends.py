@@ -27,7 +27,8 @@ class Backend(Protocol):
 class TorchBackend:
     kind = "torch"
 
-    def __init__(self, folder: Path, threads: int | None):
+    def __init__(self, folder: Path, threads: int | None, manifest: dict | None = None):
+        """`manifest`: what the caller's `verify_export` returned, so the files are not hashed twice."""
         import torch
 
         from seqrec_cli.artifacts.recommender import Recommender
@@ -35,7 +36,8 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
-        self.model = Recommender.load(folder).model.eval()
+        loaded = Recommender.load(folder) if manifest is None else Recommender.from_verified(folder, manifest)
+        self.model = loaded.model.eval()
         self.uses_times = bool(self.model.uses_times)
 
     def user_vectors(self, inputs: np.ndarray, times: np.ndarray | None) -> np.ndarray:
@@ -48,7 +50,8 @@ class TorchBackend:
 class OnnxBackend:
     kind = "onnx"
 
-    def __init__(self, folder: Path, threads: int | None):
+    def __init__(self, folder: Path, threads: int | None, manifest: dict | None = None):
+        # model.onnx is read as is: serving verifies the whole export before building a backend.
         path = Path(folder) / "model.onnx"
         if not path.is_file():
             raise UserError(

@@ -83,7 +83,7 @@ class ServedModel:
         self.card = (
             (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
         )
-        self.backend = BACKENDS[backend](folder, threads)
+        self.backend = BACKENDS[backend](folder, threads, self.manifest)
         self.ann = None
         if use_ann and (folder / "items.faiss").is_file():
             from seqrec_cli.artifacts.ann import AnnIndex
