@@ -58,17 +58,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
     one, two = epoch_records(tmp_path / "runs/single"), epoch_records(tmp_path / "runs/ddp")
     assert [r["epoch"] for r in two] == [1, 2]
-    for a, b in zip(one, two, strict=True):
-        assert a["positions"] == b["positions"]
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
-        for metric, value in a["valid"].items():
-            assert b["valid"][metric] == pytest.approx(value, abs=1e-9), metric
-    wa, wb = (
-        weights(tmp_path / "runs/single/checkpoints/last.pt"),
-        weights(tmp_path / "runs/ddp/checkpoints/last.pt"),
-    )
-    for key in wa:
-        torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)
+    assert_same_training(tmp_path, one, two)
     assert not (tmp_path / "runs/ddp/checkpoints/last.pt.tmp").exists()
 
 
@@ -94,6 +84,11 @@ def test_two_gloo_processes_match_one_process_with_sampled_sliding_windows(tmp_p
     one, two = epoch_records(tmp_path / "runs/single"), epoch_records(tmp_path / "runs/ddp")
     assert [r["epoch"] for r in two] == [1, 2]
     assert one[0]["positions"] != one[1]["positions"]  # a different window sample each epoch
+    assert_same_training(tmp_path, one, two)
+
+
+def assert_same_training(tmp_path, one: list[dict], two: list[dict]) -> None:
+    """runs/single and runs/ddp trained the same positions to the same losses, metrics and weights."""
     for a, b in zip(one, two, strict=True):
         assert a["positions"] == b["positions"]
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
