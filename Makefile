@@ -63,11 +63,16 @@ bench-quality-smoke: install
 	$(PYTHON) benchmarks/quality.py --data-from experiments/ml100k/sasrec.yaml --datasets ml1m --epochs 1 \
 		--output-root .bench-smoke --results .bench-smoke/quality.json --table .bench-smoke/quality.md
 
+# `--resume` when the spec's run folder under output root $(2) exists, nothing otherwise: finetune refuses
+# --resume for a run that never started (issue 16), and these targets continue or start.
+resume_flag = $$(n=$$(sed -n 's/^name:[[:space:]]*\([^[:space:]\#]*\).*/\1/p' $(1) | head -1); \
+	test -d $(2)/runs/$$n && echo --resume)
+
 # Text items (docs/text.md, results in benchmarks/RESULTS.md): ML-1M id vs text vs id+text, cold
 # start with 10% of items held out, ML-1M -> ML-100K transfer (zero-shot, finetuned, LoRA, from
 # scratch), all with the SASRec+ encoder. Every ML-1M training gets the same wall-clock budget,
 # TEXT_MINUTES, and every ML-100K one TRANSFER_MINUTES (empty: train to early stopping, hours on
-# 2 CPU cores). --resume continues a run that was interrupted and starts it otherwise.
+# 2 CPU cores). A run that was interrupted is continued, one not yet begun is started.
 TEXT_OUT ?= text-runs
 TEXT_MINUTES ?= 16
 TRANSFER_MINUTES ?= 6
@@ -79,12 +84,12 @@ TEXT_ML100K := experiments/text/ml100k_from_ml1m.yaml experiments/text/ml100k_fr
 	experiments/text/ml100k_text.yaml experiments/ml100k/sasrec.yaml
 text-experiments: install
 	for spec in $(TEXT_ML1M); do \
-	  seqrec finetune $$spec --resume $(TEXT_ROOT) $(if $(TEXT_MINUTES),--set train.max_minutes=$(TEXT_MINUTES)) \
+	  seqrec finetune $$spec $(call resume_flag,$$spec,$(TEXT_OUT)) $(TEXT_ROOT) $(if $(TEXT_MINUTES),--set train.max_minutes=$(TEXT_MINUTES)) \
 	    && seqrec evaluate $$spec --split test $(TEXT_ROOT) || exit 1; \
 	done
 	seqrec evaluate experiments/text/ml100k_from_ml1m.yaml --split test --model ml1m-sasrec-text $(TEXT_ROOT)
 	for spec in $(TEXT_ML100K); do \
-	  seqrec finetune $$spec --resume $(TEXT_ROOT) $(if $(TRANSFER_MINUTES),--set train.max_minutes=$(TRANSFER_MINUTES)) \
+	  seqrec finetune $$spec $(call resume_flag,$$spec,$(TEXT_OUT)) $(TEXT_ROOT) $(if $(TRANSFER_MINUTES),--set train.max_minutes=$(TRANSFER_MINUTES)) \
 	    && seqrec evaluate $$spec --split test $(TEXT_ROOT) || exit 1; \
 	done
 	$(PYTHON) benchmarks/text_table.py --root $(TEXT_OUT) --out benchmarks/results/text_items.json
@@ -131,7 +136,7 @@ bench-scale: install
 	$(PYTHON) benchmarks/scale.py --quality $(SCALE_ARGS)
 
 # Hyperparameter sweep on Amazon Beauty (docs/sweep.md): the shipped default is trained and tested first
-# (the baseline; --resume picks an interrupted run up), then SWEEP_JOBS workers search
+# (the baseline; an interrupted one is continued), then SWEEP_JOBS workers search
 # experiments/beauty/sweep_space.yaml for SWEEP_MINUTES, the best trial (by validation) is tested once,
 # and the report compares it with the default user by user. Rerunning continues the same study.
 SWEEP_OUT ?= sweep-runs
@@ -141,7 +146,7 @@ SWEEP_JOBS ?= 2
 .PHONY: sweep-beauty
 SWEEP_SET := --set runtime.threads=1 --set runtime.output_root=$(SWEEP_OUT)
 sweep-beauty: install
-	$(SEQREC) finetune experiments/beauty/sasrec.yaml --resume $(SWEEP_SET)
+	$(SEQREC) finetune experiments/beauty/sasrec.yaml $(call resume_flag,experiments/beauty/sasrec.yaml,$(SWEEP_OUT)) $(SWEEP_SET)
 	$(SEQREC) evaluate experiments/beauty/sasrec.yaml --split test $(SWEEP_SET)
 	$(SEQREC) sweep experiments/beauty/sasrec.yaml --space experiments/beauty/sweep_space.yaml \
 	  --trials $(SWEEP_TRIALS) --timeout $(SWEEP_MINUTES) --jobs $(SWEEP_JOBS) --evaluate-best $(SWEEP_SET)
@@ -171,12 +176,12 @@ AMAZON_SET := --set runtime.output_root=$(AMAZON_OUT) $(if $(AMAZON_EPOCHS),--se
 text-amazon: install
 	for spec in experiments/text/beauty_id.yaml experiments/text/beauty_idtext.yaml \
 	  experiments/text/beauty_cold_idtext.yaml experiments/text/beauty_text_moe.yaml; do \
-	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
+	  seqrec finetune $$spec $(call resume_flag,$$spec,$(AMAZON_OUT)) $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
 	done
 	seqrec evaluate experiments/text/toys_scratch.yaml --split test --model beauty-text-moe $(AMAZON_SET)
 	for spec in experiments/text/toys_scratch.yaml experiments/text/toys_from_beauty_adaptor.yaml \
 	  experiments/text/toys_from_beauty_lora.yaml experiments/text/toys_from_beauty_full.yaml; do \
-	  seqrec finetune $$spec --resume $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
+	  seqrec finetune $$spec $(call resume_flag,$$spec,$(AMAZON_OUT)) $(AMAZON_SET) && seqrec evaluate $$spec --split test $(AMAZON_SET) || exit 1; \
 	done
 	$(PYTHON) benchmarks/text_amazon.py --root $(AMAZON_OUT) --out benchmarks/results/text_amazon.json
 
