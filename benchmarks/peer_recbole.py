@@ -48,6 +48,10 @@ CANDIDATES: dict[str, tuple[list[str], bool]] = {
     "sliding-b64": (["train.batch_size=64", "train.lr=0.002"], False),
     "sliding-b32-d03": (["train.batch_size=32", "train.lr=0.002", "model.dropout=0.3"], False),
     "sliding-b256": ([], False),  # the spec as written: RecBole's batch 256 and lr 0.001
+    # Overlapping windows (stride 10 of 50): each target is trained in up to five windows per epoch,
+    # the last giving it 40-50 items of left context: closer to RecBole's one-instance-per-prefix training.
+    "sliding-s10": (["train.window_stride=10"], False),
+    "sliding-s10-b128": (["train.window_stride=10", "train.batch_size=128", "train.lr=0.002"], False),
     "last-b64": (
         ["train.batch_size=64", "train.lr=0.002", "train.windows=last", "train.window_stride=null"],
         True,

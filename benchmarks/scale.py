@@ -281,7 +281,7 @@ def plot(report: dict, path: Path) -> None:
         title="prepare: wall time", xlabel="interactions", ylabel="seconds", xscale="log", yscale="log"
     )
     axes[1].set(title="prepare: peak RSS (process tree)", xlabel="interactions", ylabel="GiB", xscale="log")
-    twin = axes[2].twinx()
+    twin = axes[2].twinx() if report.get("train") else None
     for loss, cases in report.get("train", {}).items():
         ok = [c for c in cases if "error" not in c]
         axes[2].plot(
@@ -295,8 +295,13 @@ def plot(report: dict, path: Path) -> None:
     ok = [c for c in report.get("eval", []) if "error" not in c]
     axes[3].plot([c["items"] for c in ok], [c["users_per_s"] for c in ok], "o-")
     axes[3].set(title="full-ranking eval", xlabel="items", ylabel="users/s", xscale="log", yscale="log")
-    for ax in axes[:3]:
-        ax.legend(fontsize=8)
+    for ax in axes:
+        if any(len(line.get_xdata()) for line in ax.lines):
+            if ax is not axes[3]:
+                ax.legend(fontsize=8)
+        else:  # a section this invocation skipped: log axes have nothing to scale to
+            ax.set(xscale="linear", yscale="linear")
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", transform=ax.transAxes)
     fig.suptitle(f"seqrec scaling, {report['machine']['description']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
