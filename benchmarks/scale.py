@@ -346,7 +346,8 @@ def main() -> None:
     report = json.loads(out.read_text()) if args.merge and out.is_file() else {}
     report["machine"] = {"description": f"{os.cpu_count()}-core shared CPU", "cpus": os.cpu_count(),
                          "platform": platform.platform(), "python": platform.python_version(),
-                         "threads": args.threads, "engine_memory_gb": args.memory_gb}
+                         "threads": args.threads, "engine_memory_gb": args.memory_gb,
+                         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
     report["command"] = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
     if not args.skip_prepare:
         prep = report.setdefault("prepare", {})
@@ -387,6 +388,7 @@ def main() -> None:
     if args.quality:
         report["quality"] = quality(work, args.threads, args.quality_steps, args.quality_users,
                                     args.quality_max_len)
+    report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     plot(report, out.with_suffix(".png"))
