@@ -52,6 +52,10 @@ CANDIDATES: dict[str, tuple[list[str], bool]] = {
     # the last giving it 40-50 items of left context: closer to RecBole's one-instance-per-prefix training.
     "sliding-s10": (["train.window_stride=10"], False),
     "sliding-s10-b128": (["train.window_stride=10", "train.batch_size=128", "train.lr=0.002"], False),
+    # RecBole initialises every embedding N(0, 0.02); seqrec's default item table has std 1/sqrt(hidden).
+    "sliding-s10-b128-init002": (
+        ["train.window_stride=10", "train.batch_size=128", "train.lr=0.002", "model.emb_init_std=0.02"], False
+    ),
     "last-b64": (
         ["train.batch_size=64", "train.lr=0.002", "train.windows=last", "train.window_stride=null"],
         True,
