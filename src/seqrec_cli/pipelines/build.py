@@ -42,10 +42,12 @@ def check_text_vectors(saved: dict | None, built: BuiltModel, where: str) -> Non
     before = (saved or {}).get("text_hash")
     now = built.items_info["text_hash"]
     if before and now and before != now:
-        raise UserError("the checkpoint was trained on other item text vectors than this spec gives now "
-                        "(the texts, "
-                        "model.text.max_length or the encoder's pooling/normalisation changed)", where=where,
-                        fix="train the run again (or start a new run from its weights with train.init_from)")
+        raise UserError(
+            "the checkpoint was trained on other item text vectors than this spec gives now (the texts, "
+            "model.text.max_length or the encoder's pooling/normalisation changed)",
+            where=where,
+            fix="train the run again (or start a new run from its weights with train.init_from)",
+        )
 
 
 def attach_text_tower(model: SeqRecModel, spec: ExperimentSpec, text: TextVectors) -> None:

@@ -93,15 +93,14 @@ def _claim_run_dir(spec: ExperimentSpec, resume: bool, restart: bool, lock: RunL
 
 
 def _restore(path: Path, fingerprint: str, model, optimizer, scheduler, scaler, spec: ExperimentSpec,
-             batches_per_step: int, built: BuiltModel | None = None) -> tuple[LoopState, EarlyStopping, int]:
+             batches_per_step: int, built: BuiltModel) -> tuple[LoopState, EarlyStopping, int]:
     """Load everything --resume needs from the last checkpoint: (loop state, early stopping, metrics lines).
     Only this seqrec's run format is read (pipelines/run_format.py)."""
     state = load_run_checkpoint(path)
     if state["fingerprint"] != fingerprint:
         raise UserError("last checkpoint was trained on a different prepared dataset", where=str(path),
                         fix="choose another run name")
-    if built is not None:  # the adaptor was trained on certain text vectors; refuse others
-        check_text_vectors(state.get("items"), built, str(path))
+    check_text_vectors(state.get("items"), built, str(path))  # the adaptor knows only its own text vectors
     saved_group = int(state["batches_per_step"])
     if saved_group != batches_per_step:
         raise UserError(

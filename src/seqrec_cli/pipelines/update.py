@@ -21,6 +21,7 @@ import torch
 from seqrec_cli.atomic import atomic_write_json
 from seqrec_cli.core.checkpoint import save_checkpoint
 from seqrec_cli.core.warm_start import context_rows, row_map
+from seqrec_cli.data.batching import PAD
 from seqrec_cli.errors import UserError
 from seqrec_cli.events import Event, Events, InitializedFrom, no_events
 from seqrec_cli.pipelines.build import build_model
@@ -110,7 +111,7 @@ def _context_start(spec: ExperimentSpec, src: Source, scratch: Path,
         for p in np.flatnonzero(np.isin(own, fresh)):
             if p == 0:
                 continue
-            window = np.zeros(width, dtype=np.int64)
+            window = np.full(width, PAD, dtype=np.int64)
             history = own[max(0, p - width):p]
             window[width - len(history):] = history
             items.append(int(own[p]))
