@@ -56,6 +56,22 @@ CANDIDATES: dict[str, tuple[list[str], bool]] = {
     "sliding-s10-b128-init002": (
         ["train.window_stride=10", "train.batch_size=128", "train.lr=0.002", "model.emb_init_std=0.02"], False
     ),
+    # RecBole's SASRec architecture as well: BERT's post-LN blocks with a LayerNormed, unscaled embedding,
+    # positions counted from the oldest item of the window, every embedding N(0, 0.02).
+    "recbole-arch-s10-b128": (
+        ["train.window_stride=10", "train.batch_size=128", "train.lr=0.002", "model.emb_init_std=0.02",
+         "model.block=post_ln", "model.positions=from_start"], False
+    ),
+    # smaller steps, more of them: RecBole takes 380 steps an epoch (one target per instance)
+    "recbole-arch-s10-b32": (
+        ["train.window_stride=10", "train.batch_size=32", "model.emb_init_std=0.02", "model.block=post_ln",
+         "model.positions=from_start"], False
+    ),
+    "recbole-arch-s10-b256": (
+        ["train.window_stride=10", "model.emb_init_std=0.02", "model.block=post_ln",
+         "model.positions=from_start"],
+        False,
+    ),
     "last-b64": (
         ["train.batch_size=64", "train.lr=0.002", "train.windows=last", "train.window_stride=null"],
         True,

@@ -1,5 +1,5 @@
-"""The two block layouts (model.block): queries from one input, keys/values from another, and the
-original SASRec block against a hand-written computation of its layout."""
+"""The block layouts (model.block): queries from one input, keys/values from another, and the
+original SASRec and post-LN blocks against hand-written computations of their layouts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqrec_cli.core.attention import OriginalSASRecBlock, SelfAttention
+from seqrec_cli.core.attention import OriginalSASRecBlock, PostLNBlock, SelfAttention
+from seqrec_cli.core.model import SeqRecModel
 from seqrec_cli.spec.models import ModelSpec
 
 torch.set_num_threads(1)
@@ -58,6 +59,41 @@ def test_original_block_follows_the_sasrec_code_layout():
         first, second = block.ffn[0], block.ffn[3]
         expected = h + second(torch.relu(first(h)))
         assert torch.allclose(block(x, causal_mask()), expected, atol=1e-5)
+
+
+def test_post_ln_block_normalises_after_each_residual_sum():
+    torch.manual_seed(2)
+    block = PostLNBlock(D, heads=1, ffn=2 * D, dropout=0.0, attn_dropout=0.0).eval()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    x = torch.randn(B, L, D)
+    with torch.no_grad():
+        h = F.layer_norm(
+            x + by_hand_attention(block.attn, x, x), (D,), block.norm1.weight, block.norm1.bias, eps=1e-12
+        )
+        first, second = block.ffn[0], block.ffn[2]
+        expected = F.layer_norm(
+            h + second(F.gelu(first(h))), (D,), block.norm2.weight, block.norm2.bias, eps=1e-12
+        )
+        assert torch.allclose(block(x, causal_mask()), expected, atol=1e-5)
+
+
+def test_post_ln_encoder_normalises_unscaled_embeddings_and_adds_no_final_norm():
+    torch.manual_seed(3)
+    spec = ModelSpec(encoder="sasrec", block="post_ln", hidden=D, heads=1, layers=1, max_len=L, dropout=0.0)
+    model = SeqRecModel(spec, num_items=5).eval()
+    inputs = torch.tensor([[1, 2, 3, 4], [2, 2, 5, 1]])  # no padding
+    encoder = model.encoder
+    with torch.no_grad():
+        positions = encoder.positions((L - 1) - torch.arange(L))  # from_end, the default
+        x = model.item_emb(inputs) + positions  # no sqrt(hidden) scale
+        x = F.layer_norm(x, (D,), encoder.embed_norm.weight, encoder.embed_norm.bias, eps=1e-12)
+        mask = causal_mask() | torch.eye(L, dtype=torch.bool)
+        expected = encoder.blocks[0](x, mask)
+        assert torch.allclose(model.encode(inputs), expected, atol=1e-5)
+    assert not any("norm" in name and "blocks" not in name and "embed" not in name
+                   for name, _ in encoder.named_parameters())
 
 
 def test_block_choice_is_for_self_attention_encoders_only():

@@ -19,7 +19,11 @@ B, L, D, N = 3, 5, 8, 11
 ATOL = 1e-5
 SPEC_KINDS = list(EncoderKind.__args__)
 # "kind/variant": the same encoder with one model option set (VARIANTS), through every test below
-VARIANTS = {"from_start": {"positions": "from_start"}, "original": {"block": "original"}}
+VARIANTS = {
+    "from_start": {"positions": "from_start"},
+    "original": {"block": "original"},
+    "post_ln": {"block": "post_ln"},
+}
 KINDS = SPEC_KINDS + [f"{kind}/{variant}" for variant in VARIANTS for kind in ("sasrec", "bert4rec")]
 CAUSAL = [k for k in KINDS if ENCODERS[k.split("/")[0]].causal]
 BIDIRECTIONAL = [k for k in KINDS if not ENCODERS[k.split("/")[0]].causal]
@@ -35,6 +39,7 @@ def test_registry_keys_are_the_spec_choices():
         "hf_llama",
         "sasrec/from_start",
         "sasrec/original",
+        "sasrec/post_ln",
     }
     assert {ENCODERS[k.split("/")[0]].objective for k in BIDIRECTIONAL} == {"masked_item"}
 

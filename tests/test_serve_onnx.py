@@ -61,6 +61,15 @@ def test_every_encoder_exports_with_parity(encoder: str, tmp_path: Path) -> None
     check_parity(model, tmp_path, times=False)
 
 
+@pytest.mark.parametrize("layout", ["original", "post_ln"])
+def test_every_block_layout_exports_with_parity(layout: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        encoder="sasrec", block=layout, positions="from_start", max_len=MAX_LEN, hidden=D, layers=2, heads=2
+    )
+    check_parity(SeqRecModel(spec, N), tmp_path, times=False)
+
+
 def test_time_aware_hstu_exports_a_times_graph(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = SeqRecModel(ModelSpec(encoder="hstu", max_len=MAX_LEN, hidden=D, layers=2, heads=2), N)

@@ -1,5 +1,6 @@
-"""Multi-head self-attention and the two Transformer block layouts shared by SASRec and BERT4Rec
-(`model.block`): pre-LayerNorm (the default) and the original SASRec code's layout."""
+"""Multi-head self-attention and the Transformer block layouts shared by SASRec and BERT4Rec
+(`model.block`): pre-LayerNorm (the default), the original SASRec code's layout, and post-LayerNorm
+(BERT's, which RecBole's SASRec and BERT4Rec use)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Block(nn.Module):
     """Pre-LayerNorm Transformer block."""
 
     norm_eps = 1e-5  # LayerNorm eps of the block and of the encoder's final norm
+    post_norm = False  # True: the encoder normalises the embeddings instead of the last block's output
 
     def __init__(self, hidden: int, heads: int, ffn: int, dropout: float, attn_dropout: float):
         super().__init__()
@@ -62,6 +64,7 @@ class OriginalSASRecBlock(nn.Module):
     LayerNorm and a ReLU point-wise feed-forward with its own residual. LayerNorm eps 1e-8 as there."""
 
     norm_eps = 1e-8
+    post_norm = False
 
     def __init__(self, hidden: int, heads: int, ffn: int, dropout: float, attn_dropout: float):
         super().__init__()
@@ -79,4 +82,25 @@ class OriginalSASRecBlock(nn.Module):
         return x + self.drop(self.ffn(x))  # [B, L, D]
 
 
-BLOCKS = {"pre_ln": Block, "original": OriginalSASRecBlock}
+class PostLNBlock(nn.Module):
+    """BERT's post-LayerNorm block, as RecBole's SASRec has it: attention, dropout, residual, then
+    LayerNorm; a GELU feed-forward, dropout, residual, then LayerNorm. Every block output is already
+    normalised, so the encoder normalises the embeddings and adds no final norm (`post_norm`)."""
+
+    norm_eps = 1e-12
+    post_norm = True
+
+    def __init__(self, hidden: int, heads: int, ffn: int, dropout: float, attn_dropout: float):
+        super().__init__()
+        self.attn = SelfAttention(hidden, heads, attn_dropout)
+        self.norm1 = nn.LayerNorm(hidden, eps=self.norm_eps)
+        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden))
+        self.norm2 = nn.LayerNorm(hidden, eps=self.norm_eps)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.drop(self.attn(x, mask)))  # [B, L, D]
+        return self.norm2(x + self.drop(self.ffn(x)))  # [B, L, D]
+
+
+BLOCKS = {"pre_ln": Block, "original": OriginalSASRecBlock, "post_ln": PostLNBlock}

@@ -22,7 +22,7 @@ from seqrec_cli.spec.models import ModelSpec
 
 class SASRecEncoder(nn.Module):
     """Causal self-attention over item embeddings (Kang & McAuley, 2018); pre-LN blocks by default,
-    the original code's block layout with `model.block: original`.
+    the original code's block layout with `model.block: original`, BERT's (RecBole's) with `post_ln`.
 
     Encoder contract (every registry entry): forward(x [B, L, D] item embeddings, left-padded;
     real [B, L] True at real items) -> [B, L, D]. Class attributes tell the rest of the toolkit
@@ -44,7 +44,12 @@ class SASRecEncoder(nn.Module):
             block(spec.hidden, spec.heads, spec.ffn_mult * spec.hidden, spec.dropout, spec.attention_dropout)
             for _ in range(spec.layers)
         )
-        self.norm = nn.LayerNorm(spec.hidden, eps=block.norm_eps)
+        # Pre-LN and original blocks leave the last output un-normalised: a final LayerNorm. Post-LN
+        # blocks end normalised and normalise the embeddings instead (BERT's layout), which are then
+        # not scaled by sqrt(hidden) (`input_scale`; SeqRecModel applies it).
+        self.norm = nn.Identity() if block.post_norm else nn.LayerNorm(spec.hidden, eps=block.norm_eps)
+        self.embed_norm = nn.LayerNorm(spec.hidden, eps=block.norm_eps) if block.post_norm else nn.Identity()
+        self.input_scale = 1.0 if block.post_norm else spec.hidden**0.5
         self.from_start = spec.positions == "from_start"
 
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -56,7 +61,7 @@ class SASRecEncoder(nn.Module):
             # [L] distance from the most recent slot (written so, not as a descending arange, which
             # the ONNX export turns into an empty range)
             index = (L - 1) - torch.arange(L, device=x.device)  # [L]
-        x = self.drop(x + self.positions(index)) * real.unsqueeze(-1)  # [B, L, D]
+        x = self.drop(self.embed_norm(x + self.positions(index))) * real.unsqueeze(-1)  # [B, L, D]
         visible = real.unsqueeze(1)  # [B, 1, L] real keys
         if self.causal:
             visible = visible & torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [B, L, L]

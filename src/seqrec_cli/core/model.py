@@ -84,9 +84,11 @@ class SeqRecModel(nn.Module):
             x = torch.where(
                 is_mask, self.encoder.mask_token, F.embedding(inputs.clamp(min=PAD), table)
             )  # [B, L, D]
+        # sqrt(hidden) unless the encoder says otherwise (post-LN SASRec normalises its embeddings)
+        x = x * getattr(self.encoder, "input_scale", math.sqrt(self.hidden))  # [B, L, D]
         if self.uses_times and times is not None:
-            return self.encoder(x * math.sqrt(self.hidden), real, times)  # [B, L, D]
-        return self.encoder(x * math.sqrt(self.hidden), real)  # [B, L, D]
+            return self.encoder(x, real, times)  # [B, L, D]
+        return self.encoder(x, real)  # [B, L, D]
 
     def item_weights(self) -> torch.Tensor:
         """[N + 1, D] the one item table for inputs and scores; column 0 (PAD) is masked wherever

@@ -18,7 +18,7 @@ SplitKind = Literal["leave_one_out", "temporal"]
 TemporalTargets = Literal["next", "all"]
 EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
 PositionScheme = Literal["from_end", "from_start"]
-BlockLayout = Literal["pre_ln", "original"]
+BlockLayout = Literal["pre_ln", "original", "post_ln"]
 # "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
 ModelKind = Literal["neural", "popularity", "itemknn", "markov", "random"]
 SampledNegatives = Literal["uniform", "popularity"]
@@ -241,7 +241,8 @@ class ModelSpec(Section):
         default="pre_ln",
         description="sasrec/bert4rec block: pre_ln (LayerNorm before attention and feed-forward, GELU) "
         "or original (the SASRec code's: normalised query as the attention residual, raw keys/values, "
-        "ReLU feed-forward)",
+        "ReLU feed-forward) or post_ln (BERT's and RecBole's: LayerNorm after each residual sum and on the "
+        "embeddings, which are not scaled by sqrt(hidden))",
     )
     dropout: float = Field(
         default=0.2, ge=0.0, lt=1.0, description="dropout on embeddings and in every block"
