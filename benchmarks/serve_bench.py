@@ -349,6 +349,14 @@ async def fill_histories(port: int, hists: list[list[str]], users: int) -> None:
     conn.close()
 
 
+def half_way(samples: list[list[float]], start: float) -> float:
+    """RSS at the sample nearest the middle of the soak (the start value when there are no samples)."""
+    if not samples:
+        return start
+    middle = samples[-1][0] / 2
+    return min(samples, key=lambda s: abs(s[0] - middle))[1]
+
+
 async def soak(args, export: Path, work: Path, hists: list[list[str]]) -> dict:
     env = dict(item.split("=", 1) for item in args.soak_env)
     server = Server(export, work, "torch", args.max_batch, args.max_wait_ms, args.threads, env)
@@ -374,6 +382,8 @@ async def soak(args, export: Path, work: Path, hists: list[list[str]]) -> dict:
             "rss_mib_after_warmup": round(rss_start, 1),
             "rss_mib_end": round(rss_end, 1),
             "rss_growth": round(rss_end / rss_start - 1, 4),
+            # a leak grows at a steady rate; an allocator settling on its working set slows down
+            "rss_growth_second_half": round(rss_end / half_way(samples, rss_start) - 1, 4),
             "rss_mib_samples": samples,
             "server_env": env,
             "history_store_bytes_end": store_bytes,
