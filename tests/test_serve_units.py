@@ -108,10 +108,11 @@ def test_batcher_coalesces_concurrent_requests_and_keeps_their_order() -> None:
 
 
 def test_batch_size_one_never_coalesces() -> None:
-    model = FakeModel()
-    batcher = MicroBatcher(lambda: model, max_batch=1, max_wait_ms=0)
+    model, between = FakeModel(), []
+    batcher = MicroBatcher(lambda: model, max_batch=1, max_wait_ms=0, between_batches=lambda: between.append(1))
     batcher.start()
     futures = [batcher.submit([Query([str(n)], None, 1, True, [])]) for n in range(5)]
     assert [f.result(timeout=10)[0][0].items[0][0] for f in futures] == [str(n) for n in range(5)]
     batcher.stop()
     assert model.calls == [1] * 5
+    assert len(between) == 5  # the housekeeping hook (heap trimming) ran after every batch

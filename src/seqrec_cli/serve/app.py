@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from seqrec_cli.errors import UserError
 from seqrec_cli.serve.batcher import MicroBatcher
 from seqrec_cli.serve.engine import Answer, Query, ServedModel
+from seqrec_cli.serve.memory import HeapTrimmer
 from seqrec_cli.serve.metrics import ServeMetrics
 from seqrec_cli.serve.schemas import (
     BatchRecommendRequest,
@@ -56,6 +57,7 @@ class ServeConfig:
     max_wait_ms: float = 0.0
     max_history: int = 2000  # longest history a request may send (items); longer is a 422
     use_ann: bool = True
+    trim_interval_s: float = 1.0  # free heap pages go back to the system this often (serve/memory.py)
 
 
 class Problem(Exception):
@@ -69,8 +71,13 @@ class State:
         self.store = store
         self.metrics = ServeMetrics.create()
         self.reload_lock = threading.Lock()
+        self.heap = HeapTrimmer(config.trim_interval_s)
         self.batcher = MicroBatcher(
-            lambda: self.model, config.max_batch, config.max_wait_ms, self.metrics.batch_size.observe
+            lambda: self.model,
+            config.max_batch,
+            config.max_wait_ms,
+            self.metrics.batch_size.observe,
+            self.heap.maybe_trim,
         )
 
 

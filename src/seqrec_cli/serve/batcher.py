@@ -7,7 +7,8 @@ up while the previous pass ran: on CPU a pass takes tens of ms, so requests gath
 wait costs a thread wake-up that a busy machine can delay by far more than the wait itself. It reads
 the current model once per batch, so a reload (which swaps the model reference) never changes the
 model under a batch in flight.
-max_batch=1 is plain one-request-at-a-time serving.
+max_batch=1 is plain one-request-at-a-time serving. Between batches, after the answers are out, it
+runs `between_batches` (the server's heap trimming, serve/memory.py).
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ class MicroBatcher:
         max_batch: int,
         max_wait_ms: float,
         on_batch: Callable[[int], None] = lambda size: None,
+        between_batches: Callable[[], None] = lambda: None,
     ):
         self.current = current
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.on_batch = on_batch
+        self.between_batches = between_batches
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="seqrec-batcher", daemon=True)
 
@@ -93,5 +96,6 @@ class MicroBatcher:
                 for job in jobs:
                     job.future.set_result((answers[start : start + len(job.queries)], model))
                     start += len(job.queries)
+            self.between_batches()
             if stop:
                 return
