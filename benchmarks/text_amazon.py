@@ -20,9 +20,8 @@ from pathlib import Path
 from seqrec_cli.pipelines.results import compare, load_run_eval
 
 BEAUTY = [("id (experiments/text/beauty_id.yaml)", "runs/beauty-id"),
-          ("id, name=beauty-id-3ep (beauty_id.yaml, train.epochs 3)", "runs/beauty-id-3ep"),
           ("id+text (experiments/text/beauty_idtext.yaml)", "runs/beauty-idtext")]
-IDTEXT = BEAUTY[2]
+IDTEXT = BEAUTY[1]
 COLD = ("id+text, id_dropout 0.5 (experiments/text/beauty_cold_idtext.yaml)", "runs/beauty-cold-idtext")
 TRANSFER = [
     ("zero-shot (Beauty text model as is)", "evals/toys-text-scratch-from-beauty-text-moe"),
@@ -82,7 +81,7 @@ def beauty(root: Path) -> dict:
         rows[label] = {"test": {k: rep["metrics"][k] for k in KEYS} if rep else None,
                        "training": training(root, folder)}
     paired = {}
-    for label, folder in BEAUTY[:2]:
+    for label, folder in BEAUTY[:1]:
         if not (test_report(root, folder) and test_report(root, IDTEXT[1])):
             continue
         a, b = load_run_eval(str(root / IDTEXT[1]), "test"), load_run_eval(str(root / folder), "test")
@@ -114,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, required=True, help="runtime.output_root of the runs")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--machine", default="2-core shared CPU (8 engineers), torch threads 1")
+    parser.add_argument("--machine", default="2-core CPU, torch threads 1 per run")
     args = parser.parse_args()
     out = {
         "machine": args.machine,
