@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 from pathlib import Path
 
@@ -93,11 +94,28 @@ def beauty(root: Path) -> dict:
     return {"rows": rows, "paired": paired}
 
 
+def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
+    """95% Wilson score interval of a proportion: sound at a handful of hits, unlike the normal one."""
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(centre - half, 5), round(centre + half, 5)]
+
+
 def cold(root: Path) -> dict:
     rep = test_report(root, COLD[1])
     block = rep.get("cold_start") if rep else None
-    return {"run": COLD[0], "cold_start": block, "id_only": "0 (held-out ids never train; unrankable)",
-            "training": training(root, COLD[1])}
+    hit_rates = None
+    if block and block.get("rankable"):
+        n = block["cold_targets"]
+        hit_rates = {}
+        for k in (10, 20, 50):
+            hr, chance = block["cold_metrics"][f"HR@{k}"], block["cold_chance"][f"HR@{k}"]
+            hits = round(hr * n)
+            hit_rates[f"HR@{k}"] = {"hits": hits, "targets": n, "value": hr, "ci95_wilson": wilson(hits, n),
+                                    "chance": chance, "times_chance": round(hr / chance, 2)}
+    return {"run": COLD[0], "cold_start": block, "cold_hit_rates": hit_rates,
+            "id_only": "0 (held-out ids never train; unrankable)", "training": training(root, COLD[1])}
 
 
 def transfer(root: Path) -> list[dict]:
