@@ -10,6 +10,8 @@ The other encoders live in their own modules (gru4rec, hstu, hf_backbones) and a
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -49,7 +51,7 @@ class SASRecEncoder(nn.Module):
         # not scaled by sqrt(hidden) (`input_scale`; SeqRecModel applies it).
         self.norm = nn.Identity() if block.post_norm else nn.LayerNorm(spec.hidden, eps=block.norm_eps)
         self.embed_norm = nn.LayerNorm(spec.hidden, eps=block.norm_eps) if block.post_norm else nn.Identity()
-        self.input_scale = 1.0 if block.post_norm else spec.hidden**0.5
+        self.input_scale = 1.0 if block.post_norm else math.sqrt(spec.hidden)
         self.from_start = spec.positions == "from_start"
 
     def forward(self, x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
