@@ -109,7 +109,9 @@ def test_batcher_coalesces_concurrent_requests_and_keeps_their_order() -> None:
 
 def test_batch_size_one_never_coalesces() -> None:
     model, between = FakeModel(), []
-    batcher = MicroBatcher(lambda: model, max_batch=1, max_wait_ms=0, between_batches=lambda: between.append(1))
+    batcher = MicroBatcher(
+        lambda: model, max_batch=1, max_wait_ms=0, between_batches=lambda: between.append(1)
+    )
     batcher.start()
     futures = [batcher.submit([Query([str(n)], None, 1, True, [])]) for n in range(5)]
     assert [f.result(timeout=10)[0][0].items[0][0] for f in futures] == [str(n) for n in range(5)]
