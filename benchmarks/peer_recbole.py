@@ -67,11 +67,6 @@ CANDIDATES: dict[str, tuple[list[str], bool]] = {
         ["train.window_stride=10", "train.batch_size=32", "model.emb_init_std=0.02", "model.block=post_ln",
          "model.positions=from_start"], False
     ),
-    "recbole-arch-s10-b256": (
-        ["train.window_stride=10", "model.emb_init_std=0.02", "model.block=post_ln",
-         "model.positions=from_start"],
-        False,
-    ),
     "last-b64": (
         ["train.batch_size=64", "train.lr=0.002", "train.windows=last", "train.window_stride=null"],
         True,

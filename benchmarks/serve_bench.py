@@ -97,7 +97,6 @@ class Server:
         self.store = work / f"h-{backend}-{max_batch}-{wait_ms:g}.sqlite3"
         for stale in (self.store, Path(f"{self.store}-wal"), Path(f"{self.store}-shm")):
             stale.unlink(missing_ok=True)
-        store = self.store
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(extra_env or {})}
         self.proc = subprocess.Popen(
             [
@@ -117,7 +116,7 @@ class Server:
                 "--threads",
                 str(threads),
                 "--store",
-                str(store),
+                str(self.store),
             ],
             stdout=open(self.log, "wb"),
             stderr=subprocess.STDOUT,

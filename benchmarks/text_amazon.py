@@ -22,7 +22,7 @@ from seqrec_cli.pipelines.results import compare, load_run_eval
 
 BEAUTY = [("id (experiments/text/beauty_id.yaml)", "runs/beauty-id"),
           ("id+text (experiments/text/beauty_idtext.yaml)", "runs/beauty-idtext")]
-IDTEXT = BEAUTY[1]
+ID, IDTEXT = BEAUTY
 COLD = ("id+text, id_dropout 0.5 (experiments/text/beauty_cold_idtext.yaml)", "runs/beauty-cold-idtext")
 TRANSFER = [
     ("zero-shot (Beauty text model as is)", "evals/toys-text-scratch-from-beauty-text-moe"),
@@ -82,13 +82,11 @@ def beauty(root: Path) -> dict:
         rows[label] = {"test": {k: rep["metrics"][k] for k in KEYS} if rep else None,
                        "training": training(root, folder)}
     paired = {}
-    for label, folder in BEAUTY[:1]:
-        if not (test_report(root, folder) and test_report(root, IDTEXT[1])):
-            continue
-        a, b = load_run_eval(str(root / IDTEXT[1]), "test"), load_run_eval(str(root / folder), "test")
-        result = compare(a, b)
+    if test_report(root, ID[1]) and test_report(root, IDTEXT[1]):
+        with_text, ids = (load_run_eval(str(root / run[1]), "test") for run in (IDTEXT, ID))
+        result = compare(with_text, ids)
         ndcg = result["metrics"]["NDCG@10"]
-        paired[f"{IDTEXT[0]} minus {label}"] = {
+        paired[f"{IDTEXT[0]} minus {ID[0]}"] = {
             "users": result["cases"], **{k: result["metrics"][k] for k in KEYS},
             "relative_NDCG@10": (ndcg["a"] - ndcg["b"]) / ndcg["b"] if ndcg["b"] else None}
     return {"rows": rows, "paired": paired}
