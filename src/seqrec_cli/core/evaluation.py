@@ -17,6 +17,7 @@ import torch
 
 from seqrec_cli.core.metrics import mean_metrics, metrics_at_k, per_case_metrics
 from seqrec_cli.core.model import SeqRecModel
+from seqrec_cli.core.repeat import WindowOffsets
 from seqrec_cli.core.runtime import Runtime
 from seqrec_cli.data.batching import PAD, case_batches
 from seqrec_cli.data.process import Sequences
@@ -41,8 +42,17 @@ class Scorer(Protocol):
         """Scores of given (row, item) pairs: rows, items [T] -> [T] float32."""
 
 
+@dataclass
+class ModelState:
+    """ModelScorer's state for a batch of cases."""
+
+    hidden: torch.Tensor  # [B, D] after the most recent item
+    offsets: WindowOffsets | None  # model.repeat_bias's offsets for the window items, or None
+
+
 class ModelScorer:
-    """A trained model: state = the hidden state after the most recent item; scores = dot products.
+    """A trained model: state = the hidden state after the most recent item; scores = dot products
+    (plus model.repeat_bias's offsets for the items in the window).
 
     Items the model cannot rank (held out of training, id table only) score -inf: they are never
     recommended, and as a target such an item ranks after every finite candidate (a miss).
@@ -59,21 +69,26 @@ class ModelScorer:
 
     def begin(
         self, inputs: torch.Tensor, users: np.ndarray, times: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    ) -> ModelState:
         with self.runtime.autocast():
-            return self.model.last_hidden(inputs, times).float()  # [B, D]
+            hidden = self.model.last_hidden(inputs, times).float()  # [B, D]
+        return ModelState(hidden, self.model.window_offsets(inputs, hidden))
 
-    def block(self, state: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        scores = state @ self.table[lo:hi].T  # [B, C]
+    def block(self, state: ModelState, lo: int, hi: int) -> torch.Tensor:
+        scores = state.hidden @ self.table[lo:hi].T  # [B, C]
+        if state.offsets is not None:
+            scores = state.offsets.add_to(scores, lo)  # [B, C]
         if self.unrankable is not None:
             inside = self.unrankable[(self.unrankable >= lo) & (self.unrankable < hi)]  # [C_in]
             scores[:, inside - lo] = float("-inf")
         return scores
 
-    def items(self, state: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def items(self, state: ModelState, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # the same matmul as block() (only the column set differs), so a target scores as inside a block
-        scores = state @ self.table[items].T  # [B, T]
+        scores = state.hidden @ self.table[items].T  # [B, T]
         picked = scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
+        if state.offsets is not None:
+            picked = state.offsets.rows(rows).add_to_items(picked, items)  # [T]
         if self.unrankable is not None:
             picked[torch.isin(items, self.unrankable)] = float("-inf")
         return picked

@@ -1,7 +1,8 @@
 """Training objectives. Registry keys are the spec's `train.loss` choices.
 
 Every loss has one call signature, loss(hidden [B, L, D], labels [B, L], item_weights [N + 1, D]),
-and returns the mean over labelled positions. `make_loss(train_spec, popularity)` builds it from
+and returns the mean over labelled positions (full_ce also takes model.repeat_bias's offsets).
+`make_loss(train_spec, popularity)` builds it from
 the spec; the popularity counts are the only data a sampler needs. Random negatives come from
 torch's global generator, which the train loop seeds and checkpoints.
 """
@@ -14,6 +15,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from seqrec_cli.core.repeat import WindowOffsets
 from seqrec_cli.data.batching import IGNORE, PAD
 from seqrec_cli.spec.models import TrainSpec
 
@@ -82,12 +84,17 @@ def _labelled(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *,
-                       label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
+                       label_smoothing: float = 0.0, temperature: float = 1.0,
+                       offsets: WindowOffsets | None = None) -> torch.Tensor:
     """Softmax cross-entropy over the whole catalogue. hidden [B, L, D], labels [B, L], weights [N + 1, D].
 
     label_smoothing spreads that share of the target over all N real items (never PAD);
-    temperature divides every logit.
+    temperature divides every logit. offsets (model.repeat_bias, one row per [B, L] position) are added
+    to the logits before the softmax; that path materialises the [P, N + 1] logits.
     """
+    if offsets is not None:
+        return plain_full_cross_entropy(hidden, labels, item_weights, label_smoothing=label_smoothing,
+                                        temperature=temperature, offsets=offsets)
     h, target = _labelled(hidden, labels)  # [P, D], [P]
     # fp32 math for the softmax even under bf16 autocast: log-sum-exp over many items needs it.
     h = h.float() if temperature == 1.0 else h.float() / temperature  # [P, D]
@@ -97,11 +104,16 @@ def full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights:
 
 
 def plain_full_cross_entropy(hidden: torch.Tensor, labels: torch.Tensor, item_weights: torch.Tensor, *,
-                             label_smoothing: float = 0.0, temperature: float = 1.0) -> torch.Tensor:
-    """Reference implementation with plain autograd (tests compare the fused one against it)."""
-    h, target = _labelled(hidden, labels)  # [P, D], [P]
-    logits = (h @ item_weights.T).float() / temperature  # [P, N + 1]
-    log_p = logits[:, 1:].log_softmax(dim=1)  # [P, N]; PAD is not a class
+                             label_smoothing: float = 0.0, temperature: float = 1.0,
+                             offsets: WindowOffsets | None = None) -> torch.Tensor:
+    """Plain autograd: the reference the fused one is tested against, and the path with offsets."""
+    keep = labels != IGNORE  # [B, L]
+    h, target = hidden[keep], labels[keep]  # [P, D], [P]
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        logits = h.float() @ item_weights.float().T  # [P, N + 1]
+        if offsets is not None:
+            logits = offsets.rows(keep.reshape(-1)).add_to(logits)  # [P, N + 1]
+        log_p = (logits / temperature)[:, 1:].log_softmax(dim=1)  # [P, N]; PAD is not a class
     nll = -log_p.gather(1, (target - 1).unsqueeze(1)).squeeze(1)  # [P]
     return ((1.0 - label_smoothing) * nll - label_smoothing * log_p.mean(dim=1)).mean()
 

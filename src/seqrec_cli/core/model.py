@@ -10,6 +10,7 @@ from torch import nn
 
 from seqrec_cli.core.encoders import ENCODERS
 from seqrec_cli.core.item_repr import TextItems
+from seqrec_cli.core.repeat import RepeatBias, WindowOffsets
 from seqrec_cli.data.batching import PAD
 from seqrec_cli.data.masked_batching import MASK
 from seqrec_cli.spec.models import ModelSpec
@@ -41,6 +42,8 @@ class SeqRecModel(nn.Module):
         self.encoder = ENCODERS[spec.encoder](spec)
         self.masked = self.encoder.objective == "masked_item"  # [MASK] inputs; one appended at inference
         self.uses_times = getattr(self.encoder, "uses_times", False)  # forward takes timestamps (HSTU)
+        # model.repeat_bias starts at zero (own init, not the encoder's): it only adds what it learns
+        self.repeat = RepeatBias(spec.max_len, spec.hidden) if spec.repeat_bias else None
         self._init_weights()
 
     def hold_out_items(self, items: torch.Tensor) -> None:
@@ -112,11 +115,18 @@ class SeqRecModel(nn.Module):
             inputs = torch.cat([inputs[:, 1:], torch.full_like(inputs[:, :1], MASK)], dim=1)  # [B, L]
         return self.encode(inputs, times)[:, -1]  # [B, D]
 
+    def window_offsets(self, inputs: torch.Tensor, last_hidden: torch.Tensor) -> WindowOffsets | None:
+        """model.repeat_bias's offsets for the state after the last input item; None without one."""
+        return None if self.repeat is None else self.repeat.last_position(inputs, last_hidden)
+
     def score_all(self, inputs: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L] (and [B, L] times) -> [B, N + 1] scores over the whole catalogue; PAD and unrankable
         items score -inf."""
         h = self.last_hidden(inputs, times)  # [B, D]
         scores = (h @ self.item_weights().T).float()  # [B, N + 1]
+        offsets = self.window_offsets(inputs, h)
+        if offsets is not None:
+            scores = offsets.add_to(scores)  # [B, N + 1]
         scores[:, PAD] = float("-inf")
         unrankable = self.unrankable_items()
         if unrankable is not None:

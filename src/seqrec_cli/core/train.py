@@ -136,7 +136,10 @@ class StepLoss(nn.Module):
         self, inputs: torch.Tensor, labels: torch.Tensor, times: torch.Tensor | None = None
     ) -> torch.Tensor:
         hidden = self.model.encode(inputs, times)  # [B, L, D]
-        return self.loss_fn(hidden, labels, self.model.item_weights())  # []
+        if self.model.repeat is None:
+            return self.loss_fn(hidden, labels, self.model.item_weights())  # []
+        offsets = self.model.repeat.every_position(inputs, hidden)  # one row per [B, L] position
+        return self.loss_fn(hidden, labels, self.model.item_weights(), offsets=offsets)  # []
 
 
 def batch_seed(seed: int, epoch: int, index: int) -> int:

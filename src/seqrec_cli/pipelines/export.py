@@ -16,6 +16,7 @@ from seqrec_cli.artifacts.model_card import model_card
 from seqrec_cli.core.methods import merge_lora
 from seqrec_cli.core.runtime import resolve_runtime
 from seqrec_cli.data.batching import PAD
+from seqrec_cli.errors import UserError
 from seqrec_cli.pipelines.common import BEST, load_dataset, load_trained
 from seqrec_cli.pipelines.paths import export_dir, run_dir
 from seqrec_cli.spec.loader import spec_hash
@@ -94,6 +95,12 @@ def _serving_files(model, spec: ExperimentSpec, seqs, table: torch.Tensor, optio
 
 
 def export(spec: ExperimentSpec, checkpoint: str = BEST, options: ExportOptions = ExportOptions()) -> Path:
+    if spec.model.repeat_bias:  # served scores are state . table (and ANN search over it): no offsets yet
+        raise UserError("a model with model.repeat_bias cannot be exported yet: the export's scoring "
+                        "(safetensors table, ONNX graph, ANN index) has no window offsets",
+                        where="model.repeat_bias",
+                        fix="evaluate it from its run folder (seqrec evaluate), or train with "
+                        "model.repeat_bias: false to export and serve")
     seqs, manifest, prepared = load_dataset(spec)
     built, payload, ckpt_path = load_trained(spec, seqs, manifest, resolve_runtime("cpu", "fp32"), checkpoint)
     model, model_section, items_info, vectors = _exported_model(spec, built)

@@ -17,6 +17,7 @@ ItemInfoFormat = Literal["recbole", "movielens", "table", "attributes_json"]
 SplitKind = Literal["leave_one_out", "temporal"]
 TemporalTargets = Literal["next", "all"]
 EncoderKind = Literal["sasrec", "bert4rec", "gru4rec", "hstu", "hf_gpt2", "hf_bert", "hf_llama"]
+MASKED_ENCODERS = ("bert4rec", "hf_bert")  # trained on [MASK]ed inputs, not next-item
 PositionScheme = Literal["from_end", "from_start"]
 BlockLayout = Literal["pre_ln", "original", "post_ln"]
 # "neural" trains model.encoder; the others are the non-neural baselines of core/baselines.BASELINES.
@@ -268,6 +269,12 @@ class ModelSpec(Section):
         description="hf_*: local folder of a pretrained transformers model (config.json + weights)",
     )
     time_buckets: int = Field(default=32, ge=1, description="hstu: log2-spaced buckets of the time gap")
+    repeat_bias: bool = Field(
+        default=False,
+        description="learn a score offset for items already in the input window, by how recent they are "
+        "and from the hidden state (negative where people rarely repeat, as in MovieLens; positive where "
+        "they do); next-item encoders with train.loss full_ce; docs/models.md",
+    )
 
     @property
     def attention_dropout(self) -> float:
@@ -294,6 +301,11 @@ class ModelSpec(Section):
             )
         if self.block != "pre_ln" and self.encoder not in ("sasrec", "bert4rec"):
             raise ValueError(f"model.block applies to the sasrec and bert4rec encoders, not {self.encoder!r}")
+        if self.repeat_bias and self.encoder in MASKED_ENCODERS:
+            raise ValueError(
+                f"model.repeat_bias needs a next-item encoder (sasrec, gru4rec, hstu, hf_gpt2, hf_llama), "
+                f"not {self.encoder!r}, whose inputs hold [MASK]s"
+            )
         if self.pretrained is not None and not self.encoder.startswith("hf_"):
             raise ValueError(
                 "model.pretrained needs a transformers encoder (model.encoder: hf_gpt2, hf_bert, hf_llama)"
@@ -531,6 +543,15 @@ class ExperimentSpec(Section):
             raise ValueError(
                 f"train.window_stride {stride} is larger than model.max_len {self.model.max_len}: "
                 "target positions between windows would never train; use at most model.max_len"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _repeat_bias_needs_full_ce(self) -> ExperimentSpec:
+        if self.model.repeat_bias and self.train.loss != "full_ce":
+            raise ValueError(
+                f"model.repeat_bias trains with train.loss full_ce only, not {self.train.loss!r}: "
+                "set train.loss: full_ce or model.repeat_bias: false"
             )
         return self
 
