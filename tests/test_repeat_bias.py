@@ -34,8 +34,9 @@ def randomised(bias: RepeatBias, seed: int = 0) -> RepeatBias:
 
 
 def test_offsets_hand_computed():
-    # window 2, 3, 2 (+ an invalid entry): item 2 twice (recency 0.5 + 0.25) and item 3 once (-1), gate 0.1 each
-    offsets = WindowOffsets(items=torch.tensor([[2, 3, 2, 4]]), recency=torch.tensor([[0.5, -1.0, 0.25, 9.0]]),
+    # window 2, 3, 2 (+ an invalid entry): item 2 twice (recency 0.5 + 0.25), item 3 once (-1); gate 0.1 each
+    offsets = WindowOffsets(items=torch.tensor([[2, 3, 2, 4]]),
+                            recency=torch.tensor([[0.5, -1.0, 0.25, 9.0]]),
                             gate=torch.tensor([0.1]), valid=torch.tensor([[True, True, True, False]]))
     assert offsets.add_to(torch.zeros(1, 5))[0].tolist() == pytest.approx([0.0, 0.0, 0.85, -0.9, 0.0])
     assert offsets.add_to(torch.ones(1, 2), lo=2)[0].tolist() == pytest.approx([1.85, 0.1])  # items 2 and 3
@@ -137,7 +138,8 @@ def test_learns_to_rank_items_it_has_read_lower_where_nobody_repeats():
     seqs = permutations(users=64, items=12)
     model = tiny_model(True, items=12, max_len=5)
     batcher = TrainBatcher(seqs, 5, 16, True, windows="sliding", stride=None, per_user=None)
-    parts = TrainParts(model, batcher, make_optimizer(model, lr=1e-2, weight_decay=0.0), full_cross_entropy, CPU)
+    optimizer = make_optimizer(model, lr=1e-2, weight_decay=0.0)
+    parts = TrainParts(model, batcher, optimizer, full_cross_entropy, CPU)
     train_loop(parts, LoopConfig(epochs=8, eval_every=1, seed=0), EarlyStopping(patience=50),
                TrainHooks(validate=lambda epoch: 0.0))
     model.eval()
