@@ -155,8 +155,8 @@ sweep-beauty: install
 
 # Peer protocol (docs/windows.md): seqrec on RecBole's default sequential protocol and its ml-100k files,
 # candidates trained under PEER_MINUTES each, selected on validation, beside RecBole's figures.
-PEER_MINUTES ?= 75
-PEER_CANDIDATES ?= sliding-b64,sliding-b32-d03,last-b64
+PEER_MINUTES ?= 25
+PEER_CANDIDATES ?= repeat-b32-d03,repeat-b64,sliding-b32-d03,last-b64
 bench-peer: install
 	$(PYTHON) benchmarks/peer_recbole.py --minutes $(PEER_MINUTES) --candidates $(PEER_CANDIDATES)
 

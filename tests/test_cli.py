@@ -257,6 +257,21 @@ def test_export_before_training_exits_2(tiny: Path) -> None:
     assert not (tiny.parent / "out" / "exports").exists()
 
 
+def test_repeat_bias_trains_and_evaluates_but_export_refuses_it(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, write_interactions(tmp_path / "interactions.txt"))
+    spec.write_text(spec.read_text().replace("  layers: 1\n", "  layers: 1\n  repeat_bias: true\n"))
+    for command in (("finetune", spec), ("evaluate", spec, "--split", "valid")):
+        result = invoke(*command)
+        assert result.exit_code == 0, result.output
+    assert_user_error(invoke("export", spec), "model.repeat_bias", "cannot be exported")
+    assert not (tmp_path / "out" / "exports").exists()
+
+
+def test_repeat_bias_with_a_masked_encoder_exits_2(tiny: Path) -> None:
+    result = invoke("finetune", tiny, "--set", "model.encoder=bert4rec", "--set", "model.repeat_bias=true")
+    assert_user_error(result, "model.repeat_bias needs a next-item encoder")
+
+
 def test_evaluate_bad_split_is_a_usage_error(tiny: Path) -> None:
     result = invoke("evaluate", tiny, "--split", "train")
     assert result.exit_code == 2
