@@ -152,6 +152,26 @@ def test_learns_to_rank_items_it_has_read_lower_where_nobody_repeats():
     assert not read.gather(1, top).any()  # the top 4 of 7 unread items: none of the 5 read
 
 
+def test_learns_a_positive_offset_where_users_repeat():
+    """Each user cycles through three items of twelve: the next item is always the one read 3 steps ago."""
+    rng = np.random.default_rng(1)
+    loops = [rng.choice(12, size=3, replace=False) + 1 for _ in range(64)]
+    seqs = Sequences(items=np.concatenate([np.tile(loop, 4) for loop in loops]).astype(np.int32),
+                     offsets=np.arange(65, dtype=np.int64) * 12, timestamps=None,
+                     user_ids=[str(u) for u in range(64)], item_ids=[""] + [str(i) for i in range(1, 13)])
+    model = tiny_model(True, items=12, max_len=5)
+    batcher = TrainBatcher(seqs, 5, 16, True, windows="sliding", stride=None, per_user=None)
+    optimizer = make_optimizer(model, lr=1e-2, weight_decay=0.0)
+    train_loop(TrainParts(model, batcher, optimizer, full_cross_entropy, CPU), LoopConfig(epochs=8, seed=0),
+               EarlyStopping(patience=50), TrainHooks(validate=lambda epoch: 0.0))
+    by_distance = model.repeat.by_distance.tolist()  # three steps back = distance 2 from the newest item
+    assert by_distance[2] > 0.3 and all(v < -0.2 for d, v in enumerate(by_distance) if d != 2), by_distance
+    model.eval()
+    inputs = torch.tensor([[4, 9, 2, 4, 9]])  # a loop 4, 9, 2 never seen in training: next is 2
+    with torch.no_grad():
+        assert model.score_all(inputs).argmax().item() == 2
+
+
 def test_masked_encoder_list_matches_the_encoders():
     masked = {name for name, enc in ENCODERS.items() if enc.objective == "masked_item"}
     assert masked == set(MASKED_ENCODERS)
