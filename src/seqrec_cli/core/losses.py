@@ -2,9 +2,9 @@
 
 Every loss has one call signature, loss(hidden [B, L, D], labels [B, L], item_weights [N + 1, D]),
 and returns the mean over labelled positions (full_ce also takes model.repeat_bias's offsets).
-`make_loss(train_spec, popularity)` builds it from
-the spec; the popularity counts are the only data a sampler needs. Random negatives come from
-torch's global generator, which the train loop seeds and checkpoints.
+`make_loss(train_spec, popularity)` builds it from the spec; the popularity counts are the only data
+a sampler needs. Random negatives come from torch's global generator, which the train loop seeds and
+checkpoints.
 """
 
 from __future__ import annotations
