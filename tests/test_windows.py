@@ -199,9 +199,10 @@ def test_make_train_batcher_passes_the_window_settings_for_both_objectives():
 
 def test_window_settings_are_validated():
     with pytest.raises(ValueError, match="train.window_stride applies to train.windows sliding"):
-        TrainSpec(window_stride=3)
+        TrainSpec(windows="last", window_stride=3)
     with pytest.raises(ValueError, match="train.windows_per_user applies"):
-        TrainSpec(windows_per_user=3)
+        TrainSpec(windows="last", windows_per_user=3)
+    assert TrainSpec().windows == "sliding" and TrainSpec(window_stride=3).window_stride == 3  # the default
     with pytest.raises(ValueError, match="larger than model.max_len"):
         ExperimentSpec(name="x", data={"path": "x"}, model={"max_len": 4},
                        train={"windows": "sliding", "window_stride": 5})
@@ -282,7 +283,8 @@ def test_bad_window_settings_exit_2_naming_the_keys():
 
     spec = str(Path(__file__).resolve().parents[1] / "experiments/ml100k/sasrec.yaml")
     cases = [(["train.windows=sliding", "train.window_stride=500"], "train.window_stride 500 is larger than"),
-             (["train.windows_per_user=2"], "train.windows_per_user applies to train.windows sliding"),
+             (["train.windows=last", "train.windows_per_user=2"],
+              "train.windows_per_user applies to train.windows sliding"),
              (["train.windows=slide"], "train.windows")]
     for sets, message in cases:
         args = ["finetune", spec, "--dry-run"] + [a for s in sets for a in ("--set", s)]
