@@ -41,8 +41,11 @@ def test_offsets_hand_computed():
     assert offsets.add_to(torch.zeros(1, 5))[0].tolist() == pytest.approx([0.0, 0.0, 0.85, -0.9, 0.0])
     assert offsets.add_to(torch.ones(1, 2), lo=2)[0].tolist() == pytest.approx([1.85, 0.1])  # items 2 and 3
     assert offsets.add_to(torch.zeros(1, 2), lo=3)[0].tolist() == pytest.approx([-0.9, 0.0])  # items 3 and 4
+    totals = offsets.per_entry()  # evaluation's form: each item's whole offset, placed once
+    assert totals.place(torch.zeros(1, 5))[0].tolist() == pytest.approx([0.0, 0.0, 0.85, -0.9, 0.0])
+    assert totals.place(torch.ones(1, 2), lo=2)[0].tolist() == pytest.approx([1.85, 0.1])
     items = torch.tensor([2, 4, 3])
-    assert offsets.rows(torch.tensor([0, 0, 0])).add_to_items(torch.zeros(3), items).tolist() == \
+    assert totals.rows(torch.tensor([0, 0, 0])).of_items(torch.zeros(3), items).tolist() == \
         pytest.approx([0.85, 0.0, -0.9])
 
 
@@ -123,6 +126,31 @@ def test_a_new_model_scores_as_without_the_offsets_and_the_scorer_matches_score_
         assert torch.allclose(blocks[:, 1:], full[:, 1:], atol=1e-5)
         rows, items = torch.tensor([0, 0, 1, 1]), torch.tensor([3, 5, 10, 11])
         assert torch.allclose(scorer.items(state, rows, items), blocks[rows, items], atol=1e-5)
+
+
+def test_a_target_scores_the_same_float_inside_a_block_and_on_its_own():
+    model = tiny_model(True).eval()
+    with torch.no_grad():
+        randomised(model.repeat)
+        inputs = torch.tensor([[3, 7, 3, 3, 1], [2, 2, 2, 2, 2]])  # items read three and five times
+        scorer = ModelScorer(model, CPU)
+        state = scorer.begin(inputs, np.arange(2))
+        rows, items = torch.tensor([0, 0, 0, 1, 1]), torch.tensor([3, 7, 9, 2, 4])
+        for lo, hi in ((0, 13), (2, 5), (3, 11)):
+            block = scorer.block(state, lo, hi)
+            inside = (items >= lo) & (items < hi)
+            assert torch.equal(scorer.items(state, rows[inside], items[inside]),
+                               block[rows[inside], items[inside] - lo])
+
+
+def test_weights_of_a_model_without_the_offset_load_with_it_at_zero():
+    from seqrec_cli.pipelines.transfer import _load
+
+    plain, with_bias = tiny_model(False), tiny_model(True)
+    randomised(with_bias.repeat)
+    _load(with_bias, plain.state_dict(), "source")
+    assert with_bias.repeat.by_distance.abs().sum() == 0 and with_bias.repeat.gate.weight.abs().sum() == 0
+    assert torch.equal(with_bias.item_emb.weight, plain.item_emb.weight)
 
 
 def permutations(users: int, items: int, seed: int = 0) -> Sequences:

@@ -41,7 +41,9 @@ def test_run_folder_records_its_format_version(trained):
 
 
 @pytest.mark.parametrize(
-    "version, says", [(None, "no format version"), (RUN_FORMAT_VERSION + 1, "version 2")]
+    "version, says",
+    [(None, "no format version"), (RUN_FORMAT_VERSION - 1, f"version {RUN_FORMAT_VERSION - 1}"),
+     (RUN_FORMAT_VERSION + 1, f"version {RUN_FORMAT_VERSION + 1}")],
 )
 def test_resume_and_evaluate_refuse_other_versions(trained, tmp_path, version, says):
     spec, folder = trained

@@ -47,7 +47,7 @@ class ModelState:
     """ModelScorer's state for a batch of cases."""
 
     hidden: torch.Tensor  # [B, D] after the most recent item
-    offsets: WindowOffsets | None  # model.repeat_bias's offsets for the window items, or None
+    offsets: WindowOffsets | None  # model.repeat_bias's per-item totals (WindowOffsets.per_entry), or None
 
 
 class ModelScorer:
@@ -72,12 +72,13 @@ class ModelScorer:
     ) -> ModelState:
         with self.runtime.autocast():
             hidden = self.model.last_hidden(inputs, times).float()  # [B, D]
-        return ModelState(hidden, self.model.window_offsets(inputs, hidden))
+        offsets = self.model.window_offsets(inputs, hidden)
+        return ModelState(hidden, None if offsets is None else offsets.per_entry())
 
     def block(self, state: ModelState, lo: int, hi: int) -> torch.Tensor:
         scores = state.hidden @ self.table[lo:hi].T  # [B, C]
         if state.offsets is not None:
-            scores = state.offsets.add_to(scores, lo)  # [B, C]
+            scores = state.offsets.place(scores, lo)  # [B, C]
         if self.unrankable is not None:
             inside = self.unrankable[(self.unrankable >= lo) & (self.unrankable < hi)]  # [C_in]
             scores[:, inside - lo] = float("-inf")
@@ -88,7 +89,7 @@ class ModelScorer:
         scores = state.hidden @ self.table[items].T  # [B, T]
         picked = scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
         if state.offsets is not None:
-            picked = state.offsets.rows(rows).add_to_items(picked, items)  # [T]
+            picked = state.offsets.rows(rows).of_items(picked, items)  # [T]
         if self.unrankable is not None:
             picked[torch.isin(items, self.unrankable)] = float("-inf")
         return picked

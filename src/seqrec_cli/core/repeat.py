@@ -41,11 +41,31 @@ class WindowOffsets:
         seen = spare.scatter(1, col, 1.0)[:, :cols]  # [R, C] 1 where the item is in the window
         return scores + by_distance + self.gate.to(scores.dtype).unsqueeze(1) * seen
 
-    def add_to_items(self, scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """scores [R] of one item per row (items [R]) -> with the offsets, summed in add_to's order."""
+    def per_entry(self) -> WindowOffsets:
+        """The same offsets with each entry's recency replaced by its item's whole offset (every
+        occurrence's term plus the gate; 0 where not valid) and the gate folded in: what evaluation
+        places with `place` and reads with `of_items`, so a target's score is the same float inside
+        a block and on its own. Costs [R, W, W]: for scoring batches, not training positions."""
+        same = (self.items.unsqueeze(2) == self.items.unsqueeze(1)) & self.valid.unsqueeze(1)  # [R, W, W]
+        total = (same * self.recency.unsqueeze(1)).sum(dim=2) + self.gate.unsqueeze(1)  # [R, W]
+        return WindowOffsets(self.items, torch.where(self.valid, total, 0.0), torch.zeros_like(self.gate),
+                             self.valid)
+
+    def place(self, scores: torch.Tensor, lo: int = 0) -> torch.Tensor:
+        """For per_entry() offsets: scores [R, C] of items lo..lo+C-1 plus each item's one total."""
+        rows, cols = scores.shape
+        inside = self.valid & (self.items >= lo) & (self.items < lo + cols)  # [R, W]
+        col = torch.where(inside, self.items - lo, cols)  # [R, W]; column `cols` collects the rest
+        # every occurrence of an item carries the same total, so the order of the writes never matters
+        placed = scores.new_zeros(rows, cols + 1).scatter(1, col, self.recency.to(scores.dtype))[:, :cols]
+        return scores + placed
+
+    def of_items(self, scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """For per_entry() offsets: scores [R] of one item per row (items [R]) plus that item's total."""
         match = self.valid & (self.items == items.unsqueeze(1))  # [R, W]
-        by_distance = (self.recency * match).sum(dim=1).to(scores.dtype)  # [R]
-        return scores + by_distance + self.gate.to(scores.dtype) * match.any(dim=1)
+        first = match.to(torch.int8).argmax(dim=1, keepdim=True)  # [R, 1] any occurrence: all equal
+        total = self.recency.gather(1, first).squeeze(1).to(scores.dtype)  # [R]
+        return scores + torch.where(match.any(dim=1), total, 0.0)
 
     def rows(self, keep: torch.Tensor) -> WindowOffsets:
         """Select rows (bool mask or indices over R)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from seqrec_cli.core.checkpoint import load_checkpoint
 from seqrec_cli.errors import UserError
 
-RUN_FORMAT_VERSION = 1  # seqrec 0.3: the first versioned run folder
+RUN_FORMAT_VERSION = 2  # 1: seqrec 0.3, the first versioned run folder; 2: train.windows defaults to sliding
 
 
 def stamped(record: dict) -> dict:

@@ -95,6 +95,10 @@ def load_source(source: str, runs_root: Path) -> Source:
 
 
 def _load(model: SeqRecModel, state: dict, where: str, strict: bool = True):
+    if model.repeat is not None and not any(key.startswith("repeat.") for key in state):
+        # a source without model.repeat_bias: the offset starts at zero here, as in any new model
+        zeros = {f"repeat.{key}": torch.zeros_like(value) for key, value in model.repeat.state_dict().items()}
+        state = {**state, **zeros}
     try:
         return model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
