@@ -117,17 +117,23 @@ def history_in_top10(overrides: list[str], split: str) -> dict:
     """Share of the top-10 slots of the split's cases that hold an item the user has already rated:
     one in the model's input window (the last max_len items), or an older one. The protocol does not
     mask them and nobody in ml-100k rates a film twice, so each such slot is a certain miss."""
-    from seqrec_cli.core.evaluation import rank_cases
-    from seqrec_cli.events import no_events
-    from seqrec_cli.pipelines import evaluate as ev
-    from seqrec_cli.pipelines.common import load_dataset, rank_options, runtime_for, split_plan
+    from seqrec_cli.core.evaluation import ModelScorer, rank_cases
+    from seqrec_cli.pipelines.common import (
+        load_dataset,
+        load_trained_model,
+        rank_options,
+        runtime_for,
+        split_plan,
+    )
     from seqrec_cli.spec.loader import load_spec
 
     spec = load_spec(ROOT / SPEC, overrides)
-    seqs, manifest, prepared = load_dataset(spec)
-    model = ev._load_model(spec, seqs, manifest, prepared, runtime_for(spec), ev.BEST, None, no_events)
+    seqs, manifest, _ = load_dataset(spec)
+    runtime = runtime_for(spec)
+    model, _, _ = load_trained_model(spec, seqs, manifest, runtime)
     cases = split_plan(spec, seqs).cases[split]
-    ranked = rank_cases(model.scorer, seqs, cases, rank_options(spec, top_k=10), model.device)
+    options = rank_options(spec, top_k=10)
+    ranked = rank_cases(ModelScorer(model, runtime), seqs, cases, options, runtime.device)
     window = older = 0
     for case, user in enumerate(ranked.users):
         history = seqs.user_items(user)[: ranked.history_len[case]]

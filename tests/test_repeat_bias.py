@@ -41,11 +41,11 @@ def test_offsets_hand_computed():
     assert offsets.add_to(torch.zeros(1, 5))[0].tolist() == pytest.approx([0.0, 0.0, 0.85, -0.9, 0.0])
     assert offsets.add_to(torch.ones(1, 2), lo=2)[0].tolist() == pytest.approx([1.85, 0.1])  # items 2 and 3
     assert offsets.add_to(torch.zeros(1, 2), lo=3)[0].tolist() == pytest.approx([-0.9, 0.0])  # items 3 and 4
-    totals = offsets.per_entry()  # evaluation's form: each item's whole offset, placed once
+    totals = offsets.totals()  # evaluation's form: each item's whole offset, placed once
     assert totals.place(torch.zeros(1, 5))[0].tolist() == pytest.approx([0.0, 0.0, 0.85, -0.9, 0.0])
     assert totals.place(torch.ones(1, 2), lo=2)[0].tolist() == pytest.approx([1.85, 0.1])
     items = torch.tensor([2, 4, 3])
-    assert totals.rows(torch.tensor([0, 0, 0])).of_items(torch.zeros(3), items).tolist() == \
+    assert totals.of_items(torch.zeros(3), torch.tensor([0, 0, 0]), items).tolist() == \
         pytest.approx([0.85, 0.0, -0.9])
 
 

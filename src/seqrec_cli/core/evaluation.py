@@ -17,7 +17,7 @@ import torch
 
 from seqrec_cli.core.metrics import mean_metrics, metrics_at_k, per_case_metrics
 from seqrec_cli.core.model import SeqRecModel
-from seqrec_cli.core.repeat import WindowOffsets
+from seqrec_cli.core.repeat import WindowTotals
 from seqrec_cli.core.runtime import Runtime
 from seqrec_cli.data.batching import PAD, case_batches
 from seqrec_cli.data.process import Sequences
@@ -47,7 +47,7 @@ class ModelState:
     """ModelScorer's state for a batch of cases."""
 
     hidden: torch.Tensor  # [B, D] after the most recent item
-    offsets: WindowOffsets | None  # model.repeat_bias's per-item totals (WindowOffsets.per_entry), or None
+    offsets: WindowTotals | None  # model.repeat_bias's offsets of the window items, or None
 
 
 class ModelScorer:
@@ -73,7 +73,7 @@ class ModelScorer:
         with self.runtime.autocast():
             hidden = self.model.last_hidden(inputs, times).float()  # [B, D]
         offsets = self.model.window_offsets(inputs, hidden)
-        return ModelState(hidden, None if offsets is None else offsets.per_entry())
+        return ModelState(hidden, None if offsets is None else offsets.totals())
 
     def block(self, state: ModelState, lo: int, hi: int) -> torch.Tensor:
         scores = state.hidden @ self.table[lo:hi].T  # [B, C]
@@ -89,7 +89,7 @@ class ModelScorer:
         scores = state.hidden @ self.table[items].T  # [B, T]
         picked = scores[rows, torch.arange(len(items), device=scores.device)]  # [T]
         if state.offsets is not None:
-            picked = state.offsets.rows(rows).of_items(picked, items)  # [T]
+            picked = state.offsets.of_items(picked, rows, items)  # [T]
         if self.unrankable is not None:
             picked[torch.isin(items, self.unrankable)] = float("-inf")
         return picked

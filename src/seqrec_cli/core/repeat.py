@@ -21,6 +21,14 @@ from torch import nn
 from seqrec_cli.data.batching import PAD
 
 
+def _columns(items: torch.Tensor, valid: torch.Tensor, lo: int,
+             cols: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each window entry lands in a block of items lo..lo+cols-1: ([R, W] column, with `cols`
+    (one spare column) for entries outside the block or not valid; [R, W] inside)."""
+    inside = valid & (items >= lo) & (items < lo + cols)  # [R, W]
+    return torch.where(inside, items - lo, cols), inside
+
+
 @dataclass
 class WindowOffsets:
     """Offsets for R scoring rows, each over up to W window items (R = cases, or labelled positions)."""
@@ -33,43 +41,48 @@ class WindowOffsets:
     def add_to(self, scores: torch.Tensor, lo: int = 0) -> torch.Tensor:
         """scores [R, C] of items lo..lo+C-1 -> the same with each row's offsets added (out of place)."""
         rows, cols = scores.shape
-        inside = self.valid & (self.items >= lo) & (self.items < lo + cols)  # [R, W]
-        col = torch.where(inside, self.items - lo, cols)  # [R, W]; column `cols` collects the rest
+        col, inside = _columns(self.items, self.valid, lo, cols)  # [R, W]
         recency = torch.where(inside, self.recency, 0.0).to(scores.dtype)  # [R, W]
         spare = scores.new_zeros(rows, cols + 1)  # [R, C + 1]
         by_distance = spare.scatter_add(1, col, recency)[:, :cols]  # [R, C]
         seen = spare.scatter(1, col, 1.0)[:, :cols]  # [R, C] 1 where the item is in the window
         return scores + by_distance + self.gate.to(scores.dtype).unsqueeze(1) * seen
 
-    def per_entry(self) -> WindowOffsets:
-        """The same offsets with each entry's recency replaced by its item's whole offset (every
-        occurrence's term plus the gate; 0 where not valid) and the gate folded in: what evaluation
-        places with `place` and reads with `of_items`, so a target's score is the same float inside
-        a block and on its own. Costs [R, W, W]: for scoring batches, not training positions."""
+    def totals(self) -> WindowTotals:
+        """Each entry's item's whole offset (every occurrence's term plus the gate), for evaluation.
+        Costs [R, W, W]: for scoring batches, not for every training position."""
         same = (self.items.unsqueeze(2) == self.items.unsqueeze(1)) & self.valid.unsqueeze(1)  # [R, W, W]
         total = (same * self.recency.unsqueeze(1)).sum(dim=2) + self.gate.unsqueeze(1)  # [R, W]
-        return WindowOffsets(self.items, torch.where(self.valid, total, 0.0), torch.zeros_like(self.gate),
-                             self.valid)
-
-    def place(self, scores: torch.Tensor, lo: int = 0) -> torch.Tensor:
-        """For per_entry() offsets: scores [R, C] of items lo..lo+C-1 plus each item's one total."""
-        rows, cols = scores.shape
-        inside = self.valid & (self.items >= lo) & (self.items < lo + cols)  # [R, W]
-        col = torch.where(inside, self.items - lo, cols)  # [R, W]; column `cols` collects the rest
-        # every occurrence of an item carries the same total, so the order of the writes never matters
-        placed = scores.new_zeros(rows, cols + 1).scatter(1, col, self.recency.to(scores.dtype))[:, :cols]
-        return scores + placed
-
-    def of_items(self, scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """For per_entry() offsets: scores [R] of one item per row (items [R]) plus that item's total."""
-        match = self.valid & (self.items == items.unsqueeze(1))  # [R, W]
-        first = match.to(torch.int8).argmax(dim=1, keepdim=True)  # [R, 1] any occurrence: all equal
-        total = self.recency.gather(1, first).squeeze(1).to(scores.dtype)  # [R]
-        return scores + torch.where(match.any(dim=1), total, 0.0)
+        return WindowTotals(self.items, torch.where(self.valid, total, 0.0), self.valid)
 
     def rows(self, keep: torch.Tensor) -> WindowOffsets:
         """Select rows (bool mask or indices over R)."""
         return WindowOffsets(self.items[keep], self.recency[keep], self.gate[keep], self.valid[keep])
+
+
+@dataclass
+class WindowTotals:
+    """One finished offset per window entry (equal for every occurrence of an item): evaluation places
+    it in blocks and reads it for targets, so a target's score is the same float either way."""
+
+    items: torch.Tensor  # [R, W] item ids in the row's window
+    total: torch.Tensor  # [R, W] the entry's item's whole offset (0 where not valid)
+    valid: torch.Tensor  # [R, W] bool
+
+    def place(self, scores: torch.Tensor, lo: int = 0) -> torch.Tensor:
+        """scores [R, C] of items lo..lo+C-1 plus each window item's total."""
+        rows, cols = scores.shape
+        col, _ = _columns(self.items, self.valid, lo, cols)  # [R, W]
+        # every occurrence of an item carries the same total, so the order of the writes never matters
+        placed = scores.new_zeros(rows, cols + 1).scatter(1, col, self.total.to(scores.dtype))[:, :cols]
+        return scores + placed
+
+    def of_items(self, scores: torch.Tensor, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """scores [T] of one (row, item) pair each (rows, items [T]) plus that item's total in its row."""
+        match = self.valid[rows] & (self.items[rows] == items.unsqueeze(1))  # [T, W]
+        first = match.to(torch.int8).argmax(dim=1, keepdim=True)  # [T, 1] any occurrence: all equal
+        total = self.total[rows].gather(1, first).squeeze(1).to(scores.dtype)  # [T]
+        return scores + torch.where(match.any(dim=1), total, 0.0)
 
 
 class RepeatBias(nn.Module):
